@@ -1,0 +1,652 @@
+//! The catalog: API prices, GPU specs, open-model architectures, deployment presets
+//! and model assumptions. The default is compiled in; users override it with TOML.
+//!
+//! Loading is two-phase: serde structs with `deny_unknown_fields`, then `validate()`
+//! which checks ranges and cross references (a deployment naming an unknown GPU).
+//! Parsing a string is not I/O: reading files is the caller's job.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{close_matches, CatalogError};
+use crate::money::{Money, UsdPerMtok};
+
+/// The catalog compiled into the binary.
+pub const DEFAULT_CATALOG_TOML: &str = include_str!("../catalog/default.toml");
+const DEFAULT_CATALOG_NAME: &str = "<embedded catalog>";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assumptions {
+    pub as_of: String,
+    pub source: String,
+    pub hours_per_month: f64,
+    pub gpu_memory_utilization: f64,
+    pub runtime_overhead_gib_per_gpu: f64,
+    pub memory_bandwidth_efficiency: f64,
+    pub mfu: f64,
+    pub tp_efficiency_nvlink: f64,
+    pub tp_efficiency_pcie: f64,
+    pub int4_bytes_per_param: f64,
+    pub slo_tpot_ms: f64,
+    pub slo_ttft_ms: f64,
+    pub peak_to_average: f64,
+    pub min_ops_usd_per_month: Money,
+    pub fte_usd_per_month: Money,
+    pub amortize_months: u32,
+    pub pue: f64,
+    pub host_power_factor: f64,
+    pub usd_per_kwh: f64,
+    pub colocation_usd_per_gpu_month: Money,
+    pub min_utilization: f64,
+    pub seed_selfhost_usd_per_mtok: UsdPerMtok,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Anthropic,
+    Openai,
+    Other,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongContextPrice {
+    pub threshold_input_tokens: u64,
+    pub input_usd_per_mtok: UsdPerMtok,
+    pub output_usd_per_mtok: UsdPerMtok,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiModel {
+    pub id: String,
+    pub provider: Provider,
+    pub input_usd_per_mtok: UsdPerMtok,
+    pub output_usd_per_mtok: UsdPerMtok,
+    /// Absent means the provider does not charge for cache writes (plain input price).
+    pub cache_write_usd_per_mtok: Option<UsdPerMtok>,
+    pub cache_read_usd_per_mtok: Option<UsdPerMtok>,
+    /// Fraction taken off for batch requests (0.5 = 50% off).
+    #[serde(default)]
+    pub batch_discount: f64,
+    pub context_window: u64,
+    pub long_context: Option<LongContextPrice>,
+    pub note: Option<String>,
+    pub as_of: String,
+    pub source: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interconnect {
+    Nvlink,
+    Pcie,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpu {
+    pub id: String,
+    pub name: String,
+    pub memory_gib: f64,
+    pub bandwidth_gb_s: f64,
+    pub bf16_tflops: f64,
+    pub fp8_tflops: Option<f64>,
+    pub interconnect: Interconnect,
+    pub rental_usd_per_gpu_hour: Money,
+    pub purchase_usd: Option<Money>,
+    pub power_kw: f64,
+    pub note: Option<String>,
+    pub as_of: String,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenModel {
+    pub id: String,
+    pub name: String,
+    pub layers: u32,
+    pub hidden_size: u32,
+    pub attention_heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub ffn_size: u32,
+    pub vocab_size: u32,
+    pub params_b: f64,
+    pub active_params_b: f64,
+    pub experts: Option<u32>,
+    pub experts_per_token: Option<u32>,
+    pub max_context: u64,
+    pub note: Option<String>,
+    pub as_of: String,
+    pub source: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Bf16,
+    Fp8,
+    Int8,
+    Int4,
+}
+
+impl Precision {
+    pub const ALL: [&'static str; 4] = ["bf16", "fp8", "int8", "int4"];
+
+    pub fn parse(text: &str) -> Option<Precision> {
+        match text.to_ascii_lowercase().as_str() {
+            "bf16" | "fp16" => Some(Precision::Bf16),
+            "fp8" => Some(Precision::Fp8),
+            "int8" => Some(Precision::Int8),
+            "int4" | "awq" | "gptq" => Some(Precision::Int4),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Bf16 => "bf16",
+            Precision::Fp8 => "fp8",
+            Precision::Int8 => "int8",
+            Precision::Int4 => "int4",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ownership {
+    Rented,
+    Owned,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    pub id: String,
+    pub model: String,
+    pub gpu: String,
+    pub gpus: u32,
+    pub precision: Precision,
+    #[serde(default = "default_ownership")]
+    pub ownership: Ownership,
+    /// Per GPU per month; overrides the GPU's hourly rental when present.
+    pub gpu_usd_per_month: Option<Money>,
+    pub ops_usd_per_month: Option<Money>,
+    /// Ops as a share of one full-time engineer (alternative to `ops_usd_per_month`).
+    pub ops_fte: Option<f64>,
+    #[serde(default)]
+    pub setup_usd: Money,
+    #[serde(default = "one")]
+    pub setup_amortize_months: u32,
+    pub note: Option<String>,
+    pub as_of: String,
+    pub source: String,
+}
+
+fn default_ownership() -> Ownership {
+    Ownership::Rented
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    assumptions: Option<toml::Table>,
+    #[serde(default)]
+    api_model: Vec<ApiModel>,
+    #[serde(default)]
+    gpu: Vec<Gpu>,
+    #[serde(default)]
+    model: Vec<OpenModel>,
+    #[serde(default)]
+    deployment: Vec<Deployment>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub assumptions: Assumptions,
+    assumptions_table: toml::Table,
+    pub api_models: BTreeMap<String, ApiModel>,
+    pub gpus: BTreeMap<String, Gpu>,
+    pub models: BTreeMap<String, OpenModel>,
+    pub deployments: BTreeMap<String, Deployment>,
+}
+
+impl Catalog {
+    /// The embedded default catalog.
+    pub fn embedded() -> Result<Catalog, CatalogError> {
+        let file = parse_file(DEFAULT_CATALOG_NAME, DEFAULT_CATALOG_TOML)?;
+        let mut catalog = Catalog {
+            assumptions: placeholder_assumptions(),
+            assumptions_table: toml::Table::new(),
+            api_models: BTreeMap::new(),
+            gpus: BTreeMap::new(),
+            models: BTreeMap::new(),
+            deployments: BTreeMap::new(),
+        };
+        catalog.merge(DEFAULT_CATALOG_NAME, DEFAULT_CATALOG_TOML, file)?;
+        catalog.validate(DEFAULT_CATALOG_NAME)?;
+        Ok(catalog)
+    }
+
+    /// Adds or replaces entries from a user catalog (same schema) and re-validates.
+    pub fn overlay(&mut self, name: &str, text: &str) -> Result<(), CatalogError> {
+        let file = parse_file(name, text)?;
+        self.merge(name, text, file)?;
+        self.validate(name)
+    }
+
+    /// Checks a catalog file on its own terms over the embedded one, without keeping it.
+    pub fn validate_file(name: &str, text: &str) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::embedded()?;
+        catalog.overlay(name, text)?;
+        Ok(catalog)
+    }
+
+    fn merge(&mut self, name: &str, text: &str, file: CatalogFile) -> Result<(), CatalogError> {
+        if let Some(table) = file.assumptions {
+            for (key, value) in table {
+                self.assumptions_table.insert(key, value);
+            }
+            let merged = toml::Value::Table(self.assumptions_table.clone());
+            self.assumptions = merged.try_into().map_err(|err: toml::de::Error| {
+                let message = err.message().to_string();
+                let (line, column) = locate_assumption_key(text, &message);
+                CatalogError::Parse {
+                    file: name.to_string(),
+                    line,
+                    column,
+                    message: format!("[assumptions]: {message}"),
+                }
+            })?;
+        }
+        for entry in file.api_model {
+            self.api_models.insert(entry.id.clone(), entry);
+        }
+        for entry in file.gpu {
+            self.gpus.insert(entry.id.clone(), entry);
+        }
+        for entry in file.model {
+            self.models.insert(entry.id.clone(), entry);
+        }
+        for entry in file.deployment {
+            self.deployments.insert(entry.id.clone(), entry);
+        }
+        Ok(())
+    }
+
+    fn validate(&self, name: &str) -> Result<(), CatalogError> {
+        let invalid = |entry: &str, field: &str, value: String, allowed: &str| {
+            Err(CatalogError::Invalid {
+                file: name.to_string(),
+                entry: entry.to_string(),
+                field: field.to_string(),
+                value,
+                allowed: allowed.to_string(),
+            })
+        };
+        let a = &self.assumptions;
+        let fractions = [
+            ("gpu_memory_utilization", a.gpu_memory_utilization),
+            ("memory_bandwidth_efficiency", a.memory_bandwidth_efficiency),
+            ("mfu", a.mfu),
+            ("tp_efficiency_nvlink", a.tp_efficiency_nvlink),
+            ("tp_efficiency_pcie", a.tp_efficiency_pcie),
+            ("min_utilization", a.min_utilization),
+        ];
+        for (field, value) in fractions {
+            if !(value > 0.0 && value <= 1.0) {
+                return invalid("assumptions", field, value.to_string(), "a number in (0, 1]");
+            }
+        }
+        let positives = [
+            ("hours_per_month", a.hours_per_month),
+            ("int4_bytes_per_param", a.int4_bytes_per_param),
+            ("slo_tpot_ms", a.slo_tpot_ms),
+            ("slo_ttft_ms", a.slo_ttft_ms),
+            ("pue", a.pue),
+            ("host_power_factor", a.host_power_factor),
+        ];
+        for (field, value) in positives {
+            if !(value.is_finite() && value > 0.0) {
+                return invalid("assumptions", field, value.to_string(), "a finite number > 0");
+            }
+        }
+        if !(a.peak_to_average.is_finite() && a.peak_to_average >= 1.0) {
+            return invalid(
+                "assumptions",
+                "peak_to_average",
+                a.peak_to_average.to_string(),
+                "a finite number >= 1",
+            );
+        }
+        if a.amortize_months == 0 {
+            return invalid("assumptions", "amortize_months", "0".into(), "an integer >= 1");
+        }
+        if !(a.usd_per_kwh.is_finite() && a.usd_per_kwh >= 0.0)
+            || !(a.runtime_overhead_gib_per_gpu.is_finite() && a.runtime_overhead_gib_per_gpu >= 0.0)
+        {
+            return invalid(
+                "assumptions",
+                "usd_per_kwh/runtime_overhead_gib_per_gpu",
+                format!("{}/{}", a.usd_per_kwh, a.runtime_overhead_gib_per_gpu),
+                "finite numbers >= 0",
+            );
+        }
+        for model in self.api_models.values() {
+            if !(0.0..1.0).contains(&model.batch_discount) {
+                return invalid(
+                    &model.id,
+                    "batch_discount",
+                    model.batch_discount.to_string(),
+                    "a fraction in [0, 1)",
+                );
+            }
+            if model.context_window == 0 {
+                return invalid(&model.id, "context_window", "0".into(), "an integer > 0");
+            }
+        }
+        for gpu in self.gpus.values() {
+            for (field, value) in [
+                ("memory_gib", gpu.memory_gib),
+                ("bandwidth_gb_s", gpu.bandwidth_gb_s),
+                ("bf16_tflops", gpu.bf16_tflops),
+            ] {
+                if !(value.is_finite() && value > 0.0) {
+                    return invalid(&gpu.id, field, value.to_string(), "a finite number > 0");
+                }
+            }
+            if let Some(fp8) = gpu.fp8_tflops {
+                if !(fp8.is_finite() && fp8 > 0.0) {
+                    return invalid(&gpu.id, "fp8_tflops", fp8.to_string(), "a finite number > 0");
+                }
+            }
+        }
+        for model in self.models.values() {
+            if model.layers == 0 || model.kv_heads == 0 || model.head_dim == 0 {
+                return invalid(
+                    &model.id,
+                    "layers/kv_heads/head_dim",
+                    format!("{}/{}/{}", model.layers, model.kv_heads, model.head_dim),
+                    "integers > 0",
+                );
+            }
+            if !(model.params_b > 0.0 && model.active_params_b > 0.0)
+                || model.active_params_b > model.params_b
+            {
+                return invalid(
+                    &model.id,
+                    "active_params_b",
+                    format!("{} (params_b {})", model.active_params_b, model.params_b),
+                    "0 < active_params_b <= params_b",
+                );
+            }
+            if model.experts.is_some() != model.experts_per_token.is_some() {
+                return invalid(
+                    &model.id,
+                    "experts_per_token",
+                    format!("{:?}", model.experts_per_token),
+                    "set together with `experts`",
+                );
+            }
+        }
+        for deployment in self.deployments.values() {
+            if !self.models.contains_key(&deployment.model) {
+                return Err(CatalogError::UnknownId {
+                    kind: "model",
+                    id: deployment.model.clone(),
+                    close_matches: close_matches(&deployment.model, self.models.keys()),
+                    context: format!("{name}: deployment `{}`", deployment.id),
+                });
+            }
+            if !self.gpus.contains_key(&deployment.gpu) {
+                return Err(CatalogError::UnknownId {
+                    kind: "GPU",
+                    id: deployment.gpu.clone(),
+                    close_matches: close_matches(&deployment.gpu, self.gpus.keys()),
+                    context: format!("{name}: deployment `{}`", deployment.id),
+                });
+            }
+            if deployment.gpus == 0 {
+                return invalid(&deployment.id, "gpus", "0".into(), "an integer >= 1");
+            }
+            if deployment.setup_amortize_months == 0 {
+                return invalid(&deployment.id, "setup_amortize_months", "0".into(), "an integer >= 1");
+            }
+            if deployment.ops_usd_per_month.is_some() && deployment.ops_fte.is_some() {
+                return invalid(
+                    &deployment.id,
+                    "ops_fte",
+                    format!("{:?}", deployment.ops_fte),
+                    "either ops_usd_per_month or ops_fte, not both",
+                );
+            }
+            if let Some(fte) = deployment.ops_fte {
+                if !(fte.is_finite() && fte >= 0.0) {
+                    return invalid(&deployment.id, "ops_fte", fte.to_string(), "a finite number >= 0");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn api_model(&self, id: &str) -> Result<&ApiModel, CatalogError> {
+        lookup(&self.api_models, "API model", id)
+    }
+
+    pub fn gpu(&self, id: &str) -> Result<&Gpu, CatalogError> {
+        lookup(&self.gpus, "GPU", id)
+    }
+
+    pub fn model(&self, id: &str) -> Result<&OpenModel, CatalogError> {
+        lookup(&self.models, "model", id)
+    }
+
+    pub fn deployment(&self, id: &str) -> Result<&Deployment, CatalogError> {
+        lookup(&self.deployments, "deployment", id)
+    }
+
+    /// Monthly ops cost of a deployment: its fixed figure, or FTE × loaded salary.
+    pub fn ops_per_month(&self, deployment: &Deployment) -> Money {
+        match (deployment.ops_usd_per_month, deployment.ops_fte) {
+            (Some(usd), _) => usd,
+            (None, Some(fte)) => {
+                let milli_fte = (fte * 1000.0).round() as i128;
+                self.assumptions.fte_usd_per_month.mul_ratio(milli_fte, 1000)
+            }
+            (None, None) => Money::ZERO,
+        }
+    }
+}
+
+fn lookup<'a, T>(map: &'a BTreeMap<String, T>, kind: &'static str, id: &str) -> Result<&'a T, CatalogError> {
+    map.get(id).ok_or_else(|| CatalogError::UnknownId {
+        kind,
+        id: id.to_string(),
+        close_matches: close_matches(id, map.keys()),
+        context: String::new(),
+    })
+}
+
+fn parse_file(name: &str, text: &str) -> Result<CatalogFile, CatalogError> {
+    toml::from_str(text).map_err(|err| parse_error(name, text, &err))
+}
+
+/// A TOML error as `file:line:col: message`.
+pub fn parse_error(name: &str, text: &str, err: &toml::de::Error) -> CatalogError {
+    let (line, column) = err
+        .span()
+        .map(|span| line_col(text, span.start))
+        .unwrap_or((1, 1));
+    CatalogError::Parse {
+        file: name.to_string(),
+        line,
+        column,
+        message: err.message().to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
+    (line, column)
+}
+
+/// For an "unknown field `x`" error in `[assumptions]`, finds where `x` is written.
+fn locate_assumption_key(text: &str, message: &str) -> (usize, usize) {
+    let key = message.split('`').nth(1).unwrap_or_default();
+    if key.is_empty() {
+        return (1, 1);
+    }
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with('=') {
+            return line_col(text, offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    (1, 1)
+}
+
+fn placeholder_assumptions() -> Assumptions {
+    Assumptions {
+        as_of: String::new(),
+        source: String::new(),
+        hours_per_month: 730.0,
+        gpu_memory_utilization: 0.9,
+        runtime_overhead_gib_per_gpu: 0.0,
+        memory_bandwidth_efficiency: 1.0,
+        mfu: 1.0,
+        tp_efficiency_nvlink: 1.0,
+        tp_efficiency_pcie: 1.0,
+        int4_bytes_per_param: 0.5,
+        slo_tpot_ms: 50.0,
+        slo_ttft_ms: 2000.0,
+        peak_to_average: 1.0,
+        min_ops_usd_per_month: Money::ZERO,
+        fte_usd_per_month: Money::ZERO,
+        amortize_months: 36,
+        pue: 1.0,
+        host_power_factor: 1.0,
+        usd_per_kwh: 0.0,
+        colocation_usd_per_gpu_month: Money::ZERO,
+        min_utilization: 0.6,
+        seed_selfhost_usd_per_mtok: UsdPerMtok::ZERO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_has_the_required_ids() {
+        let catalog = Catalog::embedded().unwrap();
+        for id in ["claude-haiku-4.5", "claude-sonnet-4.6", "claude-opus-4.7", "gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini"] {
+            catalog.api_model(id).unwrap();
+        }
+        for id in ["llama-3.1-8b", "llama-3.3-70b", "llama-3.1-405b", "mixtral-8x7b", "mixtral-8x22b", "qwen2.5-72b"] {
+            catalog.model(id).unwrap();
+        }
+        for id in ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "l40s", "l4", "a10g"] {
+            catalog.gpu(id).unwrap();
+        }
+        catalog.deployment("seed-llama-3.3-70b-4xa100").unwrap();
+        for entry in catalog.api_models.values() {
+            assert!(!entry.as_of.is_empty() && !entry.source.is_empty(), "{}", entry.id);
+        }
+        for entry in catalog.deployments.values() {
+            assert!(!entry.as_of.is_empty() && !entry.source.is_empty(), "{}", entry.id);
+        }
+    }
+
+    #[test]
+    fn seed_prices_are_the_seed_prices() {
+        // The seed's table: Haiku 1/5, Sonnet 3/15, Opus 5/25; cache write 1.25x, read 0.1x.
+        let catalog = Catalog::embedded().unwrap();
+        for (id, input, output) in [
+            ("claude-haiku-4.5", 1.0, 5.0),
+            ("claude-sonnet-4.6", 3.0, 15.0),
+            ("claude-opus-4.7", 5.0, 25.0),
+        ] {
+            let model = catalog.api_model(id).unwrap();
+            let micro = |usd: f64| (usd * 1e6).round() as i128;
+            assert_eq!(model.input_usd_per_mtok.micro_usd(), micro(input));
+            assert_eq!(model.output_usd_per_mtok.micro_usd(), micro(output));
+            assert_eq!(model.cache_write_usd_per_mtok.unwrap().micro_usd(), micro(input) * 125 / 100);
+            assert_eq!(model.cache_read_usd_per_mtok.unwrap().micro_usd(), micro(input) / 10);
+            assert_eq!(model.batch_discount, 0.5);
+        }
+    }
+
+    #[test]
+    fn unknown_field_reports_file_line_col() {
+        let mut catalog = Catalog::embedded().unwrap();
+        let text = "[[gpu]]\nid = \"x\"\nname = \"X\"\nmemory_gb = 80\n";
+        let err = catalog.overlay("mine.toml", text).unwrap_err().to_string();
+        assert!(err.starts_with("mine.toml:4:1:"), "{err}");
+        assert!(err.contains("memory_gb"), "{err}");
+    }
+
+    #[test]
+    fn unknown_assumption_reports_its_line() {
+        let mut catalog = Catalog::embedded().unwrap();
+        let err = catalog
+            .overlay("a.toml", "[assumptions]\nhours_per_month = 720\nhours_per_mnth = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a.toml:3:1:"), "{err}");
+    }
+
+    #[test]
+    fn overlay_replaces_and_partial_assumptions_merge() {
+        let mut catalog = Catalog::embedded().unwrap();
+        catalog
+            .overlay("o.toml", "[assumptions]\nhours_per_month = 720\n")
+            .unwrap();
+        assert_eq!(catalog.assumptions.hours_per_month, 720.0);
+        assert_eq!(catalog.assumptions.mfu, 0.5);
+    }
+
+    #[test]
+    fn unknown_id_lists_close_matches() {
+        let catalog = Catalog::embedded().unwrap();
+        let err = catalog.gpu("h100").unwrap_err().to_string();
+        assert!(err.contains("h100-sxm") && err.contains("h100-pcie"), "{err}");
+    }
+
+    #[test]
+    fn deployment_with_unknown_gpu_is_rejected() {
+        let mut catalog = Catalog::embedded().unwrap();
+        let text = r#"[[deployment]]
+id = "d"
+model = "llama-3.1-8b"
+gpu = "a100-80"
+gpus = 1
+precision = "bf16"
+as_of = "x"
+source = "y"
+"#;
+        let err = catalog.overlay("d.toml", text).unwrap_err().to_string();
+        assert!(err.contains("a100-80gb"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

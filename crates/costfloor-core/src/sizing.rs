@@ -1,0 +1,422 @@
+//! The deployment calculator: memory, tensor parallelism, decode and prefill
+//! throughput, and capacity, from a roofline model.
+//!
+//! - Weights = params × bytes per parameter. KV per token = 2 × layers × kv_heads ×
+//!   head_dim × bytes.
+//! - One engine step serves `B` running sequences: it decodes one token for each and,
+//!   with chunked prefill, also prefills `B × input ÷ output` prompt tokens, the rate
+//!   that keeps the batch full in steady state. Its time is the larger of
+//!   *memory time* (weights, or the MoE experts the batch touches, plus the batch's KV
+//!   cache, over aggregate bandwidth × efficiency) and *compute time*
+//!   (2 × active params FLOPs per token over TFLOPS × MFU).
+//! - That step time is the time per output token a user sees. The best batch is the
+//!   largest one that fits the KV budget and keeps it within the SLO.
+//!
+//! Attention FLOPs (≈2–4% at these context lengths) and scheduling gaps are left out;
+//! the efficiency factors absorb them (see docs/sizing-calibration.md).
+
+use serde::Serialize;
+
+use crate::catalog::{Assumptions, Gpu, Interconnect, OpenModel, Precision};
+use crate::error::InputError;
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+/// Tensor-parallel sizes tried, smallest first.
+const TP_SIZES: [u32; 5] = [1, 2, 4, 8, 16];
+
+#[derive(Clone, Debug)]
+pub struct SizingInput<'a> {
+    pub model: &'a OpenModel,
+    pub gpu: &'a Gpu,
+    /// GPUs available; replicas = gpus ÷ tensor-parallel size.
+    pub gpus: u32,
+    pub precision: Precision,
+    /// KV-cache bytes per element (2 for bf16, 1 for an fp8 cache).
+    pub kv_bytes_per_element: f64,
+    pub input_tokens: f64,
+    pub output_tokens: f64,
+    pub p99_prompt_tokens: f64,
+    pub slo_tpot_ms: f64,
+    pub slo_ttft_ms: f64,
+    pub assumptions: &'a Assumptions,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Sizing {
+    pub model: String,
+    pub gpu: String,
+    pub gpus: u32,
+    pub precision: Precision,
+    pub weights_gib: f64,
+    pub kv_bytes_per_token: u64,
+    /// KV-cache memory per replica after weights and runtime overhead.
+    pub kv_budget_gib: f64,
+    pub kv_budget_tokens: u64,
+    pub tensor_parallel: u32,
+    pub replicas: u32,
+    /// Sequences of the workload's shape whose KV cache fits at once, per replica.
+    pub max_concurrency: u32,
+    /// The batch that maximises throughput within the SLO, per replica.
+    pub best_batch: u32,
+    pub limited_by: &'static str,
+    pub meets_slo: bool,
+    /// Time per output token at the best batch.
+    pub tpot_ms: f64,
+    pub single_stream_tokens_per_s: f64,
+    /// Aggregate output tokens/s of one replica at the best batch, prefill included.
+    pub output_tokens_per_s: f64,
+    /// Prompt tokens/s of one replica doing only prefill.
+    pub prefill_tokens_per_s: f64,
+    /// Prefill time of a p99 prompt on an idle replica.
+    pub ttft_ms: f64,
+    pub meets_ttft_slo: bool,
+    pub requests_per_s_per_replica: f64,
+    /// Calls per month of one replica at 100% utilisation.
+    pub max_calls_per_month_per_replica: f64,
+    /// Calls per month of all replicas on `gpus` GPUs at 100% utilisation.
+    pub max_calls_per_month: f64,
+    pub bandwidth_efficiency: f64,
+    pub mfu: f64,
+    pub tp_efficiency: f64,
+}
+
+impl SizingInput<'_> {
+    fn validate(&self) -> Result<(), InputError> {
+        for (field, value) in [
+            ("--input-tokens", self.input_tokens),
+            ("--output-tokens", self.output_tokens),
+            ("p99_prompt_tokens", self.p99_prompt_tokens),
+            ("slo.tpot_ms", self.slo_tpot_ms),
+            ("slo.ttft_ms", self.slo_ttft_ms),
+            ("kv_bytes_per_element", self.kv_bytes_per_element),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(InputError::invalid(field, value, "a finite number > 0"));
+            }
+        }
+        if self.gpus == 0 {
+            return Err(InputError::invalid("--gpus", 0, "an integer >= 1"));
+        }
+        let context = self.p99_prompt_tokens + self.output_tokens;
+        if context > self.model.max_context as f64 {
+            return Err(InputError::invalid(
+                "p99_prompt_tokens + output_tokens",
+                context,
+                &format!("at most {}'s max context of {} tokens", self.model.id, self.model.max_context),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn bytes_per_param(&self) -> f64 {
+        match self.precision {
+            Precision::Bf16 => 2.0,
+            Precision::Fp8 | Precision::Int8 => 1.0,
+            Precision::Int4 => self.assumptions.int4_bytes_per_param,
+        }
+    }
+
+    pub fn weights_bytes(&self) -> f64 {
+        self.model.params_b * 1e9 * self.bytes_per_param()
+    }
+
+    pub fn kv_bytes_per_token(&self) -> f64 {
+        2.0 * self.model.layers as f64
+            * self.model.kv_heads as f64
+            * self.model.head_dim as f64
+            * self.kv_bytes_per_element
+    }
+
+    /// FP8 runs on FP8 tensor cores where the GPU has them; weight-only int8/int4 and
+    /// FP8 on older GPUs compute in bf16.
+    fn tflops(&self) -> f64 {
+        match (self.precision, self.gpu.fp8_tflops) {
+            (Precision::Fp8, Some(fp8)) => fp8,
+            _ => self.gpu.bf16_tflops,
+        }
+    }
+
+    fn tp_efficiency(&self, tensor_parallel: u32) -> f64 {
+        if tensor_parallel <= 1 {
+            1.0
+        } else {
+            match self.gpu.interconnect {
+                Interconnect::Nvlink => self.assumptions.tp_efficiency_nvlink,
+                Interconnect::Pcie => self.assumptions.tp_efficiency_pcie,
+            }
+        }
+    }
+
+    fn usable_bytes_per_gpu(&self) -> f64 {
+        self.gpu.memory_gib * GIB * self.assumptions.gpu_memory_utilization
+            - self.assumptions.runtime_overhead_gib_per_gpu * GIB
+    }
+
+    /// Bytes of weights a decode step reads at batch `batch`. Dense models read all
+    /// weights; MoE models read the shared weights plus the experts the batch touches,
+    /// E × (1 − (1 − k/E)^B) per layer for B tokens routed independently.
+    fn weight_bytes_read(&self, batch: f64) -> f64 {
+        let total = self.weights_bytes();
+        match (self.model.experts, self.model.experts_per_token) {
+            (Some(experts), Some(top_k)) if experts > 0 => {
+                let experts = experts as f64;
+                let expert_params = self.model.layers as f64
+                    * experts
+                    * 3.0
+                    * self.model.hidden_size as f64
+                    * self.model.ffn_size as f64;
+                let expert_bytes = (expert_params * self.bytes_per_param()).min(total);
+                let shared_bytes = total - expert_bytes;
+                let touched = experts * (1.0 - (1.0 - top_k as f64 / experts).powf(batch));
+                shared_bytes + expert_bytes * touched / experts
+            }
+            _ => total,
+        }
+    }
+}
+
+/// Roofline figures for one replica of `tensor_parallel` GPUs.
+struct Replica<'a> {
+    input: &'a SizingInput<'a>,
+    bandwidth_bytes_per_s: f64,
+    flops_per_s: f64,
+    kv_per_sequence_bytes: f64,
+}
+
+impl Replica<'_> {
+    /// Step time in seconds at batch `batch`, and whether memory or compute bounds it.
+    fn step(&self, batch: f64) -> (f64, &'static str) {
+        let input = self.input;
+        let mean_context = input.input_tokens + input.output_tokens / 2.0;
+        let memory_bytes = input.weight_bytes_read(batch) + batch * mean_context * input.kv_bytes_per_token();
+        let memory_s = memory_bytes / self.bandwidth_bytes_per_s;
+        let tokens_per_step = batch * (1.0 + input.input_tokens / input.output_tokens);
+        let compute_s = 2.0 * input.model.active_params_b * 1e9 * tokens_per_step / self.flops_per_s;
+        if compute_s > memory_s {
+            (compute_s, "compute")
+        } else {
+            (memory_s, "memory bandwidth")
+        }
+    }
+}
+
+/// Sizes one deployment of `input.gpus` GPUs for the workload's shape.
+pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
+    input.validate()?;
+    let assumptions = input.assumptions;
+    let weights = input.weights_bytes();
+    let kv_per_token = input.kv_bytes_per_token();
+    let slo_s = input.slo_tpot_ms / 1000.0;
+    let mean_sequence = input.input_tokens + input.output_tokens;
+    let p99_sequence = input.p99_prompt_tokens + input.output_tokens;
+
+    let mut last_shortfall = None;
+    for tensor_parallel in TP_SIZES {
+        if tensor_parallel > input.gpus {
+            break;
+        }
+        if input.model.attention_heads % tensor_parallel != 0 {
+            continue;
+        }
+        let usable = input.usable_bytes_per_gpu() * tensor_parallel as f64;
+        let kv_budget = usable - weights;
+        if kv_budget < p99_sequence * kv_per_token {
+            last_shortfall = Some((tensor_parallel, usable));
+            continue;
+        }
+        let tp_efficiency = input.tp_efficiency(tensor_parallel);
+        let replica = Replica {
+            input,
+            bandwidth_bytes_per_s: tensor_parallel as f64
+                * input.gpu.bandwidth_gb_s
+                * 1e9
+                * assumptions.memory_bandwidth_efficiency
+                * tp_efficiency,
+            flops_per_s: tensor_parallel as f64 * input.tflops() * 1e12 * assumptions.mfu * tp_efficiency,
+            kv_per_sequence_bytes: mean_sequence * kv_per_token,
+        };
+        let max_concurrency = ((kv_budget / replica.kv_per_sequence_bytes).floor() as u32).max(1);
+        let (single_step, _) = replica.step(1.0);
+        let meets_slo = single_step <= slo_s;
+        if !meets_slo && tensor_parallel * 2 <= input.gpus {
+            // A wider replica may meet the SLO; try it before settling.
+            continue;
+        }
+        // Step time grows with the batch: the best batch is the largest within the SLO.
+        let best_batch = if meets_slo {
+            let (mut low, mut high) = (1u32, max_concurrency);
+            while low < high {
+                let mid = low + (high - low).div_ceil(2);
+                if replica.step(mid as f64).0 <= slo_s {
+                    low = mid;
+                } else {
+                    high = mid - 1;
+                }
+            }
+            low
+        } else {
+            1
+        };
+        let (step_s, bound) = replica.step(best_batch as f64);
+        let limited_by = if !meets_slo {
+            "latency SLO (not met even at batch 1)"
+        } else if best_batch == max_concurrency && replica.step((best_batch + 1) as f64).0 <= slo_s {
+            "KV-cache memory"
+        } else if bound == "compute" {
+            "latency SLO (compute bound)"
+        } else {
+            "latency SLO (memory-bandwidth bound)"
+        };
+        let output_tokens_per_s = best_batch as f64 / step_s;
+        let requests_per_s = output_tokens_per_s / input.output_tokens;
+        let seconds_per_month = assumptions.hours_per_month * 3600.0;
+        let replicas = input.gpus / tensor_parallel;
+        let prefill_tokens_per_s = replica.flops_per_s / (2.0 * input.model.active_params_b * 1e9);
+        let ttft_ms = input.p99_prompt_tokens / prefill_tokens_per_s * 1000.0;
+        return Ok(Sizing {
+            model: input.model.id.clone(),
+            gpu: input.gpu.id.clone(),
+            gpus: input.gpus,
+            precision: input.precision,
+            weights_gib: weights / GIB,
+            kv_bytes_per_token: kv_per_token.round() as u64,
+            kv_budget_gib: kv_budget / GIB,
+            kv_budget_tokens: (kv_budget / kv_per_token).floor() as u64,
+            tensor_parallel,
+            replicas,
+            max_concurrency,
+            best_batch,
+            limited_by,
+            meets_slo,
+            tpot_ms: step_s * 1000.0,
+            single_stream_tokens_per_s: 1.0 / single_step,
+            output_tokens_per_s,
+            prefill_tokens_per_s,
+            ttft_ms,
+            meets_ttft_slo: ttft_ms <= input.slo_ttft_ms,
+            requests_per_s_per_replica: requests_per_s,
+            max_calls_per_month_per_replica: requests_per_s * seconds_per_month,
+            max_calls_per_month: requests_per_s * seconds_per_month * replicas as f64,
+            bandwidth_efficiency: assumptions.memory_bandwidth_efficiency,
+            mfu: assumptions.mfu,
+            tp_efficiency,
+        });
+    }
+    let usable = last_shortfall.map_or(input.usable_bytes_per_gpu() * input.gpus as f64, |(_, usable)| usable);
+    let kv = p99_sequence * kv_per_token;
+    let needed = weights + kv;
+    Err(InputError::DoesNotFit {
+        model: input.model.id.clone(),
+        precision: input.precision.as_str().to_string(),
+        gpu: input.gpu.id.clone(),
+        gpus: input.gpus,
+        weights_gib: weights / GIB,
+        kv_gib: kv / GIB,
+        context_tokens: p99_sequence as u64,
+        usable_gib: usable / GIB,
+        needed_gib: needed / GIB,
+        shortfall_gib: (needed - usable) / GIB,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn input<'a>(catalog: &'a Catalog, model: &str, gpu: &str, gpus: u32, precision: Precision) -> SizingInput<'a> {
+        SizingInput {
+            model: catalog.model(model).unwrap(),
+            gpu: catalog.gpu(gpu).unwrap(),
+            gpus,
+            precision,
+            kv_bytes_per_element: 2.0,
+            input_tokens: 1000.0,
+            output_tokens: 200.0,
+            p99_prompt_tokens: 1000.0,
+            slo_tpot_ms: 50.0,
+            slo_ttft_ms: 2000.0,
+            assumptions: &catalog.assumptions,
+        }
+    }
+
+    #[test]
+    fn weights_and_kv_match_hand_calculations() {
+        let catalog = Catalog::embedded().unwrap();
+        let llama70 = input(&catalog, "llama-3.3-70b", "a100-80gb", 4, Precision::Bf16);
+        // 70.55B params × 2 bytes = 141.1 GB.
+        assert!((llama70.weights_bytes() / 1e9 - 141.1).abs() < 0.01);
+        // 2 × 80 layers × 8 KV heads × 128 × 2 bytes = 327,680 B = 320 KiB.
+        assert_eq!(llama70.kv_bytes_per_token(), 320.0 * 1024.0);
+        let llama8 = input(&catalog, "llama-3.1-8b", "h100-sxm", 1, Precision::Bf16);
+        // 2 × 32 × 8 × 128 × 2 = 131,072 B = 128 KiB.
+        assert_eq!(llama8.kv_bytes_per_token(), 128.0 * 1024.0);
+        let fp8 = input(&catalog, "llama-3.3-70b", "h100-sxm", 2, Precision::Fp8);
+        assert!((fp8.weights_bytes() / 1e9 - 70.55).abs() < 0.01);
+    }
+
+    #[test]
+    fn seventy_b_bf16_needs_four_a100s() {
+        let catalog = Catalog::embedded().unwrap();
+        let sizing = size(&input(&catalog, "llama-3.3-70b", "a100-80gb", 4, Precision::Bf16)).unwrap();
+        // 131.4 GiB of weights do not fit 2 × (80 × 0.9 − 2) = 140 GiB with useful KV
+        // headroom at the SLO, so the minimum is TP 4.
+        assert_eq!(sizing.tensor_parallel, 4);
+        assert_eq!(sizing.replicas, 1);
+        assert!(sizing.meets_slo);
+        // Compute roof: 4 × 312 TFLOPS × MFU × TP efficiency ÷ (2 × 70.55 GFLOP × 1,200
+        // tokens per call) = 4 × 312e12 × 0.5 × 0.9 / 1.693e14 = 3.32 calls/s at most.
+        let compute_roof = 4.0 * 312e12 * 0.5 * 0.9 / (2.0 * 70.55e9 * 1200.0);
+        assert!(sizing.requests_per_s_per_replica <= compute_roof * 1.0001);
+        assert!(sizing.requests_per_s_per_replica > compute_roof * 0.5);
+    }
+
+    #[test]
+    fn eight_b_fits_one_gpu_and_is_faster_than_seventy_b() {
+        let catalog = Catalog::embedded().unwrap();
+        let small = size(&input(&catalog, "llama-3.1-8b", "h100-sxm", 1, Precision::Bf16)).unwrap();
+        let large = size(&input(&catalog, "llama-3.3-70b", "h100-sxm", 4, Precision::Bf16)).unwrap();
+        assert_eq!(small.tensor_parallel, 1);
+        assert!(small.output_tokens_per_s > large.output_tokens_per_s);
+        // Single-stream decode of 8B on H100: 16.06 GB ÷ (3,350 GB/s × 0.75) ≈ 6.4 ms,
+        // about 156 tokens/s before KV reads.
+        assert!(small.single_stream_tokens_per_s > 100.0 && small.single_stream_tokens_per_s < 160.0);
+    }
+
+    #[test]
+    fn moe_reads_fewer_weights_at_batch_one() {
+        let catalog = Catalog::embedded().unwrap();
+        let mixtral = input(&catalog, "mixtral-8x7b", "h100-sxm", 1, Precision::Bf16);
+        let one = mixtral.weight_bytes_read(1.0);
+        let many = mixtral.weight_bytes_read(256.0);
+        // Batch 1 touches 2 of 8 experts: about 12.9B of 46.7B params.
+        assert!((one / 2.0 / 1e9 - 12.9).abs() < 1.0, "{}", one / 2e9);
+        assert!((many - mixtral.weights_bytes()).abs() / mixtral.weights_bytes() < 0.01);
+    }
+
+    #[test]
+    fn too_big_model_reports_the_shortfall() {
+        let catalog = Catalog::embedded().unwrap();
+        let err = size(&input(&catalog, "llama-3.1-405b", "a100-80gb", 4, Precision::Bf16)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("does not fit") && text.contains("short by"), "{text}");
+        match err {
+            InputError::DoesNotFit { shortfall_gib, .. } => assert!(shortfall_gib > 400.0),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn bigger_batch_within_slo_never_lowers_throughput() {
+        let catalog = Catalog::embedded().unwrap();
+        let mut strict = input(&catalog, "llama-3.1-8b", "a100-80gb", 1, Precision::Bf16);
+        strict.slo_tpot_ms = 20.0;
+        let mut loose = strict.clone();
+        loose.slo_tpot_ms = 100.0;
+        let strict = size(&strict).unwrap();
+        let loose = size(&loose).unwrap();
+        assert!(loose.best_batch >= strict.best_batch);
+        assert!(loose.output_tokens_per_s >= strict.output_tokens_per_s);
+        assert!(strict.tpot_ms <= 20.0 && loose.tpot_ms <= 100.0);
+    }
+}
