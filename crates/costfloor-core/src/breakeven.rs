@@ -60,8 +60,10 @@ pub fn break_even(input: &BreakEvenInput<'_>) -> BreakEven {
     let fixed = input.fixed_monthly.pico_usd() as f64;
     let calls_per_month = (per_call > 0.0).then(|| fixed / per_call);
     let variable_per_call = input.variable_price.micro_usd() as f64 * input.tokens_per_call;
-    let calls_per_month_with_variable = (per_call > variable_per_call).then(|| fixed / (per_call - variable_per_call));
-    let input_margin = (input.api_input_price.micro_usd() - input.variable_price.micro_usd()) as f64;
+    let calls_per_month_with_variable =
+        (per_call > variable_per_call).then(|| fixed / (per_call - variable_per_call));
+    let input_margin =
+        (input.api_input_price.micro_usd() - input.variable_price.micro_usd()) as f64;
     let input_only_tokens_per_month = (input_margin > 0.0).then(|| fixed / input_margin);
     let (first, for_good) = capacity_aware(input);
     BreakEven {
@@ -82,7 +84,10 @@ pub fn break_even(input: &BreakEvenInput<'_>) -> BreakEven {
 /// one) to carry the peak.
 pub fn stepped_cost(input: &BreakEvenInput<'_>, calls: f64) -> (Money, u64) {
     let replicas = replicas_for(input, calls);
-    (input.fixed_non_replica + input.replica_monthly * replicas as i128, replicas)
+    (
+        input.fixed_non_replica + input.replica_monthly * replicas as i128,
+        replicas,
+    )
 }
 
 fn replicas_for(input: &BreakEvenInput<'_>, calls: f64) -> u64 {
@@ -196,6 +201,9 @@ mod tests {
         let input = seed_input(8.7e6, 2.0);
         assert_eq!(stepped_cost(&input, 10.0).1, 1);
         // 10M × 2 ÷ 8.7M = 2.3 → 3 replicas: $2,000 + 3 × $6,000.
-        assert_eq!(stepped_cost(&input, 10e6), (Money::from_whole_usd(20_000), 3));
+        assert_eq!(
+            stepped_cost(&input, 10e6),
+            (Money::from_whole_usd(20_000), 3)
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{close_matches, CatalogError};
 use crate::money::{Money, UsdPerMtok};
@@ -16,7 +16,7 @@ use crate::money::{Money, UsdPerMtok};
 pub const DEFAULT_CATALOG_TOML: &str = include_str!("../catalog/default.toml");
 const DEFAULT_CATALOG_NAME: &str = "<embedded catalog>";
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Assumptions {
     pub as_of: String,
@@ -51,7 +51,7 @@ pub enum Provider {
     Other,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LongContextPrice {
     pub threshold_input_tokens: u64,
@@ -59,7 +59,7 @@ pub struct LongContextPrice {
     pub output_usd_per_mtok: UsdPerMtok,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiModel {
     pub id: String,
@@ -86,7 +86,7 @@ pub enum Interconnect {
     Pcie,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gpu {
     pub id: String,
@@ -104,7 +104,7 @@ pub struct Gpu {
     pub source: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenModel {
     pub id: String,
@@ -165,7 +165,7 @@ pub enum Ownership {
     Owned,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deployment {
     pub id: String,
@@ -305,7 +305,12 @@ impl Catalog {
         ];
         for (field, value) in fractions {
             if !(value > 0.0 && value <= 1.0) {
-                return invalid("assumptions", field, value.to_string(), "a number in (0, 1]");
+                return invalid(
+                    "assumptions",
+                    field,
+                    value.to_string(),
+                    "a number in (0, 1]",
+                );
             }
         }
         let positives = [
@@ -318,7 +323,12 @@ impl Catalog {
         ];
         for (field, value) in positives {
             if !(value.is_finite() && value > 0.0) {
-                return invalid("assumptions", field, value.to_string(), "a finite number > 0");
+                return invalid(
+                    "assumptions",
+                    field,
+                    value.to_string(),
+                    "a finite number > 0",
+                );
             }
         }
         if !(a.peak_to_average.is_finite() && a.peak_to_average >= 1.0) {
@@ -330,11 +340,15 @@ impl Catalog {
             );
         }
         if a.amortize_months == 0 {
-            return invalid("assumptions", "amortize_months", "0".into(), "an integer >= 1");
+            return invalid(
+                "assumptions",
+                "amortize_months",
+                "0".into(),
+                "an integer >= 1",
+            );
         }
-        if !(a.usd_per_kwh.is_finite() && a.usd_per_kwh >= 0.0)
-            || !(a.runtime_overhead_gib_per_gpu.is_finite() && a.runtime_overhead_gib_per_gpu >= 0.0)
-        {
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !non_negative(a.usd_per_kwh) || !non_negative(a.runtime_overhead_gib_per_gpu) {
             return invalid(
                 "assumptions",
                 "usd_per_kwh/runtime_overhead_gib_per_gpu",
@@ -367,7 +381,12 @@ impl Catalog {
             }
             if let Some(fp8) = gpu.fp8_tflops {
                 if !(fp8.is_finite() && fp8 > 0.0) {
-                    return invalid(&gpu.id, "fp8_tflops", fp8.to_string(), "a finite number > 0");
+                    return invalid(
+                        &gpu.id,
+                        "fp8_tflops",
+                        fp8.to_string(),
+                        "a finite number > 0",
+                    );
                 }
             }
         }
@@ -420,7 +439,12 @@ impl Catalog {
                 return invalid(&deployment.id, "gpus", "0".into(), "an integer >= 1");
             }
             if deployment.setup_amortize_months == 0 {
-                return invalid(&deployment.id, "setup_amortize_months", "0".into(), "an integer >= 1");
+                return invalid(
+                    &deployment.id,
+                    "setup_amortize_months",
+                    "0".into(),
+                    "an integer >= 1",
+                );
             }
             if deployment.ops_usd_per_month.is_some() && deployment.ops_fte.is_some() {
                 return invalid(
@@ -432,7 +456,12 @@ impl Catalog {
             }
             if let Some(fte) = deployment.ops_fte {
                 if !(fte.is_finite() && fte >= 0.0) {
-                    return invalid(&deployment.id, "ops_fte", fte.to_string(), "a finite number >= 0");
+                    return invalid(
+                        &deployment.id,
+                        "ops_fte",
+                        fte.to_string(),
+                        "a finite number >= 0",
+                    );
                 }
             }
         }
@@ -461,14 +490,20 @@ impl Catalog {
             (Some(usd), _) => usd,
             (None, Some(fte)) => {
                 let milli_fte = (fte * 1000.0).round() as i128;
-                self.assumptions.fte_usd_per_month.mul_ratio(milli_fte, 1000)
+                self.assumptions
+                    .fte_usd_per_month
+                    .mul_ratio(milli_fte, 1000)
             }
             (None, None) => Money::ZERO,
         }
     }
 }
 
-fn lookup<'a, T>(map: &'a BTreeMap<String, T>, kind: &'static str, id: &str) -> Result<&'a T, CatalogError> {
+fn lookup<'a, T>(
+    map: &'a BTreeMap<String, T>,
+    kind: &'static str,
+    id: &str,
+) -> Result<&'a T, CatalogError> {
     map.get(id).ok_or_else(|| CatalogError::UnknownId {
         kind,
         id: id.to_string(),
@@ -500,7 +535,11 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
     (line, column)
 }
 
@@ -555,21 +594,52 @@ mod tests {
     #[test]
     fn embedded_catalog_has_the_required_ids() {
         let catalog = Catalog::embedded().unwrap();
-        for id in ["claude-haiku-4.5", "claude-sonnet-4.6", "claude-opus-4.7", "gpt-4.1", "gpt-4.1-mini", "gpt-4o-mini"] {
+        for id in [
+            "claude-haiku-4.5",
+            "claude-sonnet-4.6",
+            "claude-opus-4.7",
+            "gpt-4.1",
+            "gpt-4.1-mini",
+            "gpt-4o-mini",
+        ] {
             catalog.api_model(id).unwrap();
         }
-        for id in ["llama-3.1-8b", "llama-3.3-70b", "llama-3.1-405b", "mixtral-8x7b", "mixtral-8x22b", "qwen2.5-72b"] {
+        for id in [
+            "llama-3.1-8b",
+            "llama-3.3-70b",
+            "llama-3.1-405b",
+            "mixtral-8x7b",
+            "mixtral-8x22b",
+            "qwen2.5-72b",
+        ] {
             catalog.model(id).unwrap();
         }
-        for id in ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "l40s", "l4", "a10g"] {
+        for id in [
+            "a100-40gb",
+            "a100-80gb",
+            "h100-sxm",
+            "h100-pcie",
+            "h200",
+            "l40s",
+            "l4",
+            "a10g",
+        ] {
             catalog.gpu(id).unwrap();
         }
         catalog.deployment("seed-llama-3.3-70b-4xa100").unwrap();
         for entry in catalog.api_models.values() {
-            assert!(!entry.as_of.is_empty() && !entry.source.is_empty(), "{}", entry.id);
+            assert!(
+                !entry.as_of.is_empty() && !entry.source.is_empty(),
+                "{}",
+                entry.id
+            );
         }
         for entry in catalog.deployments.values() {
-            assert!(!entry.as_of.is_empty() && !entry.source.is_empty(), "{}", entry.id);
+            assert!(
+                !entry.as_of.is_empty() && !entry.source.is_empty(),
+                "{}",
+                entry.id
+            );
         }
     }
 
@@ -586,8 +656,14 @@ mod tests {
             let micro = |usd: f64| (usd * 1e6).round() as i128;
             assert_eq!(model.input_usd_per_mtok.micro_usd(), micro(input));
             assert_eq!(model.output_usd_per_mtok.micro_usd(), micro(output));
-            assert_eq!(model.cache_write_usd_per_mtok.unwrap().micro_usd(), micro(input) * 125 / 100);
-            assert_eq!(model.cache_read_usd_per_mtok.unwrap().micro_usd(), micro(input) / 10);
+            assert_eq!(
+                model.cache_write_usd_per_mtok.unwrap().micro_usd(),
+                micro(input) * 125 / 100
+            );
+            assert_eq!(
+                model.cache_read_usd_per_mtok.unwrap().micro_usd(),
+                micro(input) / 10
+            );
             assert_eq!(model.batch_discount, 0.5);
         }
     }
@@ -605,7 +681,10 @@ mod tests {
     fn unknown_assumption_reports_its_line() {
         let mut catalog = Catalog::embedded().unwrap();
         let err = catalog
-            .overlay("a.toml", "[assumptions]\nhours_per_month = 720\nhours_per_mnth = 1\n")
+            .overlay(
+                "a.toml",
+                "[assumptions]\nhours_per_month = 720\nhours_per_mnth = 1\n",
+            )
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("a.toml:3:1:"), "{err}");
@@ -625,7 +704,10 @@ mod tests {
     fn unknown_id_lists_close_matches() {
         let catalog = Catalog::embedded().unwrap();
         let err = catalog.gpu("h100").unwrap_err().to_string();
-        assert!(err.contains("h100-sxm") && err.contains("h100-pcie"), "{err}");
+        assert!(
+            err.contains("h100-sxm") && err.contains("h100-pcie"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -45,7 +45,12 @@ pub fn usd<S: serde::Serializer>(money: &Money, serializer: S) -> Result<S::Ok, 
 /// - `long_context`: when one request's total input exceeds the threshold, its input
 ///   and output go at the long-context prices (pass `false` for aggregates).
 /// - `batch`: the batch discount applies to every token class.
-pub fn price_tokens(model: &ApiModel, tokens: &TokenCounts, long_context: bool, batch: bool) -> Money {
+pub fn price_tokens(
+    model: &ApiModel,
+    tokens: &TokenCounts,
+    long_context: bool,
+    batch: bool,
+) -> Money {
     let (input_price, output_price) = match (&model.long_context, long_context) {
         (Some(long), true) if tokens.total_input() > long.threshold_input_tokens => {
             (long.input_usd_per_mtok, long.output_usd_per_mtok)
@@ -85,7 +90,12 @@ pub struct ApiCost {
 }
 
 /// Token counts for `calls` calls of a shape, split by the workload's cache shares.
-pub fn monthly_tokens(calls: f64, input_tokens: f64, output_tokens: f64, workload: &Workload) -> TokenCounts {
+pub fn monthly_tokens(
+    calls: f64,
+    input_tokens: f64,
+    output_tokens: f64,
+    workload: &Workload,
+) -> TokenCounts {
     let input_total = calls * input_tokens;
     let cache_read = (input_total * workload.cached_input_share).round() as u64;
     let cache_write = (input_total * workload.cache_write_share).round() as u64;
@@ -100,7 +110,13 @@ pub fn monthly_tokens(calls: f64, input_tokens: f64, output_tokens: f64, workloa
 /// Monthly API cost of `calls` calls of the given shape under the workload's cache
 /// and batch shares. When the mean prompt exceeds a long-context threshold, the whole
 /// volume is priced at the long-context rates.
-pub fn api_cost_for(model: &ApiModel, workload: &Workload, calls: f64, input_tokens: f64, output_tokens: f64) -> ApiCost {
+pub fn api_cost_for(
+    model: &ApiModel,
+    workload: &Workload,
+    calls: f64,
+    input_tokens: f64,
+    output_tokens: f64,
+) -> ApiCost {
     let tokens = monthly_tokens(calls, input_tokens, output_tokens, workload);
     let long_context_pricing = model
         .long_context
@@ -117,16 +133,31 @@ pub fn api_cost_for(model: &ApiModel, workload: &Workload, calls: f64, input_tok
     let output = output_price.cost(tokens.output);
     let full = input + cache_read + cache_write + output;
     let batch_savings = discount(discount(full, workload.batch_share), model.batch_discount);
-    let mut parts = vec![CostPart { name: "input", amount: input }];
+    let mut parts = vec![CostPart {
+        name: "input",
+        amount: input,
+    }];
     if tokens.cache_read > 0 {
-        parts.push(CostPart { name: "cache_read", amount: cache_read });
+        parts.push(CostPart {
+            name: "cache_read",
+            amount: cache_read,
+        });
     }
     if tokens.cache_write > 0 {
-        parts.push(CostPart { name: "cache_write", amount: cache_write });
+        parts.push(CostPart {
+            name: "cache_write",
+            amount: cache_write,
+        });
     }
-    parts.push(CostPart { name: "output", amount: output });
+    parts.push(CostPart {
+        name: "output",
+        amount: output,
+    });
     if batch_savings > Money::ZERO {
-        parts.push(CostPart { name: "batch_discount", amount: Money::ZERO - batch_savings });
+        parts.push(CostPart {
+            name: "batch_discount",
+            amount: Money::ZERO - batch_savings,
+        });
     }
     ApiCost {
         total: full - batch_savings,
@@ -137,7 +168,13 @@ pub fn api_cost_for(model: &ApiModel, workload: &Workload, calls: f64, input_tok
 }
 
 pub fn api_cost(model: &ApiModel, workload: &Workload) -> ApiCost {
-    api_cost_for(model, workload, workload.calls_per_month, workload.input_tokens, workload.output_tokens)
+    api_cost_for(
+        model,
+        workload,
+        workload.calls_per_month,
+        workload.input_tokens,
+        workload.output_tokens,
+    )
 }
 
 /// The fixed monthly cost of a self-hosted deployment on `gpus` GPUs.
@@ -155,7 +192,11 @@ pub struct SelfHostCost {
 }
 
 /// Per-GPU monthly cost: rental, or (owned) purchase amortisation + power + hosting.
-pub fn per_gpu_month(catalog: &Catalog, deployment: &Deployment, ownership: Ownership) -> Result<Vec<CostPart>, String> {
+pub fn per_gpu_month(
+    catalog: &Catalog,
+    deployment: &Deployment,
+    ownership: Ownership,
+) -> Result<Vec<CostPart>, String> {
     let a = &catalog.assumptions;
     let gpu = catalog.gpu(&deployment.gpu).map_err(|e| e.to_string())?;
     match ownership {
@@ -164,36 +205,67 @@ pub fn per_gpu_month(catalog: &Catalog, deployment: &Deployment, ownership: Owne
                 let milli_hours = (a.hours_per_month * 1000.0).round() as i128;
                 gpu.rental_usd_per_gpu_hour.mul_ratio(milli_hours, 1000)
             });
-            Ok(vec![CostPart { name: "gpu_rental", amount: rental }])
+            Ok(vec![CostPart {
+                name: "gpu_rental",
+                amount: rental,
+            }])
         }
         Ownership::Owned => {
-            let purchase = gpu
-                .purchase_usd
-                .ok_or_else(|| format!("GPU `{}` has no purchase_usd in the catalog, so it cannot be owned", gpu.id))?;
+            let purchase = gpu.purchase_usd.ok_or_else(|| {
+                format!(
+                    "GPU `{}` has no purchase_usd in the catalog, so it cannot be owned",
+                    gpu.id
+                )
+            })?;
             let amortisation = purchase.mul_ratio(1, a.amortize_months as i128);
             let kwh = gpu.power_kw * a.host_power_factor * a.pue * a.hours_per_month;
             let power = Money::from_usd_f64(kwh * a.usd_per_kwh);
             Ok(vec![
-                CostPart { name: "hardware_amortisation", amount: amortisation },
-                CostPart { name: "power", amount: power },
-                CostPart { name: "colocation", amount: a.colocation_usd_per_gpu_month },
+                CostPart {
+                    name: "hardware_amortisation",
+                    amount: amortisation,
+                },
+                CostPart {
+                    name: "power",
+                    amount: power,
+                },
+                CostPart {
+                    name: "colocation",
+                    amount: a.colocation_usd_per_gpu_month,
+                },
             ])
         }
     }
 }
 
-pub fn selfhost_cost(catalog: &Catalog, deployment: &Deployment, gpus: u32, ownership: Ownership) -> Result<SelfHostCost, String> {
+pub fn selfhost_cost(
+    catalog: &Catalog,
+    deployment: &Deployment,
+    gpus: u32,
+    ownership: Ownership,
+) -> Result<SelfHostCost, String> {
     let per_gpu_parts = per_gpu_month(catalog, deployment, ownership)?;
     let per_gpu: Money = per_gpu_parts.iter().map(|p| p.amount).sum();
     let ops = catalog.ops_per_month(deployment);
-    let setup = deployment.setup_usd.mul_ratio(1, deployment.setup_amortize_months as i128);
+    let setup = deployment
+        .setup_usd
+        .mul_ratio(1, deployment.setup_amortize_months as i128);
     let mut parts: Vec<CostPart> = per_gpu_parts
         .into_iter()
-        .map(|p| CostPart { name: p.name, amount: p.amount * gpus as i128 })
+        .map(|p| CostPart {
+            name: p.name,
+            amount: p.amount * gpus as i128,
+        })
         .collect();
-    parts.push(CostPart { name: "ops", amount: ops });
+    parts.push(CostPart {
+        name: "ops",
+        amount: ops,
+    });
     if setup > Money::ZERO {
-        parts.push(CostPart { name: "setup_amortised", amount: setup });
+        parts.push(CostPart {
+            name: "setup_amortised",
+            amount: setup,
+        });
     }
     Ok(SelfHostCost {
         total: per_gpu * gpus as i128 + ops + setup,
@@ -211,7 +283,12 @@ mod tests {
     use crate::workload::{Workload, WorkloadFile, WorkloadFlags};
 
     fn workload(catalog: &Catalog, text: &str, flags: WorkloadFlags) -> Workload {
-        Workload::build(WorkloadFile::parse("w", text).unwrap(), &flags, &catalog.assumptions).unwrap()
+        Workload::build(
+            WorkloadFile::parse("w", text).unwrap(),
+            &flags,
+            &catalog.assumptions,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -222,7 +299,14 @@ mod tests {
         let s1 = workload(&catalog, "", WorkloadFlags::default());
         assert_eq!(api_cost(haiku, &s1).total, Money::from_whole_usd(20_000));
         // Seed Scenario 2: 100K calls → $100 + $100 = $200.
-        let s2 = workload(&catalog, "", WorkloadFlags { calls_per_month: Some(1e5), ..Default::default() });
+        let s2 = workload(
+            &catalog,
+            "",
+            WorkloadFlags {
+                calls_per_month: Some(1e5),
+                ..Default::default()
+            },
+        );
         assert_eq!(api_cost(haiku, &s2).total, Money::from_whole_usd(200));
         // The seed deployment: 4 × $1,500 + $2,000 = $8,000.
         let seed = catalog.deployment("seed-llama-3.3-70b-4xa100").unwrap();
@@ -236,19 +320,41 @@ mod tests {
         let haiku = catalog.api_model("claude-haiku-4.5").unwrap();
         // 1,000 uncached at $1, 2,000 cache writes at $1.25, 10,000 cache reads at $0.10,
         // 100 output at $5: 1000 + 2500 + 1000 + 500 = 5,000 micro-USD.
-        let tokens = TokenCounts { input: 1000, cache_write: 2000, cache_read: 10_000, output: 100 };
-        assert_eq!(request_cost(haiku, &tokens), Money::from_pico_usd(5_000 * 1_000_000));
+        let tokens = TokenCounts {
+            input: 1000,
+            cache_write: 2000,
+            cache_read: 10_000,
+            output: 100,
+        };
+        assert_eq!(
+            request_cost(haiku, &tokens),
+            Money::from_pico_usd(5_000 * 1_000_000)
+        );
     }
 
     #[test]
     fn long_context_surcharge_applies_per_request() {
         let catalog = Catalog::embedded().unwrap();
         let sonnet = catalog.api_model("claude-sonnet-4.6").unwrap();
-        let short = TokenCounts { input: 200_000, output: 1_000, ..Default::default() };
-        let long = TokenCounts { input: 200_001, output: 1_000, ..Default::default() };
+        let short = TokenCounts {
+            input: 200_000,
+            output: 1_000,
+            ..Default::default()
+        };
+        let long = TokenCounts {
+            input: 200_001,
+            output: 1_000,
+            ..Default::default()
+        };
         // 200,000 × $3 + 1,000 × $15 = $0.615; 200,001 × $6 + 1,000 × $22.5 = $1.222506.
-        assert_eq!(request_cost(sonnet, &short), Money::from_pico_usd(615_000 * 1_000_000));
-        assert_eq!(request_cost(sonnet, &long), Money::from_pico_usd(1_222_506 * 1_000_000));
+        assert_eq!(
+            request_cost(sonnet, &short),
+            Money::from_pico_usd(615_000 * 1_000_000)
+        );
+        assert_eq!(
+            request_cost(sonnet, &long),
+            Money::from_pico_usd(1_222_506 * 1_000_000)
+        );
     }
 
     #[test]

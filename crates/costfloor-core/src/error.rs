@@ -19,7 +19,11 @@ pub enum CatalogError {
         value: String,
         allowed: String,
     },
-    #[error("{}unknown {kind} `{id}`{}", context_prefix(context), suggestions(close_matches))]
+    #[error(
+        "{}unknown {kind} `{id}`{}",
+        context_prefix(context),
+        suggestions(close_matches)
+    )]
     UnknownId {
         kind: &'static str,
         id: String,
@@ -80,7 +84,14 @@ fn suggestions(close: &[String]) -> String {
     if close.is_empty() {
         String::new()
     } else {
-        format!("; did you mean {}?", close.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))
+        format!(
+            "; did you mean {}?",
+            close
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -92,7 +103,9 @@ pub fn close_matches<'a>(wanted: &str, known: impl Iterator<Item = &'a String>) 
         .map(|id| {
             let lower = id.to_ascii_lowercase();
             let mut score = strsim::jaro_winkler(&wanted_lower, &lower);
-            if !wanted_lower.is_empty() && (lower.contains(&wanted_lower) || wanted_lower.contains(&lower)) {
+            if !wanted_lower.is_empty()
+                && (lower.contains(&wanted_lower) || wanted_lower.contains(&lower))
+            {
                 score += 1.0;
             }
             (score, id)

@@ -67,11 +67,15 @@ pub fn optimise(input: &HybridInput) -> Hybrid {
         let overflow: f64 = input
             .profile
             .iter()
-            .map(|load| (input.eligible_calls_per_month * load / 24.0 - capacity_per_hour_slot).max(0.0))
+            .map(|load| {
+                (input.eligible_calls_per_month * load / 24.0 - capacity_per_hour_slot).max(0.0)
+            })
             .sum::<f64>()
             .round();
         let served = input.eligible_calls_per_month - overflow;
-        let overflow_cost = Money::from_pico_usd((input.eligible_api_cost_per_call.pico_usd() as f64 * overflow).round() as i128);
+        let overflow_cost = Money::from_pico_usd(
+            (input.eligible_api_cost_per_call.pico_usd() as f64 * overflow).round() as i128,
+        );
         let self_hosted_cost = if replicas == 0 {
             Money::ZERO
         } else {
@@ -79,7 +83,10 @@ pub fn optimise(input: &HybridInput) -> Hybrid {
         };
         let api_cost = input.ineligible_api_cost + overflow_cost;
         let total = self_hosted_cost + api_cost;
-        candidates.push(HybridCandidate { replicas, monthly_cost_usd: total });
+        candidates.push(HybridCandidate {
+            replicas,
+            monthly_cost_usd: total,
+        });
         if best.as_ref().is_some_and(|b| b.monthly_cost_usd <= total) {
             continue;
         }
@@ -93,7 +100,11 @@ pub fn optimise(input: &HybridInput) -> Hybrid {
             api_share: 1.0 - served / input.total_calls_per_month,
             overflow_calls_per_month: overflow,
             spillover_max_in_flight_per_replica: input.max_in_flight_per_replica,
-            utilization: if capacity > 0.0 { served / capacity } else { 0.0 },
+            utilization: if capacity > 0.0 {
+                served / capacity
+            } else {
+                0.0
+            },
             candidates: Vec::new(),
         });
     }
@@ -149,7 +160,12 @@ mod tests {
         assert!(result.replicas >= 1 && result.replicas <= 2);
         assert!(result.overflow_calls_per_month > 0.0);
         assert!(result.monthly_cost_usd < Money::from_whole_usd(20_000));
-        let cheapest = result.candidates.iter().map(|c| c.monthly_cost_usd).min().unwrap();
+        let cheapest = result
+            .candidates
+            .iter()
+            .map(|c| c.monthly_cost_usd)
+            .min()
+            .unwrap();
         assert_eq!(cheapest, result.monthly_cost_usd);
     }
 

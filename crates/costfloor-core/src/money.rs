@@ -9,7 +9,7 @@ use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Mul, Sub};
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const PICO_PER_USD: i128 = 1_000_000_000_000;
 const PICO_PER_NANO: i128 = 1_000;
@@ -143,7 +143,7 @@ impl fmt::Display for Money {
 pub fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, ch) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -194,6 +194,19 @@ impl<'de> Deserialize<'de> for UsdPerMtok {
             )));
         }
         Ok(UsdPerMtok::from_usd_f64(value))
+    }
+}
+
+/// Money in JSON output: USD as a number (display only; never summed again).
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.usd_f64())
+    }
+}
+
+impl Serialize for UsdPerMtok {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.usd_f64())
     }
 }
 

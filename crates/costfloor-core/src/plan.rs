@@ -175,10 +175,18 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
     let workload = &request.workload;
     let a = &catalog.assumptions;
     if request.api_ids.is_empty() {
-        return Err(InputError::invalid("--api", "(none)", "at least one API model id"));
+        return Err(InputError::invalid(
+            "--api",
+            "(none)",
+            "at least one API model id",
+        ));
     }
     if request.deployment_ids.is_empty() {
-        return Err(InputError::invalid("--deployment", "(none)", "at least one deployment id"));
+        return Err(InputError::invalid(
+            "--deployment",
+            "(none)",
+            "at least one deployment id",
+        ));
     }
     let apis: Vec<&ApiModel> = request
         .api_ids
@@ -192,8 +200,12 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
         peak_calls_per_s: average_calls_per_s * workload.peak_to_average,
         average_input_tokens_per_s: average_calls_per_s * workload.input_tokens,
         average_output_tokens_per_s: average_calls_per_s * workload.output_tokens,
-        peak_tokens_per_s: average_calls_per_s * workload.peak_to_average * workload.tokens_per_call(),
-        peak_output_tokens_per_s: average_calls_per_s * workload.peak_to_average * workload.output_tokens,
+        peak_tokens_per_s: average_calls_per_s
+            * workload.peak_to_average
+            * workload.tokens_per_call(),
+        peak_output_tokens_per_s: average_calls_per_s
+            * workload.peak_to_average
+            * workload.output_tokens,
     };
 
     let mut self_hosted = Vec::new();
@@ -212,7 +224,9 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
             } else {
                 format!("{}+owned", deployment.id)
             };
-            self_hosted.push(evaluate_self_hosted(catalog, workload, deployment, ownership, option_id)?);
+            self_hosted.push(evaluate_self_hosted(
+                catalog, workload, deployment, ownership, option_id,
+            )?);
         }
     }
 
@@ -220,7 +234,11 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
     let mut api_cost_per_call = Vec::new();
     for model in &apis {
         let cost = api_cost(model, workload);
-        api_cost_per_call.push((model.id.clone(), cost.total.mul_ratio(1_000_000, (workload.calls_per_month * 1e6).round() as i128)));
+        api_cost_per_call.push((
+            model.id.clone(),
+            cost.total
+                .mul_ratio(1_000_000, (workload.calls_per_month * 1e6).round() as i128),
+        ));
         options.push(PlanOption {
             id: model.id.clone(),
             kind: "api",
@@ -245,7 +263,9 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
             ownership: Some(option.ownership),
             capacity: Some(option.capacity.clone()),
             effective_usd_per_mtok: Some(effective),
-            effective_vs_seed_price: Some(effective / a.seed_selfhost_usd_per_mtok.usd_f64().max(1e-12)),
+            effective_vs_seed_price: Some(
+                effective / a.seed_selfhost_usd_per_mtok.usd_f64().max(1e-12),
+            ),
         });
     }
 
@@ -273,9 +293,23 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
     let api_total = options[0].monthly_cost_usd;
     let comparison = compare(reference, api_total, primary);
     let primary_break_even = &break_evens[0];
-    let seed_scenario_3 = seed_check(workload, reference, primary, primary_break_even, a.seed_selfhost_usd_per_mtok.usd_f64());
+    let seed_scenario_3 = seed_check(
+        workload,
+        reference,
+        primary,
+        primary_break_even,
+        a.seed_selfhost_usd_per_mtok.usd_f64(),
+    );
     let hybrid = hybrid_plan(catalog, workload, reference, primary)?;
-    let verdict = verdict(catalog, workload, reference, api_total, primary, primary_break_even, &hybrid);
+    let verdict = verdict(
+        catalog,
+        workload,
+        reference,
+        api_total,
+        primary,
+        primary_break_even,
+        &hybrid,
+    );
 
     Ok(Plan {
         workload: workload.clone(),
@@ -293,10 +327,20 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
 }
 
 fn breakdown(parts: &[CostPart]) -> BTreeMap<&'static str, f64> {
-    parts.iter().map(|p| (p.name, p.amount.cents() as f64 / 100.0)).collect()
+    parts
+        .iter()
+        .map(|p| (p.name, p.amount.cents() as f64 / 100.0))
+        .collect()
 }
 
-fn sizing_input<'a>(catalog: &'a Catalog, workload: &Workload, deployment: &Deployment, input_tokens: f64, output_tokens: f64, p99_prompt_tokens: f64) -> Result<SizingInput<'a>, InputError> {
+fn sizing_input<'a>(
+    catalog: &'a Catalog,
+    workload: &Workload,
+    deployment: &Deployment,
+    input_tokens: f64,
+    output_tokens: f64,
+    p99_prompt_tokens: f64,
+) -> Result<SizingInput<'a>, InputError> {
     Ok(SizingInput {
         model: catalog.model(&deployment.model)?,
         gpu: catalog.gpu(&deployment.gpu)?,
@@ -319,13 +363,21 @@ fn evaluate_self_hosted<'a>(
     ownership: Ownership,
     id: String,
 ) -> Result<SelfHosted<'a>, InputError> {
-    let input = sizing_input(catalog, workload, deployment, workload.input_tokens, workload.output_tokens, workload.p99_prompt_tokens)?;
+    let input = sizing_input(
+        catalog,
+        workload,
+        deployment,
+        workload.input_tokens,
+        workload.output_tokens,
+        workload.p99_prompt_tokens,
+    )?;
     let sizing = size(&input)?;
     let cost = selfhost_cost(catalog, deployment, deployment.gpus, ownership)
         .map_err(|message| InputError::invalid("deployment.ownership", &deployment.id, &message))?;
     let replica_monthly = cost.per_gpu_month * sizing.tensor_parallel as i128;
     let peak_calls = workload.calls_per_month * workload.peak_to_average;
-    let required_replicas = ((peak_calls / sizing.max_calls_per_month_per_replica).ceil() as u64).max(1);
+    let required_replicas =
+        ((peak_calls / sizing.max_calls_per_month_per_replica).ceil() as u64).max(1);
     let required_gpus = required_replicas * sizing.tensor_parallel as u64;
     let cost_at_required = cost.fixed_non_gpu + cost.per_gpu_month * required_gpus as i128;
     let tokens_mtok = workload.calls_per_month * workload.tokens_per_call() / 1e6;
@@ -337,11 +389,13 @@ fn evaluate_self_hosted<'a>(
         gpus_per_replica: sizing.tensor_parallel,
         required_replicas,
         required_gpus,
-        utilization: workload.calls_per_month / (required_replicas as f64 * sizing.max_calls_per_month_per_replica),
+        utilization: workload.calls_per_month
+            / (required_replicas as f64 * sizing.max_calls_per_month_per_replica),
         utilization_as_given: workload.calls_per_month / sizing.max_calls_per_month,
         monthly_cost_at_required_usd: cost_at_required,
         effective_usd_per_mtok_at_required: cost_at_required.usd_f64() / tokens_mtok,
-        provided_tokens_per_s: provided_output * workload.tokens_per_call() / workload.output_tokens,
+        provided_tokens_per_s: provided_output * workload.tokens_per_call()
+            / workload.output_tokens,
         provided_output_tokens_per_s: provided_output,
         sizing,
     };
@@ -352,7 +406,14 @@ fn evaluate_self_hosted<'a>(
         replica_calls_per_month: capacity.sizing.max_calls_per_month_per_replica,
         as_given: cost.total,
     };
-    Ok(SelfHosted { id, deployment, ownership, cost, capacity, step })
+    Ok(SelfHosted {
+        id,
+        deployment,
+        ownership,
+        cost,
+        capacity,
+        step,
+    })
 }
 
 fn compare(api: &ApiModel, api_total: Money, option: &SelfHosted<'_>) -> Comparison {
@@ -361,7 +422,10 @@ fn compare(api: &ApiModel, api_total: Money, option: &SelfHosted<'_>) -> Compari
     let (cheaper, ratio) = if api_total <= self_total {
         ("api", self_total.usd_f64() / api_total.usd_f64().max(1e-12))
     } else {
-        ("self_hosted", api_total.usd_f64() / self_total.usd_f64().max(1e-12))
+        (
+            "self_hosted",
+            api_total.usd_f64() / self_total.usd_f64().max(1e-12),
+        )
     };
     let headline = if cheaper == "api" {
         format!(
@@ -401,7 +465,13 @@ pub fn format_ratio(ratio: f64) -> String {
     }
 }
 
-fn seed_check(workload: &Workload, api: &ApiModel, option: &SelfHosted<'_>, result: &BreakEven, variable: f64) -> SeedCrossoverCheck {
+fn seed_check(
+    workload: &Workload,
+    api: &ApiModel,
+    option: &SelfHosted<'_>,
+    result: &BreakEven,
+    variable: f64,
+) -> SeedCrossoverCheck {
     let fixed = option.cost.total.usd_f64();
     let target_per_call = fixed / SEED_CLAIMED_CROSSOVER_CALLS;
     let input_price = api.input_usd_per_mtok.usd_f64() / 1e6;
@@ -409,14 +479,16 @@ fn seed_check(workload: &Workload, api: &ApiModel, option: &SelfHosted<'_>, resu
     let variable_per_token = variable / 1e6;
     let input = workload.input_tokens;
     let fixed_only = (target_per_call - input * input_price) / output_price;
-    let with_variable = (target_per_call - input * (input_price - variable_per_token)) / (output_price - variable_per_token);
+    let with_variable = (target_per_call - input * (input_price - variable_per_token))
+        / (output_price - variable_per_token);
     let positive = |value: f64| (value.is_finite() && value > 0.0).then_some(value);
-    let fmt_calls = |calls: Option<f64>| calls.map_or("never".to_string(), |c| format!("{:.2}M", c / 1e6));
+    let fmt_calls =
+        |calls: Option<f64>| calls.map_or("never".to_string(), |c| format!("{:.2}M", c / 1e6));
     let explanation = format!(
         "The seed claims ~1.5M calls/month. Arithmetic: {} fixed ÷ {} per call ({} in + {} out tokens on {}) = {} calls/month; \
          charging self-hosting ${variable:.2}/MTok as the seed does gives {}. A 1.5M crossover would need about {:.0} output tokens per call ({:.0} with the variable cost), not {}.",
         option.cost.total,
-        Money::from_pico_usd(result.api_cost_per_call.pico_usd()).usd_f64().to_string().trim_end_matches('0').to_string().replace("0.00", "$0.00"),
+        format_usd_precise(result.api_cost_per_call),
         workload.input_tokens,
         workload.output_tokens,
         api.id,
@@ -436,26 +508,68 @@ fn seed_check(workload: &Workload, api: &ApiModel, option: &SelfHosted<'_>, resu
     }
 }
 
-fn hybrid_plan(catalog: &Catalog, workload: &Workload, api: &ApiModel, option: &SelfHosted<'_>) -> Result<HybridPlan, InputError> {
-    let eligible: Vec<_> = workload.tasks.iter().filter(|t| t.self_host != Eligibility::No).collect();
+fn hybrid_plan(
+    catalog: &Catalog,
+    workload: &Workload,
+    api: &ApiModel,
+    option: &SelfHosted<'_>,
+) -> Result<HybridPlan, InputError> {
+    let eligible: Vec<_> = workload
+        .tasks
+        .iter()
+        .filter(|t| t.self_host != Eligibility::No)
+        .collect();
     let eligible_share: f64 = eligible.iter().map(|t| t.share).sum();
     let eligible_calls = workload.calls_per_month * eligible_share;
     let mut ineligible_cost = Money::ZERO;
-    for task in workload.tasks.iter().filter(|t| t.self_host == Eligibility::No) {
-        ineligible_cost += api_cost_for(api, workload, workload.calls_per_month * task.share, task.input_tokens, task.output_tokens).total;
+    for task in workload
+        .tasks
+        .iter()
+        .filter(|t| t.self_host == Eligibility::No)
+    {
+        ineligible_cost += api_cost_for(
+            api,
+            workload,
+            workload.calls_per_month * task.share,
+            task.input_tokens,
+            task.output_tokens,
+        )
+        .total;
     }
     let (eligible_input, eligible_output, eligible_cost_per_call) = if eligible_share > 0.0 {
-        let input = eligible.iter().map(|t| t.share * t.input_tokens).sum::<f64>() / eligible_share;
-        let output = eligible.iter().map(|t| t.share * t.output_tokens).sum::<f64>() / eligible_share;
+        let input = eligible
+            .iter()
+            .map(|t| t.share * t.input_tokens)
+            .sum::<f64>()
+            / eligible_share;
+        let output = eligible
+            .iter()
+            .map(|t| t.share * t.output_tokens)
+            .sum::<f64>()
+            / eligible_share;
         let mut cost_million_calls = Money::ZERO;
         for task in &eligible {
-            cost_million_calls += api_cost_for(api, workload, 1e6 * task.share / eligible_share, task.input_tokens, task.output_tokens).total;
+            cost_million_calls += api_cost_for(
+                api,
+                workload,
+                1e6 * task.share / eligible_share,
+                task.input_tokens,
+                task.output_tokens,
+            )
+            .total;
         }
         (input, output, cost_million_calls.mul_ratio(1, 1_000_000))
     } else {
         (workload.input_tokens, workload.output_tokens, Money::ZERO)
     };
-    let input = sizing_input(catalog, workload, option.deployment, eligible_input, eligible_output, workload.p99_prompt_tokens)?;
+    let input = sizing_input(
+        catalog,
+        workload,
+        option.deployment,
+        eligible_input,
+        eligible_output,
+        workload.p99_prompt_tokens,
+    )?;
     let sizing = size(&input)?;
     let replica_monthly = option.cost.per_gpu_month * sizing.tensor_parallel as i128;
     let optimum = optimise(&HybridInput {
@@ -498,13 +612,31 @@ fn verdict(
     checks.push(Check {
         name: "volume vs break-even",
         measured: format!("{} calls/month", human_calls(calls)),
-        threshold: match (result.capacity_aware_calls_per_month, result.cheaper_for_good_from_calls_per_month) {
-            (Some(first), Some(good)) if first == good => format!("cheaper than {} from {} calls/month", api.id, human_calls(first)),
-            (Some(first), Some(good)) => format!("first cheaper at {}, for good from {} calls/month", human_calls(first), human_calls(good)),
-            (Some(first), None) => format!("cheaper only in bands from {} calls/month", human_calls(first)),
+        threshold: match (
+            result.capacity_aware_calls_per_month,
+            result.cheaper_for_good_from_calls_per_month,
+        ) {
+            (Some(first), Some(good)) if first == good => format!(
+                "cheaper than {} from {} calls/month",
+                api.id,
+                human_calls(first)
+            ),
+            (Some(first), Some(good)) => format!(
+                "first cheaper at {}, for good from {} calls/month",
+                human_calls(first),
+                human_calls(good)
+            ),
+            (Some(first), None) => format!(
+                "cheaper only in bands from {} calls/month",
+                human_calls(first)
+            ),
             (None, _) => format!("never cheaper than {} at this shape", api.id),
         },
-        status: if volume_ok { CheckStatus::Pass } else { CheckStatus::Fail },
+        status: if volume_ok {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
         note: format!(
             "self-hosted at the replicas peak needs ({}): {}/month vs {} {}/month",
             capacity.required_replicas, self_at_required, api.id, api_total
@@ -528,14 +660,25 @@ fn verdict(
         name: "ops staffing included",
         measured: format!("{ops}/month"),
         threshold: format!(">= {}/month (0.25 FTE)", a.min_ops_usd_per_month),
-        status: if ops >= a.min_ops_usd_per_month { CheckStatus::Pass } else { CheckStatus::Warn },
+        status: if ops >= a.min_ops_usd_per_month {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Warn
+        },
         note: if ops >= a.min_ops_usd_per_month {
             "ops budget meets the seed's minimum".to_string()
         } else {
-            format!("budget at least 0.25 FTE ({}/month) of DevOps/ML engineering", a.min_ops_usd_per_month)
+            format!(
+                "budget at least 0.25 FTE ({}/month) of DevOps/ML engineering",
+                a.min_ops_usd_per_month
+            )
         },
     });
-    let unknown_tasks = workload.tasks.iter().filter(|t| t.self_host == Eligibility::Unknown).count();
+    let unknown_tasks = workload
+        .tasks
+        .iter()
+        .filter(|t| t.self_host == Eligibility::Unknown)
+        .count();
     checks.push(Check {
         name: "quality gap",
         measured: "not measured yet".to_string(),
@@ -550,7 +693,11 @@ fn verdict(
         name: "context needs",
         measured: format!("{needed_context:.0} tokens (p99 prompt + output)"),
         threshold: format!("<= {max_context} ({})", option.deployment.model),
-        status: if needed_context <= max_context as f64 { CheckStatus::Pass } else { CheckStatus::Fail },
+        status: if needed_context <= max_context as f64 {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
         note: format!("{} allows {} tokens", api.id, api.context_window),
     });
     let best_case_utilization = 1.0 / workload.peak_to_average;
@@ -567,12 +714,21 @@ fn verdict(
     if !capacity.fits {
         checks.push(Check {
             name: "capacity as given",
-            measured: format!("{} calls/month at 100%", human_calls(capacity.max_calls_per_month)),
-            threshold: format!("peak load {} calls/month", human_calls(calls * workload.peak_to_average)),
+            measured: format!(
+                "{} calls/month at 100%",
+                human_calls(capacity.max_calls_per_month)
+            ),
+            threshold: format!(
+                "peak load {} calls/month",
+                human_calls(calls * workload.peak_to_average)
+            ),
             status: CheckStatus::Fail,
             note: format!(
                 "{} cannot carry the peak: it needs {} replica(s) ({} GPUs) costing {}/month",
-                option.id, capacity.required_replicas, capacity.required_gpus, capacity.monthly_cost_at_required_usd
+                option.id,
+                capacity.required_replicas,
+                capacity.required_gpus,
+                capacity.monthly_cost_at_required_usd
             ),
         });
     }
@@ -580,7 +736,12 @@ fn verdict(
     let optimum = &hybrid.optimum;
     let mut reasons = Vec::new();
     let recommendation = if optimum.replicas == 0 || optimum.monthly_cost_usd >= api_total {
-        reasons.push(format!("{} at {}/month is the cheapest way to serve {} calls/month", api.id, api_total, human_calls(calls)));
+        reasons.push(format!(
+            "{} at {}/month is the cheapest way to serve {} calls/month",
+            api.id,
+            api_total,
+            human_calls(calls)
+        ));
         Recommendation::Api
     } else if optimum.api_share < 1e-6 && hybrid.all_self_hosted_usd <= optimum.monthly_cost_usd {
         reasons.push(format!(
@@ -607,17 +768,38 @@ fn verdict(
         Recommendation::Hybrid
     };
     if recommendation != Recommendation::Api {
-        reasons.push("conditional on quality: run `costfloor eval` on 500 samples of your workload".to_string());
+        reasons.push(
+            "conditional on quality: run `costfloor eval` on 500 samples of your workload"
+                .to_string(),
+        );
         if ops < a.min_ops_usd_per_month {
-            reasons.push(format!("raise the ops budget to at least {}/month", a.min_ops_usd_per_month));
+            reasons.push(format!(
+                "raise the ops budget to at least {}/month",
+                a.min_ops_usd_per_month
+            ));
         }
     }
     let summary = match recommendation {
         Recommendation::Api => format!("Use the API ({})", api.id),
         Recommendation::SelfHost => format!("Self-host ({})", option.id),
-        Recommendation::Hybrid => format!("Hybrid: {} for eligible tasks, {} for the rest and peaks", option.id, api.id),
+        Recommendation::Hybrid => format!(
+            "Hybrid: {} for eligible tasks, {} for the rest and peaks",
+            option.id, api.id
+        ),
     };
-    Verdict { recommendation, summary, reasons, checks }
+    Verdict {
+        recommendation,
+        summary,
+        reasons,
+        checks,
+    }
+}
+
+/// A small amount with the digits it needs: `$0.002`, `$0.00188`.
+pub fn format_usd_precise(money: Money) -> String {
+    let text = format!("{:.8}", money.usd_f64());
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("${text}")
 }
 
 /// `4.00M`, `850K`, `12.5B`.
@@ -638,19 +820,49 @@ fn assumption_lines(catalog: &Catalog) -> Vec<Assumption> {
     let line = |name, value: String| Assumption { name, value };
     vec![
         line("hours_per_month", format!("{}", a.hours_per_month)),
-        line("gpu_memory_utilization", format!("{}", a.gpu_memory_utilization)),
-        line("runtime_overhead_gib_per_gpu", format!("{}", a.runtime_overhead_gib_per_gpu)),
-        line("memory_bandwidth_efficiency", format!("{}", a.memory_bandwidth_efficiency)),
+        line(
+            "gpu_memory_utilization",
+            format!("{}", a.gpu_memory_utilization),
+        ),
+        line(
+            "runtime_overhead_gib_per_gpu",
+            format!("{}", a.runtime_overhead_gib_per_gpu),
+        ),
+        line(
+            "memory_bandwidth_efficiency",
+            format!("{}", a.memory_bandwidth_efficiency),
+        ),
         line("mfu", format!("{}", a.mfu)),
-        line("tp_efficiency_nvlink", format!("{}", a.tp_efficiency_nvlink)),
+        line(
+            "tp_efficiency_nvlink",
+            format!("{}", a.tp_efficiency_nvlink),
+        ),
         line("tp_efficiency_pcie", format!("{}", a.tp_efficiency_pcie)),
         line("kv_cache_precision", "bf16 (2 bytes)".to_string()),
-        line("amortize_months (owned hardware)", format!("{}", a.amortize_months)),
-        line("power", format!("PUE {} × host factor {} × ${}/kWh", a.pue, a.host_power_factor, a.usd_per_kwh)),
-        line("colocation_per_gpu_month", a.colocation_usd_per_gpu_month.to_string()),
-        line("min_ops_per_month (0.25 FTE)", a.min_ops_usd_per_month.to_string()),
+        line(
+            "amortize_months (owned hardware)",
+            format!("{}", a.amortize_months),
+        ),
+        line(
+            "power",
+            format!(
+                "PUE {} × host factor {} × ${}/kWh",
+                a.pue, a.host_power_factor, a.usd_per_kwh
+            ),
+        ),
+        line(
+            "colocation_per_gpu_month",
+            a.colocation_usd_per_gpu_month.to_string(),
+        ),
+        line(
+            "min_ops_per_month (0.25 FTE)",
+            a.min_ops_usd_per_month.to_string(),
+        ),
         line("min_utilization", format!("{}", a.min_utilization)),
-        line("seed self-hosted price (sensitivity)", format!("${}/MTok", a.seed_selfhost_usd_per_mtok.usd_f64())),
+        line(
+            "seed self-hosted price (sensitivity)",
+            format!("${}/MTok", a.seed_selfhost_usd_per_mtok.usd_f64()),
+        ),
         line("catalog as_of", a.as_of.clone()),
     ]
 }
@@ -669,13 +881,27 @@ impl Plan {
     pub fn sweep(&self, volumes: &[f64]) -> Vec<Series> {
         let mut series = Vec::new();
         for (id, per_call) in &self.api_cost_per_call {
-            let points = volumes.iter().map(|&v| (v, per_call.usd_f64() * v)).collect();
-            series.push(Series { id: id.clone(), kind: "api", points });
+            let points = volumes
+                .iter()
+                .map(|&v| (v, per_call.usd_f64() * v))
+                .collect();
+            series.push(Series {
+                id: id.clone(),
+                kind: "api",
+                points,
+            });
         }
         for step in &self.steps {
             let input = self.step_input(step);
-            let points = volumes.iter().map(|&v| (v, stepped_cost(&input, v).0.usd_f64())).collect();
-            series.push(Series { id: step.id.clone(), kind: "self_hosted", points });
+            let points = volumes
+                .iter()
+                .map(|&v| (v, stepped_cost(&input, v).0.usd_f64()))
+                .collect();
+            series.push(Series {
+                id: step.id.clone(),
+                kind: "self_hosted",
+                points,
+            });
         }
         series
     }
@@ -712,13 +938,21 @@ mod tests {
 
     fn plan_with(flags: WorkloadFlags, workload_toml: &str) -> Plan {
         let catalog = Catalog::embedded().unwrap();
-        let workload = Workload::build(WorkloadFile::parse("w", workload_toml).unwrap(), &flags, &catalog.assumptions).unwrap();
+        let workload = Workload::build(
+            WorkloadFile::parse("w", workload_toml).unwrap(),
+            &flags,
+            &catalog.assumptions,
+        )
+        .unwrap();
         plan(
             &catalog,
             &PlanRequest {
                 workload,
                 api_ids: DEFAULT_API_IDS.iter().map(|s| s.to_string()).collect(),
-                deployment_ids: DEFAULT_DEPLOYMENT_IDS.iter().map(|s| s.to_string()).collect(),
+                deployment_ids: DEFAULT_DEPLOYMENT_IDS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 compare_owned: true,
             },
         )
@@ -728,21 +962,47 @@ mod tests {
     #[test]
     fn seed_scenario_1() {
         let plan = plan_with(WorkloadFlags::default(), "");
-        assert_eq!(plan.comparison.api_monthly_usd, Money::from_whole_usd(20_000));
-        assert_eq!(plan.comparison.self_hosted_monthly_usd, Money::from_whole_usd(8_000));
-        assert_eq!(plan.comparison.savings_per_month_usd, Money::from_whole_usd(12_000));
-        assert_eq!(plan.comparison.savings_per_year_usd, Money::from_whole_usd(144_000));
+        assert_eq!(
+            plan.comparison.api_monthly_usd,
+            Money::from_whole_usd(20_000)
+        );
+        assert_eq!(
+            plan.comparison.self_hosted_monthly_usd,
+            Money::from_whole_usd(8_000)
+        );
+        assert_eq!(
+            plan.comparison.savings_per_month_usd,
+            Money::from_whole_usd(12_000)
+        );
+        assert_eq!(
+            plan.comparison.savings_per_year_usd,
+            Money::from_whole_usd(144_000)
+        );
         // The capacity check: 10M calls at a 2× peak need more than one 4× A100 replica.
-        let capacity = plan.options.iter().find_map(|o| o.capacity.as_ref()).unwrap();
+        let capacity = plan
+            .options
+            .iter()
+            .find_map(|o| o.capacity.as_ref())
+            .unwrap();
         assert!(!capacity.fits);
         assert!(capacity.required_replicas >= 2);
     }
 
     #[test]
     fn seed_scenario_2_api_is_40x_cheaper() {
-        let plan = plan_with(WorkloadFlags { calls_per_month: Some(1e5), ..Default::default() }, "");
+        let plan = plan_with(
+            WorkloadFlags {
+                calls_per_month: Some(1e5),
+                ..Default::default()
+            },
+            "",
+        );
         assert_eq!(plan.comparison.api_monthly_usd, Money::from_whole_usd(200));
-        assert!(plan.comparison.headline.starts_with("API is 40× cheaper"), "{}", plan.comparison.headline);
+        assert!(
+            plan.comparison.headline.starts_with("API is 40× cheaper"),
+            "{}",
+            plan.comparison.headline
+        );
         assert_eq!(plan.verdict.recommendation, Recommendation::Api);
     }
 
@@ -764,7 +1024,10 @@ mod tests {
     #[test]
     fn owned_variant_is_compared() {
         let plan = plan_with(WorkloadFlags::default(), "");
-        assert!(plan.options.iter().any(|o| o.id == "seed-llama-3.3-70b-4xa100+owned"));
+        assert!(plan
+            .options
+            .iter()
+            .any(|o| o.id == "seed-llama-3.3-70b-4xa100+owned"));
     }
 
     #[test]
@@ -781,7 +1044,10 @@ mod tests {
     fn sweep_steps_up_with_volume() {
         let plan = plan_with(WorkloadFlags::default(), "");
         let series = plan.sweep(&log_volumes(1e4, 1e8, 50));
-        let stepped = series.iter().find(|s| s.id == "seed-llama-3.3-70b-4xa100").unwrap();
+        let stepped = series
+            .iter()
+            .find(|s| s.id == "seed-llama-3.3-70b-4xa100")
+            .unwrap();
         assert_eq!(stepped.points[0].1, 8_000.0);
         assert!(stepped.points.last().unwrap().1 > 8_000.0 * 5.0);
         let haiku = series.iter().find(|s| s.id == "claude-haiku-4.5").unwrap();

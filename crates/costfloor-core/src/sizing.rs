@@ -102,7 +102,10 @@ impl SizingInput<'_> {
             return Err(InputError::invalid(
                 "p99_prompt_tokens + output_tokens",
                 context,
-                &format!("at most {}'s max context of {} tokens", self.model.id, self.model.max_context),
+                &format!(
+                    "at most {}'s max context of {} tokens",
+                    self.model.id, self.model.max_context
+                ),
             ));
         }
         Ok(())
@@ -188,10 +191,12 @@ impl Replica<'_> {
     fn step(&self, batch: f64) -> (f64, &'static str) {
         let input = self.input;
         let mean_context = input.input_tokens + input.output_tokens / 2.0;
-        let memory_bytes = input.weight_bytes_read(batch) + batch * mean_context * input.kv_bytes_per_token();
+        let memory_bytes =
+            input.weight_bytes_read(batch) + batch * mean_context * input.kv_bytes_per_token();
         let memory_s = memory_bytes / self.bandwidth_bytes_per_s;
         let tokens_per_step = batch * (1.0 + input.input_tokens / input.output_tokens);
-        let compute_s = 2.0 * input.model.active_params_b * 1e9 * tokens_per_step / self.flops_per_s;
+        let compute_s =
+            2.0 * input.model.active_params_b * 1e9 * tokens_per_step / self.flops_per_s;
         if compute_s > memory_s {
             (compute_s, "compute")
         } else {
@@ -215,7 +220,7 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
         if tensor_parallel > input.gpus {
             break;
         }
-        if input.model.attention_heads % tensor_parallel != 0 {
+        if !input.model.attention_heads.is_multiple_of(tensor_parallel) {
             continue;
         }
         let usable = input.usable_bytes_per_gpu() * tensor_parallel as f64;
@@ -232,7 +237,11 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
                 * 1e9
                 * assumptions.memory_bandwidth_efficiency
                 * tp_efficiency,
-            flops_per_s: tensor_parallel as f64 * input.tflops() * 1e12 * assumptions.mfu * tp_efficiency,
+            flops_per_s: tensor_parallel as f64
+                * input.tflops()
+                * 1e12
+                * assumptions.mfu
+                * tp_efficiency,
             kv_per_sequence_bytes: mean_sequence * kv_per_token,
         };
         let max_concurrency = ((kv_budget / replica.kv_per_sequence_bytes).floor() as u32).max(1);
@@ -260,7 +269,8 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
         let (step_s, bound) = replica.step(best_batch as f64);
         let limited_by = if !meets_slo {
             "latency SLO (not met even at batch 1)"
-        } else if best_batch == max_concurrency && replica.step((best_batch + 1) as f64).0 <= slo_s {
+        } else if best_batch == max_concurrency && replica.step((best_batch + 1) as f64).0 <= slo_s
+        {
             "KV-cache memory"
         } else if bound == "compute" {
             "latency SLO (compute bound)"
@@ -302,7 +312,10 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
             tp_efficiency,
         });
     }
-    let usable = last_shortfall.map_or(input.usable_bytes_per_gpu() * input.gpus as f64, |(_, usable)| usable);
+    let usable = last_shortfall.map_or(
+        input.usable_bytes_per_gpu() * input.gpus as f64,
+        |(_, usable)| usable,
+    );
     let kv = p99_sequence * kv_per_token;
     let needed = weights + kv;
     Err(InputError::DoesNotFit {
@@ -324,7 +337,13 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
 
-    fn input<'a>(catalog: &'a Catalog, model: &str, gpu: &str, gpus: u32, precision: Precision) -> SizingInput<'a> {
+    fn input<'a>(
+        catalog: &'a Catalog,
+        model: &str,
+        gpu: &str,
+        gpus: u32,
+        precision: Precision,
+    ) -> SizingInput<'a> {
         SizingInput {
             model: catalog.model(model).unwrap(),
             gpu: catalog.gpu(gpu).unwrap(),
@@ -358,7 +377,14 @@ mod tests {
     #[test]
     fn seventy_b_bf16_needs_four_a100s() {
         let catalog = Catalog::embedded().unwrap();
-        let sizing = size(&input(&catalog, "llama-3.3-70b", "a100-80gb", 4, Precision::Bf16)).unwrap();
+        let sizing = size(&input(
+            &catalog,
+            "llama-3.3-70b",
+            "a100-80gb",
+            4,
+            Precision::Bf16,
+        ))
+        .unwrap();
         // 131.4 GiB of weights do not fit 2 × (80 × 0.9 − 2) = 140 GiB with useful KV
         // headroom at the SLO, so the minimum is TP 4.
         assert_eq!(sizing.tensor_parallel, 4);
@@ -374,13 +400,29 @@ mod tests {
     #[test]
     fn eight_b_fits_one_gpu_and_is_faster_than_seventy_b() {
         let catalog = Catalog::embedded().unwrap();
-        let small = size(&input(&catalog, "llama-3.1-8b", "h100-sxm", 1, Precision::Bf16)).unwrap();
-        let large = size(&input(&catalog, "llama-3.3-70b", "h100-sxm", 4, Precision::Bf16)).unwrap();
+        let small = size(&input(
+            &catalog,
+            "llama-3.1-8b",
+            "h100-sxm",
+            1,
+            Precision::Bf16,
+        ))
+        .unwrap();
+        let large = size(&input(
+            &catalog,
+            "llama-3.3-70b",
+            "h100-sxm",
+            4,
+            Precision::Bf16,
+        ))
+        .unwrap();
         assert_eq!(small.tensor_parallel, 1);
         assert!(small.output_tokens_per_s > large.output_tokens_per_s);
         // Single-stream decode of 8B on H100: 16.06 GB ÷ (3,350 GB/s × 0.75) ≈ 6.4 ms,
         // about 156 tokens/s before KV reads.
-        assert!(small.single_stream_tokens_per_s > 100.0 && small.single_stream_tokens_per_s < 160.0);
+        assert!(
+            small.single_stream_tokens_per_s > 100.0 && small.single_stream_tokens_per_s < 160.0
+        );
     }
 
     #[test]
@@ -397,9 +439,19 @@ mod tests {
     #[test]
     fn too_big_model_reports_the_shortfall() {
         let catalog = Catalog::embedded().unwrap();
-        let err = size(&input(&catalog, "llama-3.1-405b", "a100-80gb", 4, Precision::Bf16)).unwrap_err();
+        let err = size(&input(
+            &catalog,
+            "llama-3.1-405b",
+            "a100-80gb",
+            4,
+            Precision::Bf16,
+        ))
+        .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("does not fit") && text.contains("short by"), "{text}");
+        assert!(
+            text.contains("does not fit") && text.contains("short by"),
+            "{text}"
+        );
         match err {
             InputError::DoesNotFit { shortfall_gib, .. } => assert!(shortfall_gib > 400.0),
             other => panic!("{other}"),

@@ -89,7 +89,10 @@ fn unknown() -> Eligibility {
 impl WorkloadFile {
     pub fn parse(name: &str, text: &str) -> Result<WorkloadFile, InputError> {
         toml::from_str(text).map_err(|err| {
-            let (line, column) = err.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            let (line, column) = err
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
             InputError::Catalog(CatalogError::Parse {
                 file: name.to_string(),
                 line,
@@ -123,11 +126,19 @@ impl Workload {
             if file.task.is_empty() || file.task.iter().any(|t| pick(t).is_none()) {
                 return None;
             }
-            Some(file.task.iter().map(|t| t.share * pick(t).unwrap_or(0.0)).sum())
+            Some(
+                file.task
+                    .iter()
+                    .map(|t| t.share * pick(t).unwrap_or(0.0))
+                    .sum(),
+            )
         };
         let calls_per_month = positive(
             "--calls-per-month",
-            flags.calls_per_month.or(file.calls_per_month).unwrap_or(DEFAULT_CALLS_PER_MONTH),
+            flags
+                .calls_per_month
+                .or(file.calls_per_month)
+                .unwrap_or(DEFAULT_CALLS_PER_MONTH),
         )?;
         let input_tokens = positive(
             "--input-tokens",
@@ -145,7 +156,8 @@ impl Workload {
                 .or_else(|| file_tokens_from_tasks(|t| t.output_tokens))
                 .unwrap_or(DEFAULT_OUTPUT_TOKENS),
         )?;
-        let cached_input_share = share("cached_input_share", file.cached_input_share.unwrap_or(0.0))?;
+        let cached_input_share =
+            share("cached_input_share", file.cached_input_share.unwrap_or(0.0))?;
         let cache_write_share = share("cache_write_share", file.cache_write_share.unwrap_or(0.0))?;
         if cached_input_share + cache_write_share > 1.0 + 1e-9 {
             return Err(InputError::invalid(
@@ -171,7 +183,11 @@ impl Workload {
             (None, ratio) => {
                 let ratio = ratio.unwrap_or(assumptions.peak_to_average);
                 if !(ratio.is_finite() && ratio >= 1.0) {
-                    return Err(InputError::invalid("peak_to_average", ratio, "a finite number >= 1"));
+                    return Err(InputError::invalid(
+                        "peak_to_average",
+                        ratio,
+                        "a finite number >= 1",
+                    ));
                 }
                 let profile = diurnal_profile(ratio);
                 (profile, profile.iter().copied().fold(0.0, f64::max))
@@ -189,8 +205,14 @@ impl Workload {
             ));
         }
         let slo = file.slo.unwrap_or_default();
-        let slo_tpot_ms = positive("slo.tpot_ms", slo.tpot_ms.unwrap_or(assumptions.slo_tpot_ms))?;
-        let slo_ttft_ms = positive("slo.ttft_ms", slo.ttft_ms.unwrap_or(assumptions.slo_ttft_ms))?;
+        let slo_tpot_ms = positive(
+            "slo.tpot_ms",
+            slo.tpot_ms.unwrap_or(assumptions.slo_tpot_ms),
+        )?;
+        let slo_ttft_ms = positive(
+            "slo.ttft_ms",
+            slo.ttft_ms.unwrap_or(assumptions.slo_ttft_ms),
+        )?;
         let tasks = if file.task.is_empty() {
             vec![Task {
                 name: "all".to_string(),
@@ -205,19 +227,33 @@ impl Workload {
                 let field = |name: &str| format!("task[{index}] ({}).{name}", task.name);
                 let share_value = task.share;
                 if !(share_value.is_finite() && share_value > 0.0 && share_value <= 1.0) {
-                    return Err(InputError::invalid(&field("share"), share_value, "a fraction in (0, 1]"));
+                    return Err(InputError::invalid(
+                        &field("share"),
+                        share_value,
+                        "a fraction in (0, 1]",
+                    ));
                 }
                 tasks.push(Task {
                     name: task.name.clone(),
                     share: share_value,
-                    input_tokens: positive(&field("input_tokens"), task.input_tokens.unwrap_or(input_tokens))?,
-                    output_tokens: positive(&field("output_tokens"), task.output_tokens.unwrap_or(output_tokens))?,
+                    input_tokens: positive(
+                        &field("input_tokens"),
+                        task.input_tokens.unwrap_or(input_tokens),
+                    )?,
+                    output_tokens: positive(
+                        &field("output_tokens"),
+                        task.output_tokens.unwrap_or(output_tokens),
+                    )?,
                     self_host: task.self_host,
                 });
             }
             let total: f64 = tasks.iter().map(|t| t.share).sum();
             if (total - 1.0).abs() > 1e-6 {
-                return Err(InputError::invalid("task[].share (sum)", total, "shares that sum to 1"));
+                return Err(InputError::invalid(
+                    "task[].share (sum)",
+                    total,
+                    "shares that sum to 1",
+                ));
             }
             tasks
         };
@@ -277,13 +313,21 @@ fn normalise_profile(profile: &[f64]) -> Result<[f64; 24], InputError> {
     let mut out = [0.0; 24];
     for (hour, value) in profile.iter().enumerate() {
         if !(value.is_finite() && *value >= 0.0) {
-            return Err(InputError::invalid(&format!("hourly_profile[{hour}]"), value, "a finite number >= 0"));
+            return Err(InputError::invalid(
+                &format!("hourly_profile[{hour}]"),
+                value,
+                "a finite number >= 0",
+            ));
         }
         out[hour] = *value;
     }
     let mean = out.iter().sum::<f64>() / 24.0;
     if mean <= 0.0 {
-        return Err(InputError::invalid("hourly_profile", "all zeros", "at least one hour with load"));
+        return Err(InputError::invalid(
+            "hourly_profile",
+            "all zeros",
+            "at least one hour with load",
+        ));
     }
     for value in &mut out {
         *value /= mean;
@@ -330,20 +374,30 @@ mod tests {
 
     fn build(text: &str, flags: WorkloadFlags) -> Result<Workload, InputError> {
         let catalog = Catalog::embedded().unwrap();
-        Workload::build(WorkloadFile::parse("w.toml", text)?, &flags, &catalog.assumptions)
+        Workload::build(
+            WorkloadFile::parse("w.toml", text)?,
+            &flags,
+            &catalog.assumptions,
+        )
     }
 
     #[test]
     fn defaults_are_seed_scenario_1() {
         let w = build("", WorkloadFlags::default()).unwrap();
-        assert_eq!((w.calls_per_month, w.input_tokens, w.output_tokens), (1e7, 1000.0, 200.0));
+        assert_eq!(
+            (w.calls_per_month, w.input_tokens, w.output_tokens),
+            (1e7, 1000.0, 200.0)
+        );
     }
 
     #[test]
     fn flags_override_the_file() {
         let w = build(
             "calls_per_month = 5\ninput_tokens = 7",
-            WorkloadFlags { calls_per_month: Some(100_000.0), ..Default::default() },
+            WorkloadFlags {
+                calls_per_month: Some(100_000.0),
+                ..Default::default()
+            },
         )
         .unwrap();
         assert_eq!((w.calls_per_month, w.input_tokens), (100_000.0, 7.0));
@@ -352,30 +406,55 @@ mod tests {
     #[test]
     fn bad_values_name_the_field() {
         for (flags, field) in [
-            (WorkloadFlags { calls_per_month: Some(0.0), ..Default::default() }, "--calls-per-month"),
-            (WorkloadFlags { input_tokens: Some(-3.0), ..Default::default() }, "--input-tokens"),
-            (WorkloadFlags { output_tokens: Some(f64::NAN), ..Default::default() }, "--output-tokens"),
+            (
+                WorkloadFlags {
+                    calls_per_month: Some(0.0),
+                    ..Default::default()
+                },
+                "--calls-per-month",
+            ),
+            (
+                WorkloadFlags {
+                    input_tokens: Some(-3.0),
+                    ..Default::default()
+                },
+                "--input-tokens",
+            ),
+            (
+                WorkloadFlags {
+                    output_tokens: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "--output-tokens",
+            ),
         ] {
             let err = build("", flags).unwrap_err().to_string();
             assert!(err.starts_with(field), "{err}");
             assert!(err.contains("expected a finite number > 0"), "{err}");
         }
-        let err = build("batch_share = 1.5", WorkloadFlags::default()).unwrap_err().to_string();
+        let err = build("batch_share = 1.5", WorkloadFlags::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("batch_share = 1.5"), "{err}");
     }
 
     #[test]
     fn malformed_toml_gives_line_and_column() {
-        let err = build("calls_per_month = 1\ninput_tokens = = 3\n", WorkloadFlags::default())
-            .unwrap_err()
-            .to_string();
+        let err = build(
+            "calls_per_month = 1\ninput_tokens = = 3\n",
+            WorkloadFlags::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("w.toml:2:"), "{err}");
     }
 
     #[test]
     fn task_shares_must_sum_to_one() {
         let text = "[[task]]\nname='a'\nshare=0.5\n[[task]]\nname='b'\nshare=0.4\n";
-        let err = build(text, WorkloadFlags::default()).unwrap_err().to_string();
+        let err = build(text, WorkloadFlags::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sum"), "{err}");
     }
 

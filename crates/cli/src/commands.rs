@@ -1,0 +1,285 @@
+//! Subcommands: flags, file reading, and dispatch to the libraries.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use costfloor_core::catalog::{Catalog, Precision};
+use costfloor_core::error::InputError;
+use costfloor_core::plan::{plan, PlanRequest, DEFAULT_API_IDS, DEFAULT_DEPLOYMENT_IDS};
+use costfloor_core::sizing::{size, SizingInput};
+use costfloor_core::workload::{Workload, WorkloadFile, WorkloadFlags};
+
+use crate::{chart, output};
+
+/// An error the user caused and can fix (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputFailure(pub String);
+
+fn input_failure(err: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(InputFailure(err.to_string()))
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "costfloor",
+    version,
+    about = "API vs self-hosted LLM costs: the decision, the sizing, and the hybrid gateway that runs it"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The decision: costs, capacity, break-even, hybrid optimum and verdict.
+    Plan(PlanArgs),
+    /// The GPU calculator: memory, tensor parallelism, throughput and capacity.
+    Size(SizeArgs),
+    /// Prices, GPU specs, open models and deployment presets.
+    Catalog(CatalogArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CatalogFlag {
+    /// A catalog file (TOML) that adds or overrides entries of the embedded one.
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// Calls per month (default: the seed's Scenario 1, 10,000,000).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    calls_per_month: Option<f64>,
+    /// Mean input tokens per call (default 1,000).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    input_tokens: Option<f64>,
+    /// Mean output tokens per call (default 200).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    output_tokens: Option<f64>,
+    /// Workload file (TOML): cache and batch shares, load profile, SLO, task mix.
+    #[arg(long, value_name = "FILE")]
+    workload: Option<PathBuf>,
+    /// API models to compare; the first is the reference (repeatable).
+    #[arg(long = "api", value_name = "ID")]
+    api: Vec<String>,
+    /// Self-hosted deployments to compare; the first is the primary (repeatable).
+    #[arg(long = "deployment", value_name = "ID")]
+    deployment: Vec<String>,
+    /// Do not add owned-hardware variants of rented deployments.
+    #[arg(long)]
+    no_owned: bool,
+    /// Write a chart of monthly cost vs calls/month (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// Machine-readable output (schema: docs/plan-json.md).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    catalog: CatalogFlag,
+}
+
+#[derive(Args, Debug)]
+struct SizeArgs {
+    /// Open model id, e.g. llama-3.3-70b.
+    #[arg(long, value_name = "ID")]
+    model: String,
+    /// GPU id, e.g. h100-sxm.
+    #[arg(long, value_name = "ID")]
+    gpu: String,
+    /// GPUs available (default: the smallest count that fits, up to 16).
+    #[arg(long, value_name = "N")]
+    gpus: Option<u32>,
+    /// bf16, fp8, int8 or int4.
+    #[arg(long, value_name = "P", default_value = "bf16")]
+    precision: String,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000.0,
+        allow_negative_numbers = true
+    )]
+    input_tokens: f64,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200.0,
+        allow_negative_numbers = true
+    )]
+    output_tokens: f64,
+    /// p99 prompt length for the context fit (default: input tokens).
+    #[arg(long, value_name = "N")]
+    p99_prompt_tokens: Option<f64>,
+    /// Max time per output token (default from the catalog: 50 ms).
+    #[arg(long, value_name = "MS")]
+    tpot_ms: Option<f64>,
+    /// KV cache in fp8 (1 byte per element) instead of bf16.
+    #[arg(long)]
+    kv_fp8: bool,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    catalog: CatalogFlag,
+}
+
+#[derive(Args, Debug)]
+struct CatalogArgs {
+    #[command(subcommand)]
+    action: Option<CatalogAction>,
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    catalog: CatalogFlag,
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogAction {
+    /// Every entry, one line each (the default).
+    List,
+    /// One entry in full.
+    Show { id: String },
+    /// Check a catalog file against the schema and the embedded catalog.
+    Validate { file: PathBuf },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Plan(args) => run_plan(args),
+        Command::Size(args) => run_size(args),
+        Command::Catalog(args) => run_catalog(args),
+    }
+}
+
+fn read_input_file(path: &Path) -> Result<String> {
+    fs::read_to_string(path)
+        .map_err(|err| input_failure(format!("cannot read {}: {err}", path.display())))
+}
+
+pub fn load_catalog(flag: &CatalogFlag) -> Result<Catalog> {
+    let mut catalog = Catalog::embedded().context("the embedded catalog is invalid")?;
+    if let Some(path) = &flag.catalog {
+        let text = read_input_file(path)?;
+        catalog
+            .overlay(&path.display().to_string(), &text)
+            .map_err(input_failure)?;
+    }
+    Ok(catalog)
+}
+
+fn input_error(err: InputError) -> anyhow::Error {
+    input_failure(err)
+}
+
+fn run_plan(args: PlanArgs) -> Result<()> {
+    let catalog = load_catalog(&args.catalog)?;
+    let file = match &args.workload {
+        Some(path) => {
+            let text = read_input_file(path)?;
+            WorkloadFile::parse(&path.display().to_string(), &text).map_err(input_error)?
+        }
+        None => WorkloadFile::default(),
+    };
+    let flags = WorkloadFlags {
+        calls_per_month: args.calls_per_month,
+        input_tokens: args.input_tokens,
+        output_tokens: args.output_tokens,
+    };
+    let workload = Workload::build(file, &flags, &catalog.assumptions).map_err(input_error)?;
+    let ids = |given: Vec<String>, default: &[&str]| {
+        if given.is_empty() {
+            default.iter().map(|s| s.to_string()).collect()
+        } else {
+            given
+        }
+    };
+    let request = PlanRequest {
+        workload,
+        api_ids: ids(args.api, &DEFAULT_API_IDS),
+        deployment_ids: ids(args.deployment, &DEFAULT_DEPLOYMENT_IDS),
+        compare_owned: !args.no_owned,
+    };
+    let plan = plan(&catalog, &request).map_err(input_error)?;
+    if let Some(path) = &args.chart {
+        chart::write_cost_chart(&plan, path)
+            .with_context(|| format!("writing chart {}", path.display()))?;
+    }
+    if args.json {
+        output::print_json(&plan)
+    } else {
+        output::print_plan(&plan, args.chart.as_deref())
+    }
+}
+
+fn run_size(args: SizeArgs) -> Result<()> {
+    let catalog = load_catalog(&args.catalog)?;
+    let model = catalog.model(&args.model).map_err(input_failure)?;
+    let gpu = catalog.gpu(&args.gpu).map_err(input_failure)?;
+    let precision = Precision::parse(&args.precision).ok_or_else(|| {
+        input_failure(format!(
+            "--precision = {} is not allowed: expected one of {}",
+            args.precision,
+            Precision::ALL.join(", ")
+        ))
+    })?;
+    let build = |gpus: u32| SizingInput {
+        model,
+        gpu,
+        gpus,
+        precision,
+        kv_bytes_per_element: if args.kv_fp8 { 1.0 } else { 2.0 },
+        input_tokens: args.input_tokens,
+        output_tokens: args.output_tokens,
+        p99_prompt_tokens: args.p99_prompt_tokens.unwrap_or(args.input_tokens),
+        slo_tpot_ms: args.tpot_ms.unwrap_or(catalog.assumptions.slo_tpot_ms),
+        slo_ttft_ms: catalog.assumptions.slo_ttft_ms,
+        assumptions: &catalog.assumptions,
+    };
+    let sizing = match args.gpus {
+        Some(gpus) => size(&build(gpus)).map_err(input_error)?,
+        None => {
+            // The smallest power-of-two GPU count that fits.
+            let mut result = size(&build(1));
+            for gpus in [2, 4, 8, 16] {
+                if result.is_ok() {
+                    break;
+                }
+                result = size(&build(gpus));
+            }
+            result.map_err(input_error)?
+        }
+    };
+    if args.json {
+        output::print_json(&sizing)
+    } else {
+        output::print_sizing(&sizing)
+    }
+}
+
+fn run_catalog(args: CatalogArgs) -> Result<()> {
+    match args.action.unwrap_or(CatalogAction::List) {
+        CatalogAction::List => {
+            let catalog = load_catalog(&args.catalog)?;
+            output::print_catalog_list(&catalog, args.json)
+        }
+        CatalogAction::Show { id } => {
+            let catalog = load_catalog(&args.catalog)?;
+            output::print_catalog_entry(&catalog, &id, args.json)?.map_err(input_failure)
+        }
+        CatalogAction::Validate { file } => {
+            let text = read_input_file(&file)?;
+            let name = file.display().to_string();
+            let catalog = Catalog::validate_file(&name, &text).map_err(input_failure)?;
+            output::print_line(&format!(
+                "{name}: ok ({} API models, {} GPUs, {} models, {} deployments after merging)",
+                catalog.api_models.len(),
+                catalog.gpus.len(),
+                catalog.models.len(),
+                catalog.deployments.len()
+            ))
+        }
+    }
+}

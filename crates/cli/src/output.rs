@@ -1,0 +1,573 @@
+//! Everything the CLI prints: human tables and JSON. The only module that writes to
+//! stdout.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::Result;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
+use costfloor_core::catalog::Catalog;
+use costfloor_core::error::close_matches;
+use costfloor_core::money::{group_thousands, Money};
+use costfloor_core::plan::{human_calls, Plan};
+use costfloor_core::sizing::Sizing;
+use costfloor_core::verdict::CheckStatus;
+use serde::Serialize;
+
+pub fn print_line(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(150)
+        .set_header(header.iter().map(Cell::new));
+    table
+}
+
+fn right(text: impl ToString) -> Cell {
+    Cell::new(text.to_string()).set_alignment(CellAlignment::Right)
+}
+
+fn number(value: f64, decimals: usize) -> String {
+    let formatted = format!("{:.*}", decimals, value.abs());
+    let (whole, fraction) = formatted.split_once('.').unwrap_or((&formatted, ""));
+    let sign = if value < 0.0 { "-" } else { "" };
+    if fraction.is_empty() {
+        format!("{sign}{}", group_thousands(whole))
+    } else {
+        format!("{sign}{}.{fraction}", group_thousands(whole))
+    }
+}
+
+fn usd(value: f64) -> String {
+    Money::from_usd_f64(value).to_string()
+}
+
+pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
+    let w = &plan.workload;
+    let d = &plan.demand;
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    writeln!(
+        out,
+        "costfloor plan: {} calls/month, {} input + {} output tokens per call, peak {:.2}× average",
+        number(w.calls_per_month, 0),
+        number(w.input_tokens, 0),
+        number(w.output_tokens, 0),
+        w.peak_to_average
+    )?;
+    writeln!(
+        out,
+        "Demand: {:.2} calls/s on average, {:.2} at peak; {} tokens/s on average ({} output), {} at peak ({} output)\n",
+        d.average_calls_per_s,
+        d.peak_calls_per_s,
+        number(d.average_input_tokens_per_s + d.average_output_tokens_per_s, 0),
+        number(d.average_output_tokens_per_s, 0),
+        number(d.peak_tokens_per_s, 0),
+        number(d.peak_output_tokens_per_s, 0),
+    )?;
+
+    let mut options = table(&[
+        "option",
+        "kind",
+        "monthly cost",
+        "breakdown",
+        "effective $/MTok",
+        "capacity (as given)",
+    ]);
+    for option in &plan.options {
+        let breakdown = option
+            .cost_breakdown
+            .iter()
+            .map(|(name, amount)| format!("{name} {}", usd(*amount)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let effective = option
+            .effective_usd_per_mtok
+            .map_or("per token".to_string(), |e| {
+                format!(
+                    "${e:.3} ({:.1}× the seed's $0.10)",
+                    option.effective_vs_seed_price.unwrap_or(0.0)
+                )
+            });
+        let capacity = option
+            .capacity
+            .as_ref()
+            .map_or("unlimited".to_string(), |c| {
+                format!(
+                    "{} calls/month max, {:.0}% utilised{}",
+                    human_calls(c.max_calls_per_month),
+                    c.utilization_as_given * 100.0,
+                    if c.fits {
+                        ""
+                    } else {
+                        ": does NOT carry the peak"
+                    }
+                )
+            });
+        options.add_row(vec![
+            Cell::new(&option.id),
+            Cell::new(option.kind),
+            right(option.monthly_cost_usd),
+            Cell::new(breakdown),
+            right(effective),
+            Cell::new(capacity),
+        ]);
+    }
+    writeln!(out, "Options\n{options}\n")?;
+    writeln!(out, "{}\n", plan.comparison.headline)?;
+
+    for option in plan.options.iter().filter(|o| o.capacity.is_some()).take(1) {
+        if let Some(c) = &option.capacity {
+            let s = &c.sizing;
+            writeln!(
+                out,
+                "Capacity check: {} ({}× {}, {}: {} replica(s) of TP {}, SLO {:.0} ms/token)",
+                option.id,
+                s.gpus,
+                s.gpu,
+                s.precision.as_str(),
+                s.replicas,
+                s.tensor_parallel,
+                plan.workload.slo_tpot_ms
+            )?;
+            let mut cap = table(&["", "value"]);
+            cap.add_row(vec![
+                Cell::new("workload needs at peak"),
+                right(format!(
+                    "{} tokens/s ({} output)",
+                    number(d.peak_tokens_per_s, 0),
+                    number(d.peak_output_tokens_per_s, 0)
+                )),
+            ]);
+            cap.add_row(vec![
+                Cell::new("deployment delivers"),
+                right(format!(
+                    "{} tokens/s ({} output)",
+                    number(c.provided_tokens_per_s, 0),
+                    number(c.provided_output_tokens_per_s, 0)
+                )),
+            ]);
+            cap.add_row(vec![
+                Cell::new("per replica"),
+                right(format!(
+                    "batch {} of {} that fit, {:.1} ms/token, {} calls/month at 100% ({})",
+                    s.best_batch,
+                    s.max_concurrency,
+                    s.tpot_ms,
+                    human_calls(s.max_calls_per_month_per_replica),
+                    s.limited_by
+                )),
+            ]);
+            cap.add_row(vec![
+                Cell::new("replicas needed at peak"),
+                right(format!(
+                    "{} ({} GPUs)",
+                    c.required_replicas, c.required_gpus
+                )),
+            ]);
+            cap.add_row(vec![
+                Cell::new("cost at the replicas needed"),
+                right(format!(
+                    "{}/month, ${:.3}/MTok effective",
+                    c.monthly_cost_at_required_usd, c.effective_usd_per_mtok_at_required
+                )),
+            ]);
+            cap.add_row(vec![
+                Cell::new("utilisation at that size"),
+                right(format!("{:.0}%", c.utilization * 100.0)),
+            ]);
+            writeln!(out, "{cap}\n")?;
+        }
+    }
+
+    let mut be = table(&[
+        "API",
+        "self-hosted",
+        "break-even (as given)",
+        "with $0.10/MTok variable",
+        "input-only tokens",
+        "capacity-aware",
+    ]);
+    for b in &plan.break_even {
+        let calls = |v: Option<f64>| {
+            v.map_or("never".to_string(), |c| {
+                format!("{} calls/mo", human_calls(c))
+            })
+        };
+        let aware = match (
+            b.capacity_aware_calls_per_month,
+            b.stays_cheaper,
+            b.cheaper_for_good_from_calls_per_month,
+        ) {
+            (None, _, _) => "never cheaper".to_string(),
+            (Some(first), true, _) => format!("{} and stays cheaper", human_calls(first)),
+            (Some(first), false, Some(good)) => format!(
+                "{}, for good from {}",
+                human_calls(first),
+                human_calls(good)
+            ),
+            (Some(first), false, None) => format!("{} (only in bands)", human_calls(first)),
+        };
+        be.add_row(vec![
+            Cell::new(&b.api),
+            Cell::new(&b.self_hosted),
+            right(calls(b.calls_per_month)),
+            right(calls(b.calls_per_month_with_variable)),
+            right(
+                b.input_only_tokens_per_month
+                    .map_or("never".to_string(), |t| format!("{:.2}B/mo", t / 1e9)),
+            ),
+            right(aware),
+        ]);
+    }
+    writeln!(out, "Break-even\n{be}")?;
+    writeln!(
+        out,
+        "Seed Scenario 3 check: {}\n",
+        plan.seed_scenario_3.explanation
+    )?;
+
+    let h = &plan.hybrid;
+    let o = &h.optimum;
+    writeln!(
+        out,
+        "Hybrid optimum ({} + {}; {:.0}% of calls eligible for self-hosting)",
+        h.self_hosted,
+        h.api,
+        h.eligible_share * 100.0
+    )?;
+    let mut hy = table(&["strategy", "monthly cost", "detail"]);
+    hy.add_row(vec![
+        Cell::new("all API"),
+        right(h.all_api_usd),
+        Cell::new(&h.api),
+    ]);
+    hy.add_row(vec![
+        Cell::new("all self-hosted (sized for peak)"),
+        right(h.all_self_hosted_usd),
+        Cell::new(format!("{} replica(s)", h.all_self_hosted_replicas)),
+    ]);
+    hy.add_row(vec![
+        Cell::new("hybrid"),
+        right(o.monthly_cost_usd),
+        Cell::new(format!(
+            "{} replica(s) ({} self-hosted + {} API); {:.1}% of calls self-hosted, {:.1}% API ({} overflow calls/month); utilisation {:.0}%; spill over above {} in-flight per replica",
+            o.replicas,
+            o.self_hosted_cost_usd,
+            o.api_cost_usd,
+            o.self_hosted_share * 100.0,
+            o.api_share * 100.0,
+            human_calls(o.overflow_calls_per_month),
+            o.utilization * 100.0,
+            o.spillover_max_in_flight_per_replica
+        )),
+    ]);
+    writeln!(out, "{hy}\n")?;
+
+    let v = &plan.verdict;
+    let mut checks = table(&["check", "measured", "threshold", "result", "note"]);
+    for check in &v.checks {
+        let status = match check.status {
+            CheckStatus::Pass => "pass (self-host)",
+            CheckStatus::Fail => "fail (API)",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Unknown => "unknown",
+        };
+        checks.add_row(vec![
+            Cell::new(check.name),
+            Cell::new(&check.measured),
+            Cell::new(&check.threshold),
+            Cell::new(status),
+            Cell::new(&check.note),
+        ]);
+    }
+    writeln!(
+        out,
+        "Verdict checklist ({} vs {})\n{checks}",
+        plan.comparison.self_hosted, plan.comparison.api
+    )?;
+    writeln!(out, "Recommendation: {}", v.summary)?;
+    for reason in &v.reasons {
+        writeln!(out, "  - {reason}")?;
+    }
+    writeln!(out, "\nAssumptions")?;
+    for a in &plan.assumptions {
+        writeln!(out, "  {}: {}", a.name, a.value)?;
+    }
+    if let Some(path) = chart {
+        writeln!(out, "\nChart written to {}", path.display())?;
+    }
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    Ok(())
+}
+
+pub fn print_sizing(s: &Sizing) -> Result<()> {
+    let mut t = table(&["", "value"]);
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "model / GPU",
+            format!(
+                "{} on {} × {} ({})",
+                s.model,
+                s.gpus,
+                s.gpu,
+                s.precision.as_str()
+            ),
+        ),
+        ("weights", format!("{:.1} GiB", s.weights_gib)),
+        (
+            "KV cache per token",
+            format!(
+                "{} bytes ({:.0} KiB)",
+                number(s.kv_bytes_per_token as f64, 0),
+                s.kv_bytes_per_token as f64 / 1024.0
+            ),
+        ),
+        (
+            "KV budget per replica",
+            format!(
+                "{:.1} GiB = {} tokens",
+                s.kv_budget_gib,
+                number(s.kv_budget_tokens as f64, 0)
+            ),
+        ),
+        (
+            "tensor parallel / replicas",
+            format!("TP {} × {} replica(s)", s.tensor_parallel, s.replicas),
+        ),
+        (
+            "max concurrency (memory)",
+            format!("{} sequences per replica", s.max_concurrency),
+        ),
+        (
+            "best batch within SLO",
+            format!(
+                "{} ({}; {:.1} ms/token)",
+                s.best_batch, s.limited_by, s.tpot_ms
+            ),
+        ),
+        (
+            "single-stream decode",
+            format!("{:.1} tokens/s", s.single_stream_tokens_per_s),
+        ),
+        (
+            "output throughput per replica",
+            format!(
+                "{} tokens/s (prefill included)",
+                number(s.output_tokens_per_s, 0)
+            ),
+        ),
+        (
+            "prefill throughput per replica",
+            format!("{} tokens/s", number(s.prefill_tokens_per_s, 0)),
+        ),
+        (
+            "TTFT (p99 prompt, idle)",
+            format!(
+                "{:.0} ms{}",
+                s.ttft_ms,
+                if s.meets_ttft_slo {
+                    ""
+                } else {
+                    " (over the TTFT SLO)"
+                }
+            ),
+        ),
+        (
+            "capacity",
+            format!(
+                "{} calls/month ({} per replica) at 100% utilisation",
+                number(s.max_calls_per_month, 0),
+                number(s.max_calls_per_month_per_replica, 0)
+            ),
+        ),
+        (
+            "efficiency factors",
+            format!(
+                "bandwidth {}, MFU {}, TP {}",
+                s.bandwidth_efficiency, s.mfu, s.tp_efficiency
+            ),
+        ),
+    ];
+    for (name, value) in rows {
+        t.add_row(vec![Cell::new(name), Cell::new(value)]);
+    }
+    print_line(&t.to_string())
+}
+
+pub fn print_catalog_list(catalog: &Catalog, json: bool) -> Result<()> {
+    if json {
+        #[derive(Serialize)]
+        struct All<'a> {
+            assumptions: &'a costfloor_core::catalog::Assumptions,
+            api_models: Vec<&'a costfloor_core::catalog::ApiModel>,
+            gpus: Vec<&'a costfloor_core::catalog::Gpu>,
+            models: Vec<&'a costfloor_core::catalog::OpenModel>,
+            deployments: Vec<&'a costfloor_core::catalog::Deployment>,
+        }
+        return print_json(&All {
+            assumptions: &catalog.assumptions,
+            api_models: catalog.api_models.values().collect(),
+            gpus: catalog.gpus.values().collect(),
+            models: catalog.models.values().collect(),
+            deployments: catalog.deployments.values().collect(),
+        });
+    }
+    let mut apis = table(&[
+        "API model",
+        "input",
+        "output",
+        "cache write",
+        "cache read",
+        "batch",
+        "context",
+        "as of",
+    ]);
+    for m in catalog.api_models.values() {
+        let price = |p: Option<costfloor_core::money::UsdPerMtok>| {
+            p.map_or("-".to_string(), |p| format!("${}", p.usd_f64()))
+        };
+        apis.add_row(vec![
+            Cell::new(&m.id),
+            right(format!("${}", m.input_usd_per_mtok.usd_f64())),
+            right(format!("${}", m.output_usd_per_mtok.usd_f64())),
+            right(price(m.cache_write_usd_per_mtok)),
+            right(price(m.cache_read_usd_per_mtok)),
+            right(format!("{:.0}% off", m.batch_discount * 100.0)),
+            right(number(m.context_window as f64, 0)),
+            Cell::new(&m.as_of),
+        ]);
+    }
+    let mut gpus = table(&[
+        "GPU",
+        "memory GiB",
+        "GB/s",
+        "BF16 TFLOPS",
+        "FP8 TFLOPS",
+        "rental $/h",
+        "purchase",
+    ]);
+    for g in catalog.gpus.values() {
+        gpus.add_row(vec![
+            Cell::new(&g.id),
+            right(g.memory_gib),
+            right(number(g.bandwidth_gb_s, 0)),
+            right(g.bf16_tflops),
+            right(g.fp8_tflops.map_or("-".to_string(), |f| f.to_string())),
+            right(g.rental_usd_per_gpu_hour),
+            right(g.purchase_usd.map_or("-".to_string(), |p| p.to_string())),
+        ]);
+    }
+    let mut models = table(&[
+        "model",
+        "layers",
+        "hidden",
+        "heads",
+        "KV heads",
+        "head_dim",
+        "params (B)",
+        "active (B)",
+        "max context",
+    ]);
+    for m in catalog.models.values() {
+        models.add_row(vec![
+            Cell::new(&m.id),
+            right(m.layers),
+            right(m.hidden_size),
+            right(m.attention_heads),
+            right(m.kv_heads),
+            right(m.head_dim),
+            right(m.params_b),
+            right(m.active_params_b),
+            right(number(m.max_context as f64, 0)),
+        ]);
+    }
+    let mut deployments = table(&[
+        "deployment",
+        "model",
+        "GPUs",
+        "precision",
+        "GPU $/month",
+        "ops/month",
+        "setup",
+    ]);
+    for dep in catalog.deployments.values() {
+        let per_gpu = dep
+            .gpu_usd_per_month
+            .map_or("rental × hours".to_string(), |m| m.to_string());
+        deployments.add_row(vec![
+            Cell::new(&dep.id),
+            Cell::new(&dep.model),
+            right(format!("{} × {}", dep.gpus, dep.gpu)),
+            Cell::new(dep.precision.as_str()),
+            right(per_gpu),
+            right(catalog.ops_per_month(dep)),
+            right(format!(
+                "{} / {} mo",
+                dep.setup_usd, dep.setup_amortize_months
+            )),
+        ]);
+    }
+    print_line(&format!("{apis}\n{gpus}\n{models}\n{deployments}"))
+}
+
+pub fn print_catalog_entry(catalog: &Catalog, id: &str, json: bool) -> Result<Result<(), String>> {
+    let value = if let Some(entry) = catalog.api_models.get(id) {
+        serde_json::to_value(entry)?
+    } else if let Some(entry) = catalog.gpus.get(id) {
+        serde_json::to_value(entry)?
+    } else if let Some(entry) = catalog.models.get(id) {
+        serde_json::to_value(entry)?
+    } else if let Some(entry) = catalog.deployments.get(id) {
+        serde_json::to_value(entry)?
+    } else {
+        let all: Vec<String> = catalog
+            .api_models
+            .keys()
+            .chain(catalog.gpus.keys())
+            .chain(catalog.models.keys())
+            .chain(catalog.deployments.keys())
+            .cloned()
+            .collect();
+        let close = close_matches(id, all.iter());
+        return Ok(Err(format!(
+            "unknown catalog id `{id}`; did you mean {}?",
+            close
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    if json {
+        print_json(&value)?;
+    } else {
+        let mut t = table(&["field", "value"]);
+        if let serde_json::Value::Object(map) = value {
+            for (key, val) in map {
+                let text = match val {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                t.add_row(vec![Cell::new(key), Cell::new(text)]);
+            }
+        }
+        print_line(&t.to_string())?;
+    }
+    Ok(Ok(()))
+}

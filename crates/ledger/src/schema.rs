@@ -1,0 +1,144 @@
+//! Connection setup and the numbered schema migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::{LedgerError, Result};
+
+/// Conventional file name of the ledger database.
+pub const DEFAULT_FILE_NAME: &str = "costfloor.db";
+
+/// How long a connection waits on a lock held by another connection before giving up.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations, in order. Migration `i` (0-based) takes the file from `user_version = i` to
+/// `user_version = i + 1`. Entries are only ever appended; a released entry never changes.
+const MIGRATIONS: &[&str] = &[
+    // 1: the request table.
+    "CREATE TABLE requests (
+        id                        INTEGER PRIMARY KEY,
+        request_id                TEXT    NOT NULL UNIQUE,
+        started_at_unix_ms        INTEGER NOT NULL,
+        finished_at_unix_ms       INTEGER NOT NULL,
+        client_key                TEXT,
+        route                     TEXT    NOT NULL,
+        backend                   TEXT    NOT NULL,
+        model                     TEXT    NOT NULL,
+        task                      TEXT,
+        stream                    INTEGER NOT NULL CHECK (stream IN (0, 1)),
+        input_tokens              INTEGER NOT NULL,
+        cache_read_tokens         INTEGER NOT NULL,
+        cache_write_tokens        INTEGER NOT NULL,
+        output_tokens             INTEGER NOT NULL,
+        ttft_us                   INTEGER,
+        total_us                  INTEGER NOT NULL,
+        overhead_us               INTEGER NOT NULL,
+        http_status               INTEGER NOT NULL CHECK (http_status BETWEEN 0 AND 65535),
+        outcome                   TEXT    NOT NULL CHECK (outcome IN
+                                      ('success', 'upstream_error', 'client_error', 'client_disconnect')),
+        error_kind                TEXT,
+        fallback_chain            TEXT    NOT NULL,
+        cost_nusd                 INTEGER NOT NULL,
+        counterfactual_cost_nusd  INTEGER NOT NULL,
+        estimated                 INTEGER NOT NULL CHECK (estimated IN (0, 1)),
+        self_hosted               INTEGER NOT NULL CHECK (self_hosted IN (0, 1))
+    ) STRICT;
+    CREATE INDEX requests_started_at ON requests (started_at_unix_ms);
+    CREATE INDEX requests_backend_started_at ON requests (backend, started_at_unix_ms);",
+];
+
+/// The schema version this build writes and reads (`PRAGMA user_version` after migrating).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+fn known_version() -> i64 {
+    i64::from(SCHEMA_VERSION)
+}
+
+fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Opens (creating if needed) the ledger for writing: WAL, `synchronous = NORMAL`, busy timeout,
+/// and all pending migrations applied.
+pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Refuse a newer file before touching anything in it.
+    check_not_newer(user_version(&conn)?)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LedgerError::NotWal(mode));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens an existing, fully migrated ledger read-only.
+pub(crate) fn open_ro(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let found = user_version(&conn)?;
+    check_not_newer(found)?;
+    if found < known_version() {
+        return Err(LedgerError::OlderSchema {
+            found,
+            known: known_version(),
+        });
+    }
+    Ok(conn)
+}
+
+fn check_not_newer(found: i64) -> Result<()> {
+    if found > known_version() {
+        return Err(LedgerError::NewerSchema {
+            found,
+            known: known_version(),
+        });
+    }
+    Ok(())
+}
+
+/// Applies every migration past the file's `user_version`, all in one immediate transaction so
+/// that two processes opening the same new file cannot both migrate it.
+fn migrate(conn: &Connection) -> Result<()> {
+    if user_version(conn)? == known_version() {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    let found = user_version(&tx)?;
+    check_not_newer(found)?;
+    let start = usize::try_from(found).unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tracing::debug!(version = i + 1, "ledger migration applied");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_in_memory() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), known_version());
+        migrate(&conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), known_version());
+    }
+}

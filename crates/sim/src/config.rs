@@ -1,0 +1,384 @@
+//! Configuration of the simulated backend: latency, output length, auth, and the fault plan.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything that shapes how the simulator behaves.
+///
+/// Deserializes from TOML (see [`SimConfig::from_toml_str`]) or JSON. Every field is
+/// optional; unknown fields are rejected. Durations are written in milliseconds:
+///
+/// ```toml
+/// ttft_ms = 100                 # delay before the first token
+/// token_delay_ms = 10           # delay between tokens
+/// default_output_tokens = 32    # output length when max_tokens does not cut it
+/// models = ["gpt-4o-mini", "claude-sonnet-4-5"]   # empty: accept any model
+/// api_key = "sk-test"           # unset: accept any key (or none)
+/// require_anthropic_version = true
+/// max_running = 8               # unset: no concurrency limit, nothing waits
+/// max_body_bytes = 33554432
+/// seed = 0
+///
+/// [[faults]]
+/// kind = "rate_limit"
+/// count = 2
+/// retry_after_s = 3
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Time to first token: the delay before the first byte of a streamed body, and
+    /// part of the latency of a non-streamed response.
+    #[serde(rename = "ttft_ms", with = "millis")]
+    pub ttft: Duration,
+    /// Delay between two output tokens.
+    #[serde(rename = "token_delay_ms", with = "millis")]
+    pub token_delay: Duration,
+    /// Output length, in tokens (= words), when `max_tokens` is larger or absent.
+    pub default_output_tokens: u32,
+    /// Models served. Empty: any model name is accepted and echoed back. Otherwise,
+    /// another name gets a 404 in the format of the endpoint called.
+    pub models: Vec<String>,
+    /// When set, requests must carry this key as `Authorization: Bearer KEY` or
+    /// `x-api-key: KEY`; others get a 401.
+    pub api_key: Option<String>,
+    /// Reject `/v1/messages` requests without an `anthropic-version` header, as the
+    /// real API does.
+    pub require_anthropic_version: bool,
+    /// Requests generating at once; more wait (shown as `vllm:num_requests_waiting`).
+    pub max_running: Option<u32>,
+    /// Request bodies above this size get a 413.
+    pub max_body_bytes: usize,
+    /// Seed of the generator behind fault probabilities and response ids.
+    pub seed: u64,
+    /// Faults applied to the API requests that follow start-up.
+    pub faults: FaultPlan,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            ttft: Duration::from_millis(100),
+            token_delay: Duration::from_millis(10),
+            default_output_tokens: 32,
+            models: Vec::new(),
+            api_key: None,
+            require_anthropic_version: true,
+            max_running: None,
+            max_body_bytes: 32 * 1024 * 1024,
+            seed: 0,
+            faults: FaultPlan::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML text does not parse into a [`SimConfig`].
+    #[error("invalid sim config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// The values parse but are out of range.
+    #[error("invalid sim config: {0}")]
+    Invalid(String),
+}
+
+impl SimConfig {
+    /// Parses a TOML configuration (the format of `costfloor sim --config FILE`) and
+    /// checks it with [`SimConfig::validate`].
+    pub fn from_toml_str(text: &str) -> Result<SimConfig, ConfigError> {
+        let config: SimConfig = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_running == Some(0) {
+            return Err(ConfigError::Invalid(
+                "max_running must be at least 1".into(),
+            ));
+        }
+        self.faults.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The model name used in `/v1/models` when no models are configured, and in the
+    /// `model_name` label of the metrics.
+    pub fn served_model_name(&self) -> &str {
+        self.models
+            .first()
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_MODEL)
+    }
+}
+
+/// The model name listed when [`SimConfig::models`] is empty.
+pub const DEFAULT_MODEL: &str = "sim-model";
+
+/// The kinds of fault the simulator can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// 429 (`rate_limit_error` / OpenAI `rate_limit_exceeded`) with `retry-after`.
+    RateLimit,
+    /// 529 `overloaded_error` on `/v1/messages`; 503 with an OpenAI error body on
+    /// `/v1/chat/completions`.
+    Overloaded,
+    /// 500 (`api_error` / OpenAI `server_error`).
+    ServerError,
+    /// Sends `after_tokens` tokens, then breaks the connection without the terminal
+    /// event. A non-streamed request gets a 200 whose body is cut in the middle.
+    ResetMidStream,
+    /// Sends `after_tokens` tokens, then an error event (Anthropic: `event: error` with
+    /// `overloaded_error`; OpenAI: a `data:` line holding an `error` object), and ends
+    /// the stream without `message_stop` / `[DONE]`. A non-streamed request gets the
+    /// same answer as `overloaded`.
+    ErrorEventMidStream,
+    /// Waits `delay_ms` before sending the response headers, then answers normally.
+    SlowFirstByte,
+    /// 200 with `content-type: application/json` and a body that is not JSON.
+    Garbage,
+}
+
+impl FaultKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::RateLimit,
+        FaultKind::Overloaded,
+        FaultKind::ServerError,
+        FaultKind::ResetMidStream,
+        FaultKind::ErrorEventMidStream,
+        FaultKind::SlowFirstByte,
+        FaultKind::Garbage,
+    ];
+
+    /// The snake_case name used in JSON, TOML, the `x-sim-fault` header and the stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::RateLimit => "rate_limit",
+            FaultKind::Overloaded => "overloaded",
+            FaultKind::ServerError => "server_error",
+            FaultKind::ResetMidStream => "reset_mid_stream",
+            FaultKind::ErrorEventMidStream => "error_event_mid_stream",
+            FaultKind::SlowFirstByte => "slow_first_byte",
+            FaultKind::Garbage => "garbage",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown fault kind {s:?}"))
+    }
+}
+
+/// Default `retry_after_s` of a `rate_limit` fault.
+pub const DEFAULT_RETRY_AFTER_S: u64 = 1;
+/// Default `after_tokens` of the mid-stream faults.
+pub const DEFAULT_AFTER_TOKENS: u32 = 1;
+/// Default `delay_ms` of a `slow_first_byte` fault.
+pub const DEFAULT_DELAY_MS: u64 = 1000;
+
+/// One step of a [`FaultPlan`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// What to inject.
+    pub kind: FaultKind,
+    /// Apply to the next `count` requests, then stop. Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Chance, from 0 to 1, that the step applies to a request. Absent: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// `retry-after` seconds sent with `rate_limit` (default 1), and with `overloaded`
+    /// or `server_error` when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
+    /// Tokens streamed before a mid-stream fault (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_tokens: Option<u32>,
+    /// Delay of `slow_first_byte`, in milliseconds (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+impl FaultStep {
+    /// A step of `kind` with every option at its default.
+    pub fn new(kind: FaultKind) -> FaultStep {
+        FaultStep {
+            kind,
+            count: None,
+            probability: None,
+            retry_after_s: None,
+            after_tokens: None,
+            delay_ms: None,
+        }
+    }
+
+    /// `retry_after_s`, or its default for the kind (only `rate_limit` has one).
+    pub fn retry_after(&self) -> Option<u64> {
+        match (self.retry_after_s, self.kind) {
+            (Some(s), _) => Some(s),
+            (None, FaultKind::RateLimit) => Some(DEFAULT_RETRY_AFTER_S),
+            (None, _) => None,
+        }
+    }
+
+    /// `after_tokens`, or its default.
+    pub fn after_tokens(&self) -> u32 {
+        self.after_tokens.unwrap_or(DEFAULT_AFTER_TOKENS)
+    }
+
+    /// `delay_ms` as a duration, or its default.
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms.unwrap_or(DEFAULT_DELAY_MS))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(p) = self.probability {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!(
+                    "fault {}: probability must be between 0 and 1, got {p}",
+                    self.kind
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses the value of the `x-sim-fault` header: a kind, optionally followed by
+    /// `;key=value` options, e.g. `rate_limit;retry_after_s=3` or
+    /// `reset_mid_stream;after_tokens=5`. `count` and `probability` do not apply.
+    pub fn parse_header(value: &str) -> Result<FaultStep, String> {
+        let mut parts = value.split(';').map(str::trim);
+        let kind: FaultKind = parts.next().unwrap_or_default().parse()?;
+        let mut step = FaultStep::new(kind);
+        for part in parts.filter(|p| !p.is_empty()) {
+            let (key, val) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+            let (key, val) = (key.trim(), val.trim());
+            let bad = |_| format!("invalid value for {key}: {val:?}");
+            match key {
+                "retry_after_s" => step.retry_after_s = Some(val.parse().map_err(bad)?),
+                "after_tokens" => step.after_tokens = Some(val.parse().map_err(bad)?),
+                "delay_ms" => step.delay_ms = Some(val.parse().map_err(bad)?),
+                _ => return Err(format!("unknown option {key:?}")),
+            }
+        }
+        Ok(step)
+    }
+}
+
+/// An ordered list of [`FaultStep`]s; serialized as a bare JSON array (TOML: `[[faults]]`).
+///
+/// For each API request (`POST /v1/chat/completions`, `POST /v1/messages`) that passed
+/// authentication and validation, the steps are tried in order: a step whose `count`
+/// is used up is skipped, and a step with a `probability` is skipped unless a draw
+/// succeeds. The first step that remains applies to the request and, if it has a
+/// `count`, uses one of them. Requests carrying an `x-sim-fault` header get that
+/// fault instead and leave the plan untouched.
+///
+/// ```json
+/// [
+///   {"kind": "rate_limit", "count": 2, "retry_after_s": 3},
+///   {"kind": "reset_mid_stream", "probability": 0.1, "after_tokens": 5},
+///   {"kind": "slow_first_byte", "delay_ms": 250}
+/// ]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FaultPlan {
+    /// The steps, tried in order.
+    pub steps: Vec<FaultStep>,
+}
+
+impl FaultPlan {
+    /// Checks every step.
+    pub fn validate(&self) -> Result<(), String> {
+        self.steps.iter().try_for_each(FaultStep::validate)
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip() {
+        let c = SimConfig::from_toml_str(
+            "ttft_ms = 5\ntoken_delay_ms = 0\ndefault_output_tokens = 7\n\n[[faults]]\nkind = \"rate_limit\"\ncount = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.ttft, Duration::from_millis(5));
+        assert_eq!(c.token_delay, Duration::ZERO);
+        assert_eq!(c.default_output_tokens, 7);
+        assert_eq!(c.faults.steps[0].kind, FaultKind::RateLimit);
+        assert_eq!(c.faults.steps[0].count, Some(2));
+        assert!(c.require_anthropic_version);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_rejected() {
+        assert!(SimConfig::from_toml_str("ttft = 5").is_err());
+        assert!(SimConfig::from_toml_str("[[faults]]\nkind = \"nope\"").is_err());
+        assert!(
+            SimConfig::from_toml_str("[[faults]]\nkind = \"garbage\"\nprobability = 2.0").is_err()
+        );
+        assert!(SimConfig::from_toml_str("max_running = 0").is_err());
+    }
+
+    #[test]
+    fn plan_is_a_bare_json_array() {
+        let plan: FaultPlan =
+            serde_json::from_str(r#"[{"kind":"overloaded","count":1},{"kind":"garbage"}]"#)
+                .unwrap();
+        assert_eq!(plan.steps.len(), 2);
+        assert_eq!(
+            serde_json::to_string(&plan).unwrap(),
+            r#"[{"kind":"overloaded","count":1},{"kind":"garbage"}]"#
+        );
+    }
+
+    #[test]
+    fn header_syntax() {
+        let s = FaultStep::parse_header("reset_mid_stream; after_tokens=3").unwrap();
+        assert_eq!(s.kind, FaultKind::ResetMidStream);
+        assert_eq!(s.after_tokens(), 3);
+        assert_eq!(
+            FaultStep::parse_header("rate_limit").unwrap().retry_after(),
+            Some(1)
+        );
+        assert!(FaultStep::parse_header("rate_limit;count=2").is_err());
+        assert!(FaultStep::parse_header("meteor").is_err());
+    }
+}

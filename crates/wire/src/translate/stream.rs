@@ -1,0 +1,1198 @@
+//! Streaming translation state machines, and usage tracking for streams passed through unchanged.
+//!
+//! Usage rules, from the two APIs' documentation:
+//! - Anthropic: `message_start` carries the input (and cache) counts;
+//!   `message_delta` carries cumulative counts, so each one *replaces* the
+//!   previous values (<https://docs.claude.com/en/docs/build-with-claude/streaming>).
+//! - OpenAI: with `stream_options.include_usage`, one extra chunk with
+//!   `choices: []` and the whole request's usage comes before `data: [DONE]`;
+//!   if the stream breaks it never comes
+//!   (<https://platform.openai.com/docs/api-reference/chat/create#chat-create-stream_options>).
+//!   Some servers put usage on the last chunk with choices, or on every chunk
+//!   (cumulatively); any chunk's usage replaces the previous one.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Map;
+
+use super::response::{anthropic_stop_to_openai_finish, openai_finish_to_anthropic_stop};
+use crate::anthropic::{self, BlockDelta, ContentBlock, StopReason, StreamEvent};
+use crate::error::{self, ApiErrorKind};
+use crate::json::to_vec;
+use crate::openai::{self, ChatChunk, FinishReason};
+use crate::sse;
+use crate::usage::TokenUsage;
+
+/// Usage of an Anthropic stream, from its events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnthropicStreamUsage {
+    usage: TokenUsage,
+    saw_message_start: bool,
+    saw_message_delta: bool,
+    text_deltas: u64,
+}
+
+impl AnthropicStreamUsage {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one event: `message_start` sets all counts; each `message_delta`
+    /// replaces the output count and any input or cache count it repeats.
+    pub fn on_event(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::MessageStart { message } => {
+                self.usage = message.usage.to_token_usage();
+                self.saw_message_start = true;
+            }
+            StreamEvent::MessageDelta {
+                usage: Some(delta), ..
+            } => {
+                self.usage.output_tokens = delta.output_tokens;
+                if let Some(input) = delta.input_tokens {
+                    self.usage.input_tokens = input;
+                }
+                if let Some(cache_read) = delta.cache_read_input_tokens {
+                    self.usage.cache_read_tokens = cache_read;
+                }
+                if let Some(cache_write) = delta.cache_creation_input_tokens {
+                    self.usage.cache_write_tokens = cache_write;
+                }
+                self.saw_message_delta = true;
+            }
+            StreamEvent::ContentBlockDelta {
+                delta: BlockDelta::TextDelta { text },
+                ..
+            } if !text.is_empty() => self.text_deltas += 1,
+            _ => {}
+        }
+    }
+
+    /// Parses one event's `data:` and records it; data that does not parse is ignored.
+    pub fn on_data(&mut self, data: &str) {
+        if let Ok(event) = StreamEvent::parse(data) {
+            self.on_event(&event);
+        }
+    }
+
+    /// The usage seen so far (zeros before `message_start`).
+    pub fn usage(&self) -> TokenUsage {
+        self.usage
+    }
+
+    /// True once `message_start` has given the input counts.
+    pub fn saw_message_start(&self) -> bool {
+        self.saw_message_start
+    }
+
+    /// True once a `message_delta` has given the final output count. When
+    /// false, the output count is only `message_start`'s placeholder.
+    pub fn saw_final_usage(&self) -> bool {
+        self.saw_message_delta
+    }
+
+    /// An estimate of the output tokens: the number of non-empty text deltas.
+    /// A documented approximation for streams cut off before `message_delta`.
+    pub fn estimated_output_tokens(&self) -> u64 {
+        self.text_deltas
+    }
+}
+
+/// Usage of an OpenAI stream, for streams passed through unchanged.
+///
+/// Usage comes from whichever chunk carries it (normally the `choices: []`
+/// chunk before `[DONE]`); a later one replaces an earlier one. Non-empty
+/// content deltas are counted so that the output can be estimated when no
+/// usage arrives (the server ignores `include_usage`, or the stream broke):
+/// one token per delta chunk, a documented approximation since servers
+/// usually send one token per chunk.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenAiStreamUsage {
+    reported: Option<TokenUsage>,
+    content_chunks: u64,
+    saw_done: bool,
+}
+
+/// Only the parts of a chunk that usage tracking needs, borrowed where possible.
+#[derive(Deserialize)]
+struct UsagePeek<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoicePeek<'a>>>,
+    #[serde(default)]
+    usage: Option<openai::Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChoicePeek<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaPeek<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPeek<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+impl OpenAiStreamUsage {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one parsed chunk.
+    pub fn on_chunk(&mut self, chunk: &ChatChunk) {
+        if let Some(usage) = &chunk.usage {
+            self.reported = Some(usage.to_token_usage());
+        }
+        let with_content = chunk
+            .choices
+            .iter()
+            .filter(|choice| {
+                choice
+                    .delta
+                    .content
+                    .as_deref()
+                    .is_some_and(|text| !text.is_empty())
+            })
+            .count();
+        self.content_chunks += with_content as u64;
+    }
+
+    /// Records one raw `data:` payload without building the whole chunk;
+    /// `[DONE]` is noted, and payloads that do not parse are ignored.
+    pub fn on_data(&mut self, data: &str) {
+        if data.trim() == "[DONE]" {
+            self.saw_done = true;
+            return;
+        }
+        let Ok(peek) = serde_json::from_str::<UsagePeek<'_>>(data) else {
+            return;
+        };
+        if let Some(usage) = &peek.usage {
+            self.reported = Some(usage.to_token_usage());
+        }
+        let with_content = peek
+            .choices
+            .iter()
+            .flatten()
+            .filter(|choice| {
+                choice
+                    .delta
+                    .as_ref()
+                    .and_then(|delta| delta.content.as_deref())
+                    .is_some_and(|text| !text.is_empty())
+            })
+            .count();
+        self.content_chunks += with_content as u64;
+    }
+
+    /// The usage the server reported, if it reported any.
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.reported
+    }
+
+    /// The number of non-empty content deltas seen.
+    pub fn content_chunks(&self) -> u64 {
+        self.content_chunks
+    }
+
+    /// Estimated output tokens when no usage arrived: [`content_chunks`](Self::content_chunks).
+    pub fn estimated_output_tokens(&self) -> u64 {
+        self.content_chunks
+    }
+
+    /// True once `data: [DONE]` was seen by [`on_data`](Self::on_data).
+    pub fn saw_done(&self) -> bool {
+        self.saw_done
+    }
+}
+
+/// Turns an Anthropic event stream into OpenAI chunk frames for an OpenAI client.
+///
+/// Emits a first chunk with `role: assistant` on `message_start`, one chunk
+/// per text delta, a chunk with `finish_reason` on `message_delta`, and on
+/// `message_stop` the usage chunk (`choices: []`, only when the client asked
+/// for `include_usage`) followed by `data: [DONE]`. Tool-use and thinking
+/// blocks are not streamed (requests with tools are refused before this
+/// point). An `error` event becomes an OpenAI mid-stream error frame and ends
+/// the stream.
+#[derive(Debug, Clone)]
+pub struct AnthropicToOpenAiStream {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    usage: AnthropicStreamUsage,
+    role_sent: bool,
+    finish_sent: bool,
+    done: bool,
+}
+
+impl AnthropicToOpenAiStream {
+    /// `id`, `model` and `created` are written into every chunk; `include_usage`
+    /// is the client's `stream_options.include_usage`.
+    pub fn new(id: &str, model: &str, created: u64, include_usage: bool) -> Self {
+        Self {
+            id: id.to_owned(),
+            model: model.to_owned(),
+            created,
+            include_usage,
+            usage: AnthropicStreamUsage::new(),
+            role_sent: false,
+            finish_sent: false,
+            done: false,
+        }
+    }
+
+    /// Translates one upstream event into zero or more frames for the client.
+    pub fn on_event(&mut self, event: &StreamEvent) -> Vec<Bytes> {
+        if self.done {
+            return Vec::new();
+        }
+        self.usage.on_event(event);
+        let mut frames = Vec::new();
+        match event {
+            StreamEvent::MessageStart { .. } => self.push_role(&mut frames),
+            StreamEvent::ContentBlockStart {
+                content_block: ContentBlock::Text { text, .. },
+                ..
+            } => self.push_text(&mut frames, text),
+            StreamEvent::ContentBlockDelta {
+                delta: BlockDelta::TextDelta { text },
+                ..
+            } => self.push_text(&mut frames, text),
+            StreamEvent::MessageDelta { delta, .. } => {
+                if let Some(reason) = &delta.stop_reason {
+                    self.push_finish(&mut frames, anthropic_stop_to_openai_finish(reason));
+                }
+            }
+            StreamEvent::MessageStop => {
+                self.push_finish(&mut frames, FinishReason::Stop);
+                if self.include_usage {
+                    frames.push(self.usage_frame());
+                }
+                frames.push(sse::openai_done());
+                self.done = true;
+            }
+            StreamEvent::Error { error } => {
+                frames.extend(self.fail(
+                    ApiErrorKind::from_anthropic_type(&error.kind),
+                    &error.message,
+                ));
+            }
+            _ => {}
+        }
+        frames
+    }
+
+    /// Ends the stream with an OpenAI mid-stream error frame (for an upstream
+    /// failure the caller detected, such as a dropped connection); later events are ignored.
+    pub fn fail(&mut self, kind: ApiErrorKind, message: &str) -> Vec<Bytes> {
+        if self.done {
+            return Vec::new();
+        }
+        self.done = true;
+        Self::error_frames(kind, message)
+    }
+
+    /// The OpenAI mid-stream error frame: `data: {"error":{...}}`, with no `[DONE]` after it.
+    pub fn error_frames(kind: ApiErrorKind, message: &str) -> Vec<Bytes> {
+        vec![error::openai_stream_error(kind, message)]
+    }
+
+    /// The usage seen so far: `message_start`'s input and cache counts, with
+    /// the output (and any repeated input) count of the latest `message_delta`.
+    pub fn usage(&self) -> TokenUsage {
+        self.usage.usage()
+    }
+
+    /// The usage tracker, for whether final usage arrived and for estimates.
+    pub fn usage_tracker(&self) -> &AnthropicStreamUsage {
+        &self.usage
+    }
+
+    /// True after `message_stop`, an `error` event or [`fail`](Self::fail).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn chunk_frame(&self, delta: openai::ChunkDelta, finish_reason: Option<FinishReason>) -> Bytes {
+        let chunk = ChatChunk {
+            id: self.id.clone(),
+            object: openai::CHAT_COMPLETION_CHUNK_OBJECT.to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![openai::ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
+                extra: Map::new(),
+            }],
+            usage: None,
+            extra: Map::new(),
+        };
+        sse::openai_data(&to_vec(&chunk))
+    }
+
+    fn usage_frame(&self) -> Bytes {
+        let chunk = ChatChunk {
+            id: self.id.clone(),
+            object: openai::CHAT_COMPLETION_CHUNK_OBJECT.to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: Vec::new(),
+            usage: Some(openai::Usage::from_token_usage(&self.usage.usage())),
+            extra: Map::new(),
+        };
+        sse::openai_data(&to_vec(&chunk))
+    }
+
+    fn push_role(&mut self, frames: &mut Vec<Bytes>) {
+        if self.role_sent {
+            return;
+        }
+        self.role_sent = true;
+        let delta = openai::ChunkDelta {
+            role: Some("assistant".to_owned()),
+            content: Some(String::new()),
+            ..openai::ChunkDelta::default()
+        };
+        frames.push(self.chunk_frame(delta, None));
+    }
+
+    fn push_text(&mut self, frames: &mut Vec<Bytes>, text: &str) {
+        self.push_role(frames);
+        if text.is_empty() || self.finish_sent {
+            return;
+        }
+        let delta = openai::ChunkDelta {
+            content: Some(text.to_owned()),
+            ..openai::ChunkDelta::default()
+        };
+        frames.push(self.chunk_frame(delta, None));
+    }
+
+    fn push_finish(&mut self, frames: &mut Vec<Bytes>, reason: FinishReason) {
+        self.push_role(frames);
+        if self.finish_sent {
+            return;
+        }
+        self.finish_sent = true;
+        frames.push(self.chunk_frame(openai::ChunkDelta::default(), Some(reason)));
+    }
+}
+
+/// Turns OpenAI chunks into Anthropic event frames for an Anthropic client.
+///
+/// The first chunk opens the message (`message_start`, then
+/// `content_block_start` for text block 0); content deltas become
+/// `text_delta`s; a `finish_reason` closes the block (`content_block_stop`).
+/// `message_delta` (stop reason and cumulative usage) and `message_stop` wait
+/// for the usage: they are sent when the usage chunk (`choices: []`) arrives
+/// after the finish, or at [`finish`](Self::finish), which the caller invokes
+/// on `data: [DONE]` or at the end of the upstream body. Without any usage
+/// from upstream, `message_delta` reports `output_tokens: 0`; see
+/// [`estimated_output_tokens`](Self::estimated_output_tokens).
+/// Tool-call deltas are not streamed (requests with tools are refused before this point).
+#[derive(Debug, Clone)]
+pub struct OpenAiToAnthropicStream {
+    id: String,
+    model: String,
+    usage: OpenAiStreamUsage,
+    started: bool,
+    block_open: bool,
+    stop_reason: Option<StopReason>,
+    done: bool,
+}
+
+impl OpenAiToAnthropicStream {
+    /// `id` and `model` are written into `message_start`.
+    pub fn new(id: &str, model: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            model: model.to_owned(),
+            usage: OpenAiStreamUsage::new(),
+            started: false,
+            block_open: false,
+            stop_reason: None,
+            done: false,
+        }
+    }
+
+    /// Translates one upstream chunk into zero or more frames for the client.
+    pub fn on_chunk(&mut self, chunk: &ChatChunk) -> Vec<Bytes> {
+        if self.done {
+            return Vec::new();
+        }
+        self.usage.on_chunk(chunk);
+        let mut frames = Vec::new();
+        self.start(&mut frames);
+        for choice in chunk.choices.iter().filter(|choice| choice.index == 0) {
+            if let Some(text) = choice.delta.content.as_deref() {
+                if !text.is_empty() && self.block_open {
+                    frames.push(event_frame(&StreamEvent::ContentBlockDelta {
+                        index: 0,
+                        delta: BlockDelta::TextDelta {
+                            text: text.to_owned(),
+                        },
+                    }));
+                }
+            }
+            if let Some(reason) = &choice.finish_reason {
+                if self.stop_reason.is_none() {
+                    self.stop_reason = Some(openai_finish_to_anthropic_stop(reason));
+                    self.close_block(&mut frames);
+                }
+            }
+        }
+        if self.stop_reason.is_some() && chunk.choices.is_empty() && chunk.usage.is_some() {
+            self.push_end(&mut frames);
+        }
+        frames
+    }
+
+    /// Handles one raw `data:` payload: a chunk goes to [`on_chunk`](Self::on_chunk),
+    /// `[DONE]` to [`finish`](Self::finish), and `{"error":…}` ends the stream
+    /// with an Anthropic `error` event. Payloads that do not parse are ignored.
+    pub fn on_data(&mut self, data: &str) -> Vec<Bytes> {
+        match openai::parse_stream_data(data) {
+            openai::StreamData::Done => self.finish(),
+            openai::StreamData::Chunk(chunk) => self.on_chunk(&chunk),
+            openai::StreamData::Error(error) => {
+                let kind = ApiErrorKind::from_openai_error(&error.kind, error.code_str());
+                self.fail(kind, &error.message)
+            }
+            openai::StreamData::Invalid(_) => Vec::new(),
+        }
+    }
+
+    /// Ends the message: closes the open block, sends `message_delta` with the
+    /// stop reason (`end_turn` if upstream gave none) and the usage seen, then
+    /// `message_stop`. Does nothing if the message already ended.
+    pub fn finish(&mut self) -> Vec<Bytes> {
+        if self.done {
+            return Vec::new();
+        }
+        let mut frames = Vec::new();
+        self.start(&mut frames);
+        self.close_block(&mut frames);
+        self.push_end(&mut frames);
+        frames
+    }
+
+    /// Ends the stream with an Anthropic `error` event (no `message_stop`
+    /// follows); later chunks are ignored.
+    pub fn fail(&mut self, kind: ApiErrorKind, message: &str) -> Vec<Bytes> {
+        if self.done {
+            return Vec::new();
+        }
+        self.done = true;
+        Self::error_frames(kind, message)
+    }
+
+    /// The Anthropic mid-stream error frame: `event: error` with the error body.
+    pub fn error_frames(kind: ApiErrorKind, message: &str) -> Vec<Bytes> {
+        vec![error::anthropic_stream_error(kind, message)]
+    }
+
+    /// The usage upstream reported (zeros if it reported none; see
+    /// [`has_usage`](Self::has_usage)).
+    pub fn usage(&self) -> TokenUsage {
+        self.usage.usage().unwrap_or_default()
+    }
+
+    /// True once upstream reported usage.
+    pub fn has_usage(&self) -> bool {
+        self.usage.usage().is_some()
+    }
+
+    /// Estimated output tokens when upstream reported no usage: the number of
+    /// non-empty content deltas.
+    pub fn estimated_output_tokens(&self) -> u64 {
+        self.usage.estimated_output_tokens()
+    }
+
+    /// True after `message_stop` or an error.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn start(&mut self, frames: &mut Vec<Bytes>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.block_open = true;
+        let message = anthropic::MessagesResponse {
+            id: self.id.clone(),
+            model: self.model.clone(),
+            usage: anthropic::Usage::from_token_usage(&self.usage()),
+            ..anthropic::MessagesResponse::default()
+        };
+        frames.push(event_frame(&StreamEvent::MessageStart { message }));
+        frames.push(event_frame(&StreamEvent::ContentBlockStart {
+            index: 0,
+            content_block: ContentBlock::text(""),
+        }));
+    }
+
+    fn close_block(&mut self, frames: &mut Vec<Bytes>) {
+        if self.block_open {
+            self.block_open = false;
+            frames.push(event_frame(&StreamEvent::ContentBlockStop { index: 0 }));
+        }
+    }
+
+    fn push_end(&mut self, frames: &mut Vec<Bytes>) {
+        let usage = match self.usage.usage() {
+            Some(usage) => anthropic::MessageDeltaUsage {
+                input_tokens: Some(usage.input_tokens),
+                cache_creation_input_tokens: Some(usage.cache_write_tokens),
+                cache_read_input_tokens: Some(usage.cache_read_tokens),
+                output_tokens: usage.output_tokens,
+                extra: Map::new(),
+            },
+            None => anthropic::MessageDeltaUsage::default(),
+        };
+        frames.push(event_frame(&StreamEvent::MessageDelta {
+            delta: anthropic::MessageDelta {
+                stop_reason: Some(self.stop_reason.clone().unwrap_or(StopReason::EndTurn)),
+                stop_sequence: None,
+                extra: Map::new(),
+            },
+            usage: Some(usage),
+        }));
+        frames.push(event_frame(&StreamEvent::MessageStop));
+        self.done = true;
+    }
+}
+
+fn event_frame(event: &StreamEvent) -> Bytes {
+    event.to_frame()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::sse::{SseEvent, SseParser};
+
+    /// Parses frames back into SSE events, checking that each frame is exactly one event.
+    fn parse_frames(frames: &[Bytes]) -> Vec<SseEvent> {
+        let mut parser = SseParser::new();
+        frames
+            .iter()
+            .map(|frame| {
+                let mut events = parser.feed(frame);
+                assert_eq!(events.len(), 1, "one event per frame: {frame:?}");
+                events.remove(0)
+            })
+            .collect()
+    }
+
+    /// The data payloads of OpenAI frames, as JSON (or the string `[DONE]`).
+    fn openai_payloads(frames: &[Bytes]) -> Vec<Value> {
+        parse_frames(frames)
+            .into_iter()
+            .map(|event| {
+                assert_eq!(event.event, None);
+                if event.is_openai_done() {
+                    Value::String("[DONE]".into())
+                } else {
+                    serde_json::from_str(&event.data).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    /// (event name, data) of Anthropic frames, checking that the name matches the `type`.
+    fn anthropic_payloads(frames: &[Bytes]) -> Vec<(String, Value)> {
+        parse_frames(frames)
+            .into_iter()
+            .map(|event| {
+                let name = event.event.unwrap();
+                let data: Value = serde_json::from_str(&event.data).unwrap();
+                assert_eq!(data["type"], name.as_str());
+                (name, data)
+            })
+            .collect()
+    }
+
+    fn event(value: Value) -> StreamEvent {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn chunk(value: Value) -> ChatChunk {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// The documented basic stream, https://docs.claude.com/en/docs/build-with-claude/streaming
+    fn documented_anthropic_stream() -> Vec<StreamEvent> {
+        vec![
+            event(
+                json!({"type": "message_start", "message": {"id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "type": "message", "role": "assistant", "content": [], "model": "claude-opus-4-6", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+            ),
+            event(
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            event(json!({"type": "ping"})),
+            event(
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}),
+            ),
+            event(
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "!"}}),
+            ),
+            event(json!({"type": "content_block_stop", "index": 0})),
+            event(
+                json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 15}}),
+            ),
+            event(json!({"type": "message_stop"})),
+        ]
+    }
+
+    fn openai_chunk(delta: Value, finish_reason: Value) -> Value {
+        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000, "model": "client-model",
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+               "usage": null})
+    }
+
+    fn translate_anthropic(
+        events: &[StreamEvent],
+        include_usage: bool,
+    ) -> (Vec<Value>, AnthropicToOpenAiStream) {
+        let mut translator =
+            AnthropicToOpenAiStream::new("chatcmpl-1", "client-model", 1700000000, include_usage);
+        let frames: Vec<Bytes> = events
+            .iter()
+            .flat_map(|event| translator.on_event(event))
+            .collect();
+        (openai_payloads(&frames), translator)
+    }
+
+    #[test]
+    fn anthropic_to_openai_documented_stream_with_usage_chunk() {
+        let (payloads, translator) = translate_anthropic(&documented_anthropic_stream(), true);
+        assert_eq!(
+            payloads,
+            [
+                openai_chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+                openai_chunk(json!({"content": "Hello"}), Value::Null),
+                openai_chunk(json!({"content": "!"}), Value::Null),
+                openai_chunk(json!({}), json!("stop")),
+                json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000,
+                       "model": "client-model", "choices": [],
+                       "usage": {"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40,
+                                 "prompt_tokens_details": {"cached_tokens": 0}}}),
+                json!("[DONE]"),
+            ]
+        );
+        // message_start's output_tokens (1) is replaced by message_delta's cumulative 15.
+        assert_eq!(
+            translator.usage(),
+            TokenUsage {
+                input_tokens: 25,
+                output_tokens: 15,
+                ..TokenUsage::default()
+            }
+        );
+        assert!(translator.is_done());
+        assert!(translator.usage_tracker().saw_final_usage());
+    }
+
+    #[test]
+    fn anthropic_to_openai_without_include_usage_has_no_usage_chunk() {
+        let (payloads, _) = translate_anthropic(&documented_anthropic_stream(), false);
+        assert_eq!(payloads.len(), 5);
+        assert_eq!(payloads[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(payloads[4], json!("[DONE]"));
+        assert!(payloads.iter().all(|payload| payload
+            .get("choices")
+            .is_none_or(|choices| !choices.as_array().unwrap().is_empty())));
+    }
+
+    #[test]
+    fn anthropic_message_delta_usage_replaces_never_adds() {
+        let events = [
+            event(
+                json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "content": [], "model": "x",
+                "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 5, "cache_creation_input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 1}}}),
+            ),
+            event(
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a"}}),
+            ),
+            event(
+                json!({"type": "message_delta", "delta": {"stop_reason": null, "stop_sequence": null}, "usage": {"output_tokens": 10}}),
+            ),
+            event(
+                json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
+                "usage": {"input_tokens": 6, "cache_read_input_tokens": 100, "output_tokens": 30}}),
+            ),
+            event(json!({"type": "message_stop"})),
+        ];
+        let (payloads, translator) = translate_anthropic(&events, true);
+        let expected = TokenUsage {
+            input_tokens: 6,
+            output_tokens: 30,
+            cache_read_tokens: 100,
+            cache_write_tokens: 20,
+        };
+        assert_eq!(translator.usage(), expected);
+        // Only one finish chunk, from the delta that carried a stop reason.
+        let finishes: Vec<&Value> = payloads
+            .iter()
+            .filter_map(|payload| payload.get("choices")?.get(0)?.get("finish_reason"))
+            .filter(|reason| !reason.is_null())
+            .collect();
+        assert_eq!(finishes, [&json!("length")]);
+        let usage_chunk = &payloads[payloads.len() - 2];
+        assert_eq!(
+            usage_chunk["usage"],
+            json!({"prompt_tokens": 126, "completion_tokens": 30, "total_tokens": 156,
+                   "prompt_tokens_details": {"cached_tokens": 100}})
+        );
+    }
+
+    #[test]
+    fn anthropic_stream_cut_off_keeps_start_usage_and_counts_deltas() {
+        let events = documented_anthropic_stream();
+        let (payloads, translator) = translate_anthropic(&events[..5], true);
+        assert_eq!(payloads.len(), 3);
+        assert!(!translator.is_done());
+        let tracker = translator.usage_tracker();
+        assert!(tracker.saw_message_start() && !tracker.saw_final_usage());
+        assert_eq!(
+            translator.usage(),
+            TokenUsage {
+                input_tokens: 25,
+                output_tokens: 1,
+                ..TokenUsage::default()
+            }
+        );
+        assert_eq!(tracker.estimated_output_tokens(), 2);
+    }
+
+    #[test]
+    fn anthropic_error_event_becomes_openai_error_frame_and_ends_stream() {
+        let mut events = documented_anthropic_stream();
+        events.truncate(4);
+        events.push(event(json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+        events.push(event(json!({"type": "message_stop"})));
+        let (payloads, translator) = translate_anthropic(&events, true);
+        assert_eq!(payloads.len(), 3);
+        assert_eq!(
+            payloads[2],
+            json!({"error": {"message": "Overloaded", "type": "server_error", "param": null, "code": null}})
+        );
+        assert!(translator.is_done());
+    }
+
+    #[test]
+    fn anthropic_unknown_events_thinking_and_tool_blocks_are_tolerated() {
+        let mut events = documented_anthropic_stream();
+        events.insert(2, event(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}})));
+        events.insert(2, event(json!({"type": "brand_new_event", "x": 1})));
+        events.insert(2, event(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}}})));
+        events.insert(2, event(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{"}})));
+        let (payloads, _) = translate_anthropic(&events, true);
+        let (expected, _) = translate_anthropic(&documented_anthropic_stream(), true);
+        assert_eq!(payloads, expected);
+    }
+
+    #[test]
+    fn anthropic_text_in_content_block_start_is_sent() {
+        let events = [
+            event(
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "Pre"}}),
+            ),
+            event(json!({"type": "message_stop"})),
+        ];
+        let (payloads, _) = translate_anthropic(&events, false);
+        assert_eq!(
+            payloads,
+            [
+                openai_chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+                openai_chunk(json!({"content": "Pre"}), Value::Null),
+                openai_chunk(json!({}), json!("stop")),
+                json!("[DONE]"),
+            ]
+        );
+    }
+
+    #[test]
+    fn anthropic_raw_sse_split_anywhere_translates_the_same() {
+        let raw: Vec<u8> = documented_anthropic_stream()
+            .iter()
+            .flat_map(|event| event.to_frame().to_vec())
+            .collect();
+        let run = |cuts: &[usize]| {
+            let mut parser = SseParser::new();
+            let mut translator =
+                AnthropicToOpenAiStream::new("chatcmpl-1", "client-model", 1700000000, true);
+            let mut frames = Vec::new();
+            let mut start = 0;
+            for &cut in cuts.iter().chain([raw.len()].iter()) {
+                for sse_event in parser.feed(&raw[start..cut]) {
+                    frames
+                        .extend(translator.on_event(&StreamEvent::parse(&sse_event.data).unwrap()));
+                }
+                start = cut;
+            }
+            (openai_payloads(&frames), translator.usage())
+        };
+        let whole = run(&[]);
+        for cut in (0..raw.len()).step_by(7) {
+            assert_eq!(run(&[cut]), whole, "cut at {cut}");
+        }
+        assert_eq!(whole.0.len(), 6);
+    }
+
+    #[test]
+    fn anthropic_fail_after_done_sends_nothing() {
+        let (_, mut translator) = translate_anthropic(&documented_anthropic_stream(), false);
+        assert!(translator.fail(ApiErrorKind::Api, "late").is_empty());
+        let mut fresh = AnthropicToOpenAiStream::new("c", "m", 0, false);
+        let frames = fresh.fail(ApiErrorKind::Timeout, "upstream timed out");
+        assert_eq!(
+            openai_payloads(&frames)[0]["error"]["message"],
+            "upstream timed out"
+        );
+        assert!(fresh
+            .on_event(&event(json!({"type": "message_stop"})))
+            .is_empty());
+    }
+
+    fn translate_openai(
+        chunks: &[Value],
+        then_done: bool,
+    ) -> (Vec<(String, Value)>, OpenAiToAnthropicStream) {
+        let mut translator = OpenAiToAnthropicStream::new("msg_gw_1", "client-model");
+        let mut frames: Vec<Bytes> = chunks
+            .iter()
+            .flat_map(|value| translator.on_chunk(&chunk(value.clone())))
+            .collect();
+        if then_done {
+            frames.extend(translator.finish());
+        }
+        (anthropic_payloads(&frames), translator)
+    }
+
+    fn names(payloads: &[(String, Value)]) -> Vec<&str> {
+        payloads.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    /// A stream as OpenAI sends it with include_usage
+    /// (https://platform.openai.com/docs/api-reference/chat-streaming/streaming).
+    fn openai_stream_with_usage() -> Vec<Value> {
+        vec![
+            openai_chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            openai_chunk(json!({"content": "Hel"}), Value::Null),
+            openai_chunk(json!({"content": "lo"}), Value::Null),
+            openai_chunk(json!({}), json!("stop")),
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000, "model": "m",
+                   "choices": [], "usage": {"prompt_tokens": 2006, "completion_tokens": 12, "total_tokens": 2018,
+                   "prompt_tokens_details": {"cached_tokens": 1920}}}),
+        ]
+    }
+
+    #[test]
+    fn openai_to_anthropic_stream_with_usage_chunk_after_finish() {
+        let (payloads, translator) = translate_openai(&openai_stream_with_usage(), true);
+        assert_eq!(
+            names(&payloads),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(
+            payloads[0].1,
+            json!({"type": "message_start", "message": {"id": "msg_gw_1", "type": "message", "role": "assistant",
+                   "content": [], "model": "client-model", "stop_reason": null, "stop_sequence": null,
+                   "usage": {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}}})
+        );
+        assert_eq!(
+            payloads[1].1,
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        );
+        assert_eq!(
+            payloads[2].1,
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}})
+        );
+        assert_eq!(
+            payloads[4].1,
+            json!({"type": "content_block_stop", "index": 0})
+        );
+        assert_eq!(
+            payloads[5].1,
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"input_tokens": 86, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1920, "output_tokens": 12}})
+        );
+        assert_eq!(payloads[6].1, json!({"type": "message_stop"}));
+        assert_eq!(
+            translator.usage(),
+            TokenUsage {
+                input_tokens: 86,
+                output_tokens: 12,
+                cache_read_tokens: 1920,
+                cache_write_tokens: 0
+            }
+        );
+        assert!(translator.has_usage() && translator.is_done());
+    }
+
+    #[test]
+    fn openai_usage_chunk_ends_the_message_before_done() {
+        let (payloads, mut translator) = translate_openai(&openai_stream_with_usage(), false);
+        assert_eq!(names(&payloads).last(), Some(&"message_stop"));
+        assert!(
+            translator.finish().is_empty(),
+            "[DONE] after the end sends nothing more"
+        );
+    }
+
+    #[test]
+    fn openai_stream_without_usage_reports_zero_and_estimates() {
+        let mut chunks = openai_stream_with_usage();
+        chunks.pop();
+        let (payloads, translator) = translate_openai(&chunks, false);
+        assert_eq!(
+            names(&payloads).last(),
+            Some(&"content_block_stop"),
+            "waits for usage or [DONE]"
+        );
+        assert!(!translator.is_done());
+
+        let (payloads, translator) = translate_openai(&chunks, true);
+        assert_eq!(
+            payloads[5].1,
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"output_tokens": 0}})
+        );
+        assert!(!translator.has_usage());
+        assert_eq!(translator.usage(), TokenUsage::default());
+        assert_eq!(translator.estimated_output_tokens(), 2);
+    }
+
+    #[test]
+    fn openai_usage_on_the_finish_chunk_is_kept() {
+        let mut finish = openai_chunk(json!({"content": "x"}), json!("length"));
+        finish["usage"] = json!({"prompt_tokens": 4, "completion_tokens": 9, "total_tokens": 13});
+        let (payloads, translator) = translate_openai(&[finish], true);
+        assert_eq!(
+            names(&payloads),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(payloads[4].1["delta"]["stop_reason"], "max_tokens");
+        assert_eq!(payloads[4].1["usage"]["output_tokens"], 9);
+        assert_eq!(
+            translator.usage(),
+            TokenUsage {
+                input_tokens: 4,
+                output_tokens: 9,
+                ..TokenUsage::default()
+            }
+        );
+    }
+
+    #[test]
+    fn openai_cumulative_usage_on_every_chunk_replaces() {
+        // vLLM with continuous usage stats sends cumulative usage on every chunk.
+        let chunks: Vec<Value> = (1..=3)
+            .map(|completion| {
+                let mut value = openai_chunk(json!({"content": "t"}), if completion == 3 { json!("stop") } else { Value::Null });
+                value["usage"] = json!({"prompt_tokens": 10, "completion_tokens": completion, "total_tokens": 10 + completion});
+                value
+            })
+            .collect();
+        let (payloads, translator) = translate_openai(&chunks, true);
+        assert_eq!(
+            translator.usage(),
+            TokenUsage {
+                input_tokens: 10,
+                output_tokens: 3,
+                ..TokenUsage::default()
+            }
+        );
+        // message_start already knew the input from the first chunk.
+        assert_eq!(payloads[0].1["message"]["usage"]["input_tokens"], 10);
+    }
+
+    #[test]
+    fn openai_finish_with_nothing_received_is_a_valid_empty_message() {
+        let mut translator = OpenAiToAnthropicStream::new("msg_x", "m");
+        let payloads = anthropic_payloads(&translator.finish());
+        assert_eq!(
+            names(&payloads),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+    }
+
+    #[test]
+    fn openai_data_payloads_including_errors() {
+        let mut translator = OpenAiToAnthropicStream::new("msg_x", "m");
+        let mut frames = Vec::new();
+        frames.extend(
+            translator.on_data(&openai_chunk(json!({"content": "Hi"}), Value::Null).to_string()),
+        );
+        frames.extend(translator.on_data("not json"));
+        frames.extend(translator.on_data(r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#));
+        frames.extend(
+            translator.on_data(&openai_chunk(json!({"content": "late"}), Value::Null).to_string()),
+        );
+        frames.extend(translator.on_data("[DONE]"));
+        let payloads = anthropic_payloads(&frames);
+        assert_eq!(
+            names(&payloads),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "error"
+            ]
+        );
+        assert_eq!(
+            payloads[3].1,
+            json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit reached"}})
+        );
+        assert!(translator.is_done());
+    }
+
+    #[test]
+    fn openai_done_payload_finishes() {
+        let mut translator = OpenAiToAnthropicStream::new("msg_x", "m");
+        let mut frames =
+            translator.on_data(&openai_chunk(json!({"content": "Hi"}), json!("stop")).to_string());
+        frames.extend(translator.on_data("[DONE]"));
+        assert_eq!(
+            names(&anthropic_payloads(&frames)).last(),
+            Some(&"message_stop")
+        );
+    }
+
+    #[test]
+    fn openai_other_choices_are_ignored() {
+        let mut value = openai_chunk(json!({"content": "zero"}), Value::Null);
+        value["choices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"index": 1, "delta": {"content": "one"}, "finish_reason": "stop"}));
+        let (payloads, translator) = translate_openai(&[value], false);
+        assert_eq!(
+            names(&payloads),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta"
+            ]
+        );
+        assert_eq!(payloads[2].1["delta"]["text"], "zero");
+        assert!(!translator.is_done());
+    }
+
+    #[test]
+    fn error_frames_for_both_clients() {
+        let frames = OpenAiToAnthropicStream::error_frames(ApiErrorKind::Overloaded, "Overloaded");
+        assert_eq!(
+            anthropic_payloads(&frames),
+            [(
+                "error".to_owned(),
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+            )]
+        );
+        let frames =
+            AnthropicToOpenAiStream::error_frames(ApiErrorKind::BadGateway, "upstream closed");
+        assert_eq!(
+            openai_payloads(&frames),
+            [
+                json!({"error": {"message": "upstream closed", "type": "server_error", "param": null, "code": null}})
+            ]
+        );
+    }
+
+    /// The same stream fed as raw payloads and as parsed chunks gives the same count.
+    #[test]
+    fn openai_stream_usage_pass_through() {
+        let mut from_data = OpenAiStreamUsage::new();
+        let mut from_chunks = OpenAiStreamUsage::new();
+        for value in openai_stream_with_usage() {
+            from_data.on_data(&value.to_string());
+            from_chunks.on_chunk(&chunk(value));
+        }
+        assert!(!from_data.saw_done());
+        from_data.on_data("[DONE]");
+        assert!(from_data.saw_done());
+        for tracker in [&from_data, &from_chunks] {
+            assert_eq!(
+                tracker.usage(),
+                Some(TokenUsage {
+                    input_tokens: 86,
+                    output_tokens: 12,
+                    cache_read_tokens: 1920,
+                    cache_write_tokens: 0
+                })
+            );
+            assert_eq!(
+                tracker.content_chunks(),
+                2,
+                "the empty role chunk is not counted"
+            );
+        }
+    }
+
+    #[test]
+    fn openai_stream_usage_without_usage_chunk_estimates() {
+        let mut tracker = OpenAiStreamUsage::new();
+        for text in ["a", "", "b", "c"] {
+            tracker.on_data(&openai_chunk(json!({"content": text}), Value::Null).to_string());
+        }
+        tracker.on_data(r#"{"choices":null,"usage":null}"#);
+        tracker.on_data("garbage");
+        tracker.on_data(r#"{"choices":[{"delta":{"content":"esc\"aped"}}]}"#);
+        assert_eq!(tracker.usage(), None);
+        assert_eq!(tracker.estimated_output_tokens(), 4);
+    }
+
+    #[test]
+    fn anthropic_stream_usage_from_raw_data() {
+        let mut tracker = AnthropicStreamUsage::new();
+        for event in documented_anthropic_stream() {
+            tracker.on_data(&serde_json::to_string(&event).unwrap());
+        }
+        tracker.on_data("not json");
+        assert_eq!(
+            tracker.usage(),
+            TokenUsage {
+                input_tokens: 25,
+                output_tokens: 15,
+                ..TokenUsage::default()
+            }
+        );
+        assert!(tracker.saw_final_usage());
+        assert_eq!(tracker.estimated_output_tokens(), 2);
+    }
+}
