@@ -41,6 +41,42 @@ enum Command {
     Size(SizeArgs),
     /// Prices, GPU specs, open models and deployment presets.
     Catalog(CatalogArgs),
+    /// The hybrid gateway: OpenAI- and Anthropic-compatible, with routing, fallback,
+    /// spill-over and a ledger.
+    Serve(ServeArgs),
+    /// A simulated backend speaking the OpenAI and Anthropic wire formats, with faults.
+    Sim(SimArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Gateway config (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the config, print the resolved routing table, and exit.
+    #[arg(long)]
+    check: bool,
+    /// Override server.listen (e.g. 127.0.0.1:0 for any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+struct SimArgs {
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
+    listen: std::net::SocketAddr,
+    /// Sim config (TOML): models, api_key, faults, ...
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Time to first token.
+    #[arg(long, value_name = "MS")]
+    ttft_ms: Option<u64>,
+    /// Delay between streamed tokens.
+    #[arg(long, value_name = "MS")]
+    token_delay_ms: Option<u64>,
+    /// Output tokens per response (capped by max_tokens).
+    #[arg(long, value_name = "N")]
+    output_tokens: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -151,6 +187,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => run_plan(args),
         Command::Size(args) => run_size(args),
         Command::Catalog(args) => run_catalog(args),
+        Command::Serve(args) => run_serve(args),
+        Command::Sim(args) => run_sim(args),
     }
 }
 
@@ -282,4 +320,77 @@ fn run_catalog(args: CatalogArgs) -> Result<()> {
             ))
         }
     }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COSTFLOOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    if args.check {
+        let table = gateway::server::check(&args.config).map_err(input_failure)?;
+        return output::print_line(&format!("{}: ok\n{table}", args.config.display()));
+    }
+    let config = gateway::config::load(&args.config).map_err(input_failure)?;
+    init_logging();
+    tokio_runtime()?.block_on(async move {
+        let table = config.routing_table();
+        let gateway = gateway::server::start(gateway::server::StartOptions {
+            config,
+            config_path: Some(args.config.clone()),
+            listen: args.listen,
+            handle_signals: true,
+        })
+        .await?;
+        output::print_line(&format!("listening on http://{}", gateway.addr))?;
+        tracing::info!("routing table:\n{table}");
+        let report = gateway.wait().await?;
+        tracing::info!(
+            "stopped: {} ledger rows written, {} lost",
+            report.rows_written,
+            report.rows_lost
+        );
+        Ok(())
+    })
+}
+
+fn run_sim(args: SimArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => sim::SimConfig::from_toml_str(&read_input_file(path)?)
+            .map_err(|e| input_failure(format!("{}: {e}", path.display())))?,
+        None => sim::SimConfig::default(),
+    };
+    if let Some(ms) = args.ttft_ms {
+        config.ttft = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.token_delay_ms {
+        config.token_delay = std::time::Duration::from_millis(ms);
+    }
+    if let Some(n) = args.output_tokens {
+        config.default_output_tokens = n;
+    }
+    config.validate().map_err(input_failure)?;
+    init_logging();
+    tokio_runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        output::print_line(&format!("listening on http://{}", listener.local_addr()?))?;
+        sim::serve(listener, config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })
 }

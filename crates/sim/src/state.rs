@@ -178,6 +178,7 @@ impl SimState {
     }
 
     pub(crate) fn count_fault(&self, kind: FaultKind) {
+        tracing::debug!(fault = kind.as_str(), "injecting fault");
         *lock(&self.inner.counters).faults.entry(kind).or_default() += 1;
     }
 
@@ -415,6 +416,7 @@ impl StreamGuard {
             return;
         }
         self.outcome = Outcome::Faulted;
+        tracing::debug!(fault = kind.as_str(), "injecting fault mid-stream");
         self.state.with_counters(|c| {
             c.streams_faulted += 1;
             *c.faults.entry(kind).or_default() += 1;
