@@ -735,6 +735,9 @@ fn verdict(
 
     let optimum = &hybrid.optimum;
     let mut reasons = Vec::new();
+    // Tasks marked `self_host = "no"` must stay on the API, so all-self-hosted is only
+    // an option when every task may self-host.
+    let all_may_self_host = hybrid.eligible_share >= 1.0 - 1e-9;
     let recommendation = if optimum.replicas == 0 || optimum.monthly_cost_usd >= api_total {
         reasons.push(format!(
             "{} at {}/month is the cheapest way to serve {} calls/month",
@@ -743,13 +746,7 @@ fn verdict(
             human_calls(calls)
         ));
         Recommendation::Api
-    } else if optimum.api_share < 1e-6 && hybrid.all_self_hosted_usd <= optimum.monthly_cost_usd {
-        reasons.push(format!(
-            "self-hosting all traffic on {} replica(s) costs {}/month against {} on {}",
-            hybrid.all_self_hosted_replicas, hybrid.all_self_hosted_usd, api_total, api.id
-        ));
-        Recommendation::SelfHost
-    } else if hybrid.all_self_hosted_usd < optimum.monthly_cost_usd {
+    } else if all_may_self_host && hybrid.all_self_hosted_usd <= optimum.monthly_cost_usd {
         reasons.push(format!(
             "self-hosting all traffic on {} replica(s) costs {}/month against {} hybrid and {} on {}",
             hybrid.all_self_hosted_replicas, hybrid.all_self_hosted_usd, optimum.monthly_cost_usd, api_total, api.id
@@ -765,6 +762,12 @@ fn verdict(
             api_total,
             hybrid.all_self_hosted_usd
         ));
+        if !all_may_self_host {
+            reasons.push(format!(
+                "{:.0}% of calls come from tasks marked self_host = \"no\" and stay on the API",
+                (1.0 - hybrid.eligible_share) * 100.0
+            ));
+        }
         Recommendation::Hybrid
     };
     if recommendation != Recommendation::Api {
@@ -1038,6 +1041,8 @@ mod tests {
         assert!((plan.hybrid.eligible_share - 0.7).abs() < 1e-9);
         assert!(plan.hybrid.optimum.self_hosted_share <= 0.7 + 1e-9);
         assert!(plan.hybrid.optimum.monthly_cost_usd <= plan.hybrid.all_api_usd);
+        // Some tasks may not self-host, so "self-host everything" is never the answer.
+        assert_ne!(plan.verdict.recommendation, Recommendation::SelfHost);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
-mod serve;
 mod plan;
+mod serve;
 mod size;
 
 use std::process::{Command, Output};

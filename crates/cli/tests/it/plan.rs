@@ -197,3 +197,20 @@ fn malformed_workload_gives_file_line_col() {
     assert!(err.contains("unknown.toml:2:1"), "{err}");
     assert!(err.contains("input_tokenz"), "{err}");
 }
+
+#[test]
+fn the_shipped_examples_stay_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let workload = root.join("examples/workload.toml");
+    let plan = json(&["plan", "--json", "--workload", workload.to_str().unwrap()]);
+    // 0.55 × 600 + 0.30 × 1,500 + 0.15 × 3,000 = 1,230 mean input tokens.
+    assert!((plan["workload"]["input_tokens"].as_f64().unwrap() - 1230.0).abs() < 1e-9);
+    assert!((plan["hybrid"]["eligible_share"].as_f64().unwrap() - 0.85).abs() < 1e-9);
+    let gateway = root.join("examples/gateway.toml");
+    let output = costfloor(&["serve", "--check", "--config", gateway.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -25,7 +25,13 @@ fn dir(name: &str) -> PathBuf {
 
 fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_costfloor"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .envs(envs.iter().copied())
         .env("COSTFLOOR_LOG", "debug")
         .stdout(Stdio::piped())
@@ -35,7 +41,11 @@ fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
     let mut stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || {
         let mut text = String::new();
@@ -46,7 +56,10 @@ fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -113,18 +126,31 @@ fn check_prints_the_routing_table_or_the_error() {
          [[route]]\nname = 'r'\nmodels = ['auto']\ntargets = ['a']\n",
     );
     let output = costfloor(&["serve", "--check", "--config", good.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("model=auto") && text.contains("-> a"), "{text}");
+    assert!(
+        text.contains("model=auto") && text.contains("-> a"),
+        "{text}"
+    );
     let bad = temp_file(
         "check-bad.toml",
         "[[backend]]\nname = 'a'\ntype = 'openai_compatible'\nbase_url = 'ftp://x'\nmodel = 'x'\n",
     );
     let err = input_error(&["serve", "--check", "--config", bad.to_str().unwrap()]);
     assert!(err.contains("base_url = \"ftp://x\""), "{err}");
-    let unknown = temp_file("check-unknown.toml", "[server]\nlisten = '127.0.0.1:1'\nworkers = 4\n");
+    let unknown = temp_file(
+        "check-unknown.toml",
+        "[server]\nlisten = '127.0.0.1:1'\nworkers = 4\n",
+    );
     let err = input_error(&["serve", "--check", "--config", unknown.to_str().unwrap()]);
-    assert!(err.contains("check-unknown.toml:3:1") && err.contains("workers"), "{err}");
+    assert!(
+        err.contains("check-unknown.toml:3:1") && err.contains("workers"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +159,11 @@ async fn sigterm_under_load_loses_no_row() {
     let dir = dir("sigterm");
     let ledger = dir.join("costfloor.db");
     let config = dir.join("gateway.toml");
-    std::fs::write(&config, config_for(&sim.base_url(), &ledger, "drain_seconds = 20")).unwrap();
+    std::fs::write(
+        &config,
+        config_for(&sim.base_url(), &ledger, "drain_seconds = 20"),
+    )
+    .unwrap();
     let served = serve(&config, &[]);
     let url = served.url.clone();
     let answered = Arc::new(AtomicU64::new(0));
@@ -145,12 +175,22 @@ async fn sigterm_under_load_loses_no_row() {
             let deadline = Instant::now() + Duration::from_secs(8);
             while Instant::now() < deadline {
                 let stream = worker % 2 == 0;
-                let path = if worker % 4 < 2 { "/v1/chat/completions" } else { "/v1/messages" };
+                let path = if worker % 4 < 2 {
+                    "/v1/chat/completions"
+                } else {
+                    "/v1/messages"
+                };
                 let body = serde_json::json!({
                     "model": "auto", "max_tokens": 8, "stream": stream,
                     "messages": [{"role": "user", "content": "load test"}]
                 });
-                let Ok(response) = client.post(format!("{url}{path}")).header("anthropic-version", "2023-06-01").json(&body).send().await else {
+                let Ok(response) = client
+                    .post(format!("{url}{path}"))
+                    .header("anthropic-version", "2023-06-01")
+                    .json(&body)
+                    .send()
+                    .await
+                else {
                     break;
                 };
                 // Answered means the whole response arrived.
@@ -167,11 +207,20 @@ async fn sigterm_under_load_loses_no_row() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let log = tokio::task::spawn_blocking(move || wait_exit(served)).await.unwrap();
+    let log = tokio::task::spawn_blocking(move || wait_exit(served))
+        .await
+        .unwrap();
     let answered = answered.load(Ordering::Relaxed);
-    assert!(answered > 50, "only {answered} requests answered before the signal");
+    assert!(
+        answered > 50,
+        "only {answered} requests answered before the signal"
+    );
     let reader = ledger::LedgerReader::open(&ledger).unwrap();
-    assert_eq!(reader.count().unwrap(), answered, "ledger rows vs answered requests; log:\n{log}");
+    assert_eq!(
+        reader.count().unwrap(),
+        answered,
+        "ledger rows vs answered requests; log:\n{log}"
+    );
     assert!(log.contains("0 lost"), "{log}");
 }
 
@@ -199,22 +248,40 @@ async fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
         }
     };
     assert_eq!(ask("fresh").await, 404);
-    std::fs::write(&config, format!("{original}\n[[route]]\nname = 'fresh'\nmodels = ['fresh']\ntargets = ['claude']\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{original}\n[[route]]\nname = 'fresh'\nmodels = ['fresh']\ntargets = ['claude']\n"
+        ),
+    )
+    .unwrap();
     signal(&served.child, "HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while ask("fresh").await != 200 {
-        assert!(Instant::now() < deadline, "SIGHUP did not load the new route");
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not load the new route"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     std::fs::write(&config, "[[backend]]\nname = 'broken'\n").unwrap();
     signal(&served.child, "HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(ask("fresh").await, 200, "a bad config must not replace the running one");
+    assert_eq!(
+        ask("fresh").await,
+        200,
+        "a bad config must not replace the running one"
+    );
     assert_eq!(ask("auto").await, 200);
     signal(&served.child, "TERM");
-    let log = tokio::task::spawn_blocking(move || wait_exit(served)).await.unwrap();
+    let log = tokio::task::spawn_blocking(move || wait_exit(served))
+        .await
+        .unwrap();
     assert!(log.contains("SIGHUP: config reloaded"), "{log}");
-    assert!(log.contains("config reload rejected") && log.contains("missing field"), "{log}");
+    assert!(
+        log.contains("config reload rejected") && log.contains("missing field"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,16 +294,35 @@ async fn secrets_never_reach_logs_errors_or_the_ledger() {
     let ledger = dir.join("costfloor.db");
     let config = dir.join("gateway.toml");
     let text = config_for(&sim.base_url(), &ledger, "")
-        .replace("price = \"claude-haiku-4.5\"", "price = \"claude-haiku-4.5\"\napi_key_env = \"COSTFLOOR_TEST_UPSTREAM\"")
-        .replace("deployment = \"seed-llama-3.3-70b-4xa100\"", "deployment = \"seed-llama-3.3-70b-4xa100\"\napi_key_env = \"COSTFLOOR_TEST_UPSTREAM\"")
+        .replace(
+            "price = \"claude-haiku-4.5\"",
+            "price = \"claude-haiku-4.5\"\napi_key_env = \"COSTFLOOR_TEST_UPSTREAM\"",
+        )
+        .replace(
+            "deployment = \"seed-llama-3.3-70b-4xa100\"",
+            "deployment = \"seed-llama-3.3-70b-4xa100\"\napi_key_env = \"COSTFLOOR_TEST_UPSTREAM\"",
+        )
         + "\n[[client_key]]\nname = 'team-a'\nsecret_env = 'COSTFLOOR_TEST_CLIENT'\n";
     std::fs::write(&config, text).unwrap();
-    let served = serve(&config, &[("COSTFLOOR_TEST_UPSTREAM", UPSTREAM_SECRET), ("COSTFLOOR_TEST_CLIENT", CLIENT_SECRET)]);
+    let served = serve(
+        &config,
+        &[
+            ("COSTFLOOR_TEST_UPSTREAM", UPSTREAM_SECRET),
+            ("COSTFLOOR_TEST_CLIENT", CLIENT_SECRET),
+        ],
+    );
     let client = reqwest::Client::new();
     let mut bodies = String::new();
-    for (auth, stream) in [(None, false), (Some("wrong-key"), false), (Some(CLIENT_SECRET), false), (Some(CLIENT_SECRET), true)] {
+    for (auth, stream) in [
+        (None, false),
+        (Some("wrong-key"), false),
+        (Some(CLIENT_SECRET), false),
+        (Some(CLIENT_SECRET), true),
+    ] {
         for path in ["/v1/chat/completions", "/v1/messages"] {
-            let mut request = client.post(format!("{}{path}", served.url)).header("anthropic-version", "2023-06-01");
+            let mut request = client
+                .post(format!("{}{path}", served.url))
+                .header("anthropic-version", "2023-06-01");
             if let Some(key) = auth {
                 request = request.bearer_auth(key);
             }
@@ -245,7 +331,10 @@ async fn secrets_never_reach_logs_errors_or_the_ledger() {
             let status = response.status().as_u16();
             let text = response.text().await.unwrap();
             if auth == Some(CLIENT_SECRET) {
-                assert_eq!(status, 502, "the upstream refused the gateway's key: {text}");
+                assert_eq!(
+                    status, 502,
+                    "the upstream refused the gateway's key: {text}"
+                );
                 assert!(text.contains("credentials"), "{text}");
             } else {
                 assert_eq!(status, 401, "{text}");
@@ -254,7 +343,9 @@ async fn secrets_never_reach_logs_errors_or_the_ledger() {
         }
     }
     signal(&served.child, "TERM");
-    let log = tokio::task::spawn_blocking(move || wait_exit(served)).await.unwrap();
+    let log = tokio::task::spawn_blocking(move || wait_exit(served))
+        .await
+        .unwrap();
     let mut stored = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
@@ -265,7 +356,15 @@ async fn secrets_never_reach_logs_errors_or_the_ledger() {
         assert!(!bodies.contains(secret), "secret in a response body");
         assert!(!stored.contains(secret), "secret in the ledger files");
     }
-    let rows = ledger::LedgerReader::open(&ledger).unwrap().rows(100).unwrap();
+    let rows = ledger::LedgerReader::open(&ledger)
+        .unwrap()
+        .rows(100)
+        .unwrap();
     assert_eq!(rows.len(), 8);
-    assert!(rows.iter().filter(|r| r.client_key.as_deref() == Some("team-a")).count() == 4);
+    assert!(
+        rows.iter()
+            .filter(|r| r.client_key.as_deref() == Some("team-a"))
+            .count()
+            == 4
+    );
 }
