@@ -46,6 +46,7 @@ pub fn write_cost_chart(plan: &Plan, path: &Path) -> Result<()> {
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(16)
+        .margin_right(48)
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(

@@ -184,3 +184,58 @@ async fn out_of_range_values_are_rejected_before_the_backend() {
     assert!(response.text().await.unwrap().contains("temperature: 1.5"));
     assert_eq!(sim.state().stats().requests_total, 0);
 }
+
+#[tokio::test]
+async fn untranslatable_content_is_a_400_naming_it_but_passes_through_same_format() {
+    let sim = fast_sim().await;
+    let config = format!(
+        r#"
+[[backend]]
+name = "oai"
+type = "openai_compatible"
+base_url = "{url}/v1"
+model = "m-oai"
+
+[[backend]]
+name = "claude"
+type = "anthropic"
+base_url = "{url}"
+model = "m-claude"
+
+[[route]]
+name = "to-claude"
+models = ["claude"]
+targets = ["claude"]
+
+[[route]]
+name = "to-oai"
+models = ["oai"]
+targets = ["oai"]
+"#,
+        url = sim.base_url()
+    );
+    let h = gateway("unsupported", &config).await;
+    let image = |model: &str| {
+        serde_json::json!({
+            "model": model, "max_tokens": 5,
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "what is this"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]}]
+        })
+    };
+    let response = h.post("/v1/chat/completions", image("claude")).await;
+    assert_eq!(response.status(), 400);
+    let message = response.json::<serde_json::Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("messages[0].content[1]") && message.contains("image_url"),
+        "{message}"
+    );
+    // Same format: passed through untouched to the OpenAI-compatible backend.
+    let response = h.post("/v1/chat/completions", image("oai")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-costfloor-backend"), "oai");
+}
