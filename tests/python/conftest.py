@@ -1,11 +1,17 @@
-"""Shared pytest fixtures: the costfloor binary and a helper that starts its servers.
+"""Shared pytest fixtures: the costfloor binary and helpers that start its servers.
 
 Each server subcommand takes ``--listen 127.0.0.1:0`` and prints
 ``listening on http://HOST:PORT`` as its first line on stdout once it is bound.
+
+``start_process`` (session scope) runs a costfloor subcommand. ``launcher`` (one test)
+and ``module_launcher`` (one module) start simulators, gateways (``costfloor serve``
+with a generated config and its own SQLite ledger) and the llama.cpp server, and stop
+them when their scope ends; a failing test's report carries their logs.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
@@ -118,6 +124,14 @@ LEDGER_TIMEOUT_S = 10.0
 _IN_SCOPE: list["Service"] = []
 
 
+@atexit.register
+def _stop_leftovers() -> None:
+    """Last resort (e.g. pytest interrupted twice): never leave a server behind."""
+    for service in list(_IN_SCOPE):
+        if service.proc.poll() is None:
+            service.proc.kill()
+
+
 class Service:
     """One child process with its combined output in a log file."""
 
@@ -190,7 +204,10 @@ class Service:
 
     def log(self, tail: int = LOG_TAIL_CHARS) -> str:
         with self._lock:
-            text = self.log_path.read_text(errors="replace")
+            try:
+                text = self.log_path.read_text(errors="replace")
+            except OSError as e:
+                return f"(log unavailable: {e})"
         return text if len(text) <= tail else "...\n" + text[-tail:]
 
     def close(self) -> None:

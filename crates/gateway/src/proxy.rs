@@ -1149,12 +1149,13 @@ fn stream_response(context: Context, attempted: Attempted, mut guard: RowGuard) 
             created,
             context.client_wants_usage,
         ))),
-        (Format::Anthropic, false) => {
-            StreamMode::ToAnthropic(Box::new(OpenAiToAnthropicStream::new(
+        (Format::Anthropic, false) => StreamMode::ToAnthropic(Box::new(
+            OpenAiToAnthropicStream::new(
                 &format!("msg_{}", context.request_id.replace('-', "")),
                 &backend.config.model,
-            )))
-        }
+            )
+            .with_input_estimate(context.input_estimate),
+        )),
     };
     guard.row().http_status = 200;
     let mut out = Response::new(Body::empty());
@@ -1259,6 +1260,21 @@ async fn next_frames(
     }
 }
 
+/// Ends a passed-through OpenAI stream. A client that asked for `include_usage` gets
+/// its usage chunk even from a server that sends none (the llama.cpp server ignores
+/// the option): the estimate, as the ledger records it.
+fn finish_openai_stream(usage: &OpenAiStreamUsage, context: &Context, out: &mut BytesMut) {
+    if context.client_wants_usage && usage.usage().is_none() {
+        let estimate = TokenUsage {
+            input_tokens: context.input_estimate,
+            output_tokens: usage.estimated_output_tokens(),
+            ..TokenUsage::default()
+        };
+        out.extend_from_slice(&usage.usage_chunk(&estimate));
+    }
+    out.extend_from_slice(wire::sse::OPENAI_DONE);
+}
+
 impl StreamState {
     /// Handles one upstream SSE event, appending client frames to `out`. Returns true
     /// when the stream ended normally.
@@ -1266,7 +1282,7 @@ impl StreamState {
         match &mut self.mode {
             StreamMode::OpenAiPass(usage) => {
                 if event.is_openai_done() {
-                    out.extend_from_slice(wire::sse::OPENAI_DONE);
+                    finish_openai_stream(usage, &self.context, out);
                     return true;
                 }
                 match openai::parse_stream_data(&event.data) {
@@ -1296,7 +1312,7 @@ impl StreamState {
                         );
                     }
                     openai::StreamData::Done => {
-                        out.extend_from_slice(wire::sse::OPENAI_DONE);
+                        finish_openai_stream(usage, &self.context, out);
                         return true;
                     }
                     openai::StreamData::Invalid(_) => {}

@@ -114,6 +114,10 @@ pub struct OpenAiStreamUsage {
     reported: Option<TokenUsage>,
     content_chunks: u64,
     saw_done: bool,
+    /// `id`, `model` and `created` of the last chunk, for a synthesised usage chunk.
+    last_id: String,
+    last_model: String,
+    last_created: u64,
 }
 
 /// Only the parts of a chunk that usage tracking needs, borrowed where possible.
@@ -148,6 +152,13 @@ impl OpenAiStreamUsage {
         if let Some(usage) = &chunk.usage {
             self.reported = Some(usage.to_token_usage());
         }
+        if self.last_id != chunk.id {
+            self.last_id.clone_from(&chunk.id);
+        }
+        if self.last_model != chunk.model {
+            self.last_model.clone_from(&chunk.model);
+        }
+        self.last_created = chunk.created;
         let with_content = chunk
             .choices
             .iter()
@@ -208,6 +219,22 @@ impl OpenAiStreamUsage {
     /// True once `data: [DONE]` was seen by [`on_data`](Self::on_data).
     pub fn saw_done(&self) -> bool {
         self.saw_done
+    }
+
+    /// A final `choices: []` chunk carrying `usage`, with the `id`, `model` and
+    /// `created` of the chunks seen by [`on_chunk`](Self::on_chunk): for a client
+    /// that asked for `include_usage` when the server sent none.
+    pub fn usage_chunk(&self, usage: &TokenUsage) -> Bytes {
+        let chunk = ChatChunk {
+            id: self.last_id.clone(),
+            object: openai::CHAT_COMPLETION_CHUNK_OBJECT.to_owned(),
+            created: self.last_created,
+            model: self.last_model.clone(),
+            choices: Vec::new(),
+            usage: Some(openai::Usage::from_token_usage(usage)),
+            extra: Map::new(),
+        };
+        sse::openai_data(&to_vec(&chunk))
     }
 }
 
@@ -396,14 +423,16 @@ impl AnthropicToOpenAiStream {
 /// for the usage: they are sent when the usage chunk (`choices: []`) arrives
 /// after the finish, or at [`finish`](Self::finish), which the caller invokes
 /// on `data: [DONE]` or at the end of the upstream body. Without any usage
-/// from upstream, `message_delta` reports `output_tokens: 0`; see
-/// [`estimated_output_tokens`](Self::estimated_output_tokens).
+/// from upstream, `message_delta` reports the estimates: the input given to
+/// [`with_input_estimate`](Self::with_input_estimate) and one output token per
+/// content delta ([`estimated_output_tokens`](Self::estimated_output_tokens)).
 /// Tool-call deltas are not streamed (requests with tools are refused before this point).
 #[derive(Debug, Clone)]
 pub struct OpenAiToAnthropicStream {
     id: String,
     model: String,
     usage: OpenAiStreamUsage,
+    input_estimate: u64,
     started: bool,
     block_open: bool,
     stop_reason: Option<StopReason>,
@@ -417,11 +446,20 @@ impl OpenAiToAnthropicStream {
             id: id.to_owned(),
             model: model.to_owned(),
             usage: OpenAiStreamUsage::new(),
+            input_estimate: 0,
             started: false,
             block_open: false,
             stop_reason: None,
             done: false,
         }
+    }
+
+    /// The input tokens to report when the upstream sends no usage (some servers,
+    /// e.g. the llama.cpp server, never do on streams). The output is then the
+    /// number of content deltas.
+    pub fn with_input_estimate(mut self, input_tokens: u64) -> Self {
+        self.input_estimate = input_tokens;
+        self
     }
 
     /// Translates one upstream chunk into zero or more frames for the client.
@@ -528,10 +566,14 @@ impl OpenAiToAnthropicStream {
         }
         self.started = true;
         self.block_open = true;
+        let mut usage = self.usage();
+        if usage.input_tokens == 0 {
+            usage.input_tokens = self.input_estimate;
+        }
         let message = anthropic::MessagesResponse {
             id: self.id.clone(),
             model: self.model.clone(),
-            usage: anthropic::Usage::from_token_usage(&self.usage()),
+            usage: anthropic::Usage::from_token_usage(&usage),
             ..anthropic::MessagesResponse::default()
         };
         frames.push(event_frame(&StreamEvent::MessageStart { message }));
@@ -557,7 +599,13 @@ impl OpenAiToAnthropicStream {
                 output_tokens: usage.output_tokens,
                 extra: Map::new(),
             },
-            None => anthropic::MessageDeltaUsage::default(),
+            None => anthropic::MessageDeltaUsage {
+                input_tokens: Some(self.input_estimate),
+                cache_creation_input_tokens: Some(0),
+                cache_read_input_tokens: Some(0),
+                output_tokens: self.usage.estimated_output_tokens(),
+                extra: Map::new(),
+            },
         };
         frames.push(event_frame(&StreamEvent::MessageDelta {
             delta: anthropic::MessageDelta {
@@ -963,7 +1011,7 @@ mod tests {
     }
 
     #[test]
-    fn openai_stream_without_usage_reports_zero_and_estimates() {
+    fn openai_stream_without_usage_reports_the_estimates() {
         let mut chunks = openai_stream_with_usage();
         chunks.pop();
         let (payloads, translator) = translate_openai(&chunks, false);
@@ -975,14 +1023,60 @@ mod tests {
         assert!(!translator.is_done());
 
         let (payloads, translator) = translate_openai(&chunks, true);
+        // No input estimate given: input 0; output: one token per content delta (2).
         assert_eq!(
             payloads[5].1,
             json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                   "usage": {"output_tokens": 0}})
+                   "usage": {"input_tokens": 0, "cache_creation_input_tokens": 0,
+                             "cache_read_input_tokens": 0, "output_tokens": 2}})
         );
         assert!(!translator.has_usage());
         assert_eq!(translator.usage(), TokenUsage::default());
         assert_eq!(translator.estimated_output_tokens(), 2);
+    }
+
+    #[test]
+    fn an_input_estimate_fills_message_start_and_message_delta() {
+        let mut chunks = openai_stream_with_usage();
+        chunks.pop();
+        let mut translator = OpenAiToAnthropicStream::new("msg_1", "m").with_input_estimate(17);
+        let mut frames = Vec::new();
+        for chunk in &chunks {
+            frames.extend(translator.on_data(&chunk.to_string()));
+        }
+        frames.extend(translator.finish());
+        let events: Vec<Value> = parse_frames(&frames)
+            .iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap())
+            .collect();
+        assert_eq!(events[0]["message"]["usage"]["input_tokens"], 17);
+        let delta = events
+            .iter()
+            .find(|e| e["type"] == "message_delta")
+            .unwrap();
+        assert_eq!(delta["usage"]["input_tokens"], 17);
+        assert_eq!(delta["usage"]["output_tokens"], 2);
+    }
+
+    #[test]
+    fn a_usage_chunk_can_be_synthesised_for_a_pass_through_stream() {
+        let mut tracker = OpenAiStreamUsage::new();
+        let chunk: ChatChunk =
+            serde_json::from_value(openai_chunk(json!({"content": "hi"}), Value::Null)).unwrap();
+        tracker.on_chunk(&chunk);
+        let frame = tracker.usage_chunk(&TokenUsage {
+            input_tokens: 5,
+            output_tokens: 1,
+            ..TokenUsage::default()
+        });
+        let event = parse_frames(&[frame]).remove(0);
+        let value: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(value["choices"], json!([]));
+        assert_eq!(value["object"], "chat.completion.chunk");
+        assert_eq!(value["id"], chunk.id);
+        assert_eq!(value["usage"]["prompt_tokens"], 5);
+        assert_eq!(value["usage"]["completion_tokens"], 1);
+        assert_eq!(value["usage"]["total_tokens"], 6);
     }
 
     #[test]
