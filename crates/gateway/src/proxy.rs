@@ -1260,6 +1260,24 @@ async fn next_frames(
     }
 }
 
+/// Usage of an Anthropic stream: the final `message_delta` counts when they came;
+/// otherwise what was seen, with the input estimated if `message_start` never came and
+/// the output at least the number of text deltas, marked estimated.
+fn anthropic_stream_usage(
+    tracker: &AnthropicStreamUsage,
+    input_estimate: u64,
+) -> (TokenUsage, bool) {
+    let mut usage = tracker.usage();
+    if tracker.saw_final_usage() {
+        return (usage, false);
+    }
+    if !tracker.saw_message_start() {
+        usage.input_tokens = input_estimate;
+    }
+    usage.output_tokens = usage.output_tokens.max(tracker.estimated_output_tokens());
+    (usage, true)
+}
+
 /// Ends a passed-through OpenAI stream. A client that asked for `include_usage` gets
 /// its usage chunk even from a server that sends none (the llama.cpp server ignores
 /// the option): the estimate, as the ledger records it.
@@ -1393,30 +1411,9 @@ impl StreamState {
                     true,
                 ),
             },
-            StreamMode::AnthropicPass(usage) => {
-                if usage.saw_final_usage() {
-                    (usage.usage(), false)
-                } else {
-                    let mut u = usage.usage();
-                    if !usage.saw_message_start() {
-                        u.input_tokens = input;
-                    }
-                    u.output_tokens = u.output_tokens.max(usage.estimated_output_tokens());
-                    (u, true)
-                }
-            }
+            StreamMode::AnthropicPass(usage) => anthropic_stream_usage(usage, input),
             StreamMode::ToOpenAi(translator) => {
-                let tracker = translator.usage_tracker();
-                if tracker.saw_final_usage() {
-                    (translator.usage(), false)
-                } else {
-                    let mut u = translator.usage();
-                    if !tracker.saw_message_start() {
-                        u.input_tokens = input;
-                    }
-                    u.output_tokens = u.output_tokens.max(tracker.estimated_output_tokens());
-                    (u, true)
-                }
+                anthropic_stream_usage(translator.usage_tracker(), input)
             }
             StreamMode::ToAnthropic(translator) => {
                 if translator.has_usage() {
