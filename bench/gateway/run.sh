@@ -78,7 +78,8 @@ stop_pid() { # stop_pid PID SIGNAL GRACE_SECONDS: signal, wait, then SIGKILL it 
 
 cleanup() {
     local rc=$?
-    trap - EXIT INT TERM
+    trap - EXIT
+    trap '' INT TERM   # finish stopping things even if interrupted again
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid" TERM 5; done
     if [[ -n "$WORK" && -d "$WORK" ]]; then
@@ -92,14 +93,25 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Runs a command in the background and waits for it, so that INT/TERM reach the trap at once.
+# run_waited STDOUT_FILE STDERR_FILE COMMAND...: runs COMMAND in the background and waits for
+# it, so that INT/TERM reach the trap at once (the script's own stderr stays where it was).
 run_waited() {
-    "$@" &
+    local out="$1" err="$2"
+    shift 2
+    "$@" >"$out" 2>"$err" &
     local pid=$!
     PIDS+=("$pid")
     local rc=0
     wait "$pid" || rc=$?
+    forget_pid "$pid"
     return "$rc"
+}
+
+# Drops a reaped pid from PIDS, so that cleanup never signals a pid the system has reused.
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
 }
 
 wait_port() { # wait_port PORT SECONDS PID_THAT_MUST_STAY_ALIVE
@@ -214,7 +226,7 @@ log "work dir $WORK; nginx on $HOST:$NGINX_PORT, gateway on $HOST:$GATEWAY_PORT"
     echo "nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
     echo "oha=$("$OHA" --version 2>&1 | head -n1)"
     if [[ -n "$COSTFLOOR_BIN" ]]; then echo "costfloor=$("$COSTFLOOR_BIN" --version 2>&1 | head -n1)"; fi
-    echo "rate=$RATE duration_s=$DURATION warmup_s=$WARMUP connections=$CONNECTIONS fixed_connections=$FIXED_CONNECTIONS nginx_workers=$NGINX_WORKERS"
+    echo "settings=RATE=$RATE DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS FIXED_CONNECTIONS=$FIXED_CONNECTIONS NGINX_WORKERS=$NGINX_WORKERS"
 } >"$WORK/meta.txt"
 
 # ---- nginx upstream --------------------------------------------------------------------------
@@ -286,8 +298,9 @@ oha_run() {
     fi
     local start end
     start="$(now_ms)"
-    run_waited timeout -k 5 "$((secs + 60))" "$OHA" "${args[@]}" "$url" \
-        >"$WORK/$name.json" 2>"$WORK/$name.stderr" \
+    # --foreground: on a signal, timeout then signals only oha, not the whole process group (this script included).
+    run_waited "$WORK/$name.json" "$WORK/$name.stderr" \
+        timeout --foreground -k 5 "$((secs + 60))" "$OHA" "${args[@]}" "$url" \
         || die "oha failed for $name (see $WORK/$name.stderr)"
     end="$(now_ms)"
     printf '{"name":"%s","mode":"%s","connections":%s,"rate":%s,"duration_s":%s,"start_ms":%s,"end_ms":%s}\n' \
@@ -376,6 +389,7 @@ EOF
     # A graceful stop flushes the ledger queue; then every answered request must have a row.
     log "stopping the gateway (SIGTERM)"
     stop_pid "$GATEWAY_PID" TERM 20
+    forget_pid "$GATEWAY_PID"
     python3 "$SUMMARIZE" ledger-total "$WORK/ledger.db" "$GW_ANSWERED" >"$WORK/ledger-total.json"
     log "ledger after shutdown: $(cat "$WORK/ledger-total.json")"
 fi

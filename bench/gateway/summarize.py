@@ -179,7 +179,7 @@ def cmd_table(directory):
     out = []
     out.append(f"machine: {meta.get('cpu', '?')}, {meta.get('nproc', '?')} CPUs, {meta.get('mem_total', '?')}")
     out.append(f"tools:   nginx {meta.get('nginx', '?')}, {meta.get('oha', '?')}, {meta.get('costfloor', 'costfloor: not run')}")
-    out.append(f"run:     {meta.get('rate', '')}")
+    out.append(f"run:     {meta.get('settings', '?')}")
     out.append("")
     header = ["scenario", "target", "conns", "answered", "2xx", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "ledger rows", "gw overhead p50/p99 us"]
     table = [header]
