@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: the gateway allocates per request on two or more
+/// threads, where glibc's arena locks showed up in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for bad input (flags, files, ids): the user can fix it.
 pub const EXIT_INPUT: u8 = 2;
 

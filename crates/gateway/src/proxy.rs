@@ -147,6 +147,8 @@ struct RowGuard {
     tracker: TaskTracker,
     started: Instant,
     upstream_time: Duration,
+    /// The backend that served the request, for its metric handles.
+    backend: Option<Arc<Backend>>,
 }
 
 impl RowGuard {
@@ -162,6 +164,7 @@ impl RowGuard {
             tracker,
             started,
             upstream_time: Duration::ZERO,
+            backend: None,
         }
     }
 
@@ -170,12 +173,12 @@ impl RowGuard {
         self.row.get_or_insert_with(|| empty_row(String::new()))
     }
 
-    fn finalize(row: &mut LedgerRow, started: Instant, upstream_time: Duration) {
-        let total = started.elapsed();
+    fn finalize(&self, row: &mut LedgerRow) {
+        let total = self.started.elapsed();
         row.finished_at_unix_ms = unix_ms();
         row.total_us = total.as_micros() as i64;
-        row.overhead_us = total.saturating_sub(upstream_time).as_micros() as i64;
-        observe(row);
+        row.overhead_us = total.saturating_sub(self.upstream_time).as_micros() as i64;
+        observe(row, self.backend.as_deref());
     }
 
     /// Writes the row, waiting for queue room (backpressure). The wait runs in its own
@@ -184,7 +187,7 @@ impl RowGuard {
         let Some(mut row) = self.row.take() else {
             return;
         };
-        Self::finalize(&mut row, self.started, self.upstream_time);
+        self.finalize(&mut row);
         if let Err(row) = self.ledger.try_record(row) {
             let ledger = self.ledger.clone();
             let _ = self
@@ -199,7 +202,7 @@ impl RowGuard {
         let Some(mut row) = self.row.take() else {
             return;
         };
-        Self::finalize(&mut row, self.started, self.upstream_time);
+        self.finalize(&mut row);
         if let Err(row) = self.ledger.try_record(row) {
             let ledger = self.ledger.clone();
             self.tracker.spawn(async move { ledger.record(row).await });
@@ -214,6 +217,7 @@ impl RowGuard {
             tracker: self.tracker.clone(),
             started: self.started,
             upstream_time: Duration::ZERO,
+            backend: None,
         }
     }
 }
@@ -257,7 +261,7 @@ impl Drop for RowGuard {
         if row.error_kind.is_none() {
             row.error_kind = Some("client_disconnect".to_string());
         }
-        Self::finalize(&mut row, self.started, self.upstream_time);
+        self.finalize(&mut row);
         if let Err(row) = self.ledger.try_record(row) {
             if tokio::runtime::Handle::try_current().is_ok() {
                 let ledger = self.ledger.clone();
@@ -271,42 +275,51 @@ impl Drop for RowGuard {
 }
 
 /// Prometheus series for one finished request.
-fn observe(row: &LedgerRow) {
-    let backend = if row.backend.is_empty() {
-        "none".to_string()
-    } else {
-        row.backend.clone()
-    };
+fn observe(row: &LedgerRow, backend: Option<&Backend>) {
+    let name = if row.backend.is_empty() { "none" } else { row.backend.as_str() };
     ::metrics::counter!(
         metrics::REQUESTS,
-        "backend" => backend.clone(),
+        "backend" => name.to_string(),
         "route" => row.route.clone(),
-        "status" => row.http_status.to_string(),
+        "status" => status_label(row.http_status),
     )
     .increment(1);
-    for (direction, tokens) in [
-        ("input", row.input_tokens),
-        ("cache_read", row.cache_read_tokens),
-        ("cache_write", row.cache_write_tokens),
-        ("output", row.output_tokens),
-    ] {
-        if tokens > 0 {
-            ::metrics::counter!(metrics::TOKENS, "backend" => backend.clone(), "direction" => direction).increment(tokens as u64);
+    ::metrics::histogram!(metrics::OVERHEAD).record(row.overhead_us as f64 / 1e6);
+    let Some(backend) = backend else {
+        ::metrics::histogram!(metrics::LATENCY, "backend" => name.to_string()).record(row.total_us as f64 / 1e6);
+        return;
+    };
+    let handles = &backend.metrics;
+    let tokens = [row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens];
+    for (counter, count) in handles.tokens.iter().zip(tokens) {
+        if count > 0 {
+            counter.increment(count as u64);
         }
     }
     if row.cost_nusd > 0 {
-        ::metrics::counter!(metrics::COST_NANO_USD, "backend" => backend.clone())
-            .increment(row.cost_nusd as u64);
+        handles.cost_nano_usd.increment(row.cost_nusd as u64);
     }
     if row.counterfactual_cost_nusd > 0 {
-        ::metrics::counter!(metrics::COUNTERFACTUAL_NANO_USD, "backend" => backend.clone())
-            .increment(row.counterfactual_cost_nusd as u64);
+        handles.counterfactual_nano_usd.increment(row.counterfactual_cost_nusd as u64);
     }
-    ::metrics::histogram!(metrics::LATENCY, "backend" => backend.clone())
-        .record(row.total_us as f64 / 1e6);
-    ::metrics::histogram!(metrics::OVERHEAD).record(row.overhead_us as f64 / 1e6);
+    handles.latency.record(row.total_us as f64 / 1e6);
     if let Some(ttft) = row.ttft_us {
-        ::metrics::histogram!(metrics::TTFT, "backend" => backend).record(ttft as f64 / 1e6);
+        handles.ttft.record(ttft as f64 / 1e6);
+    }
+}
+
+/// Status labels without an allocation for the common ones.
+fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    match status {
+        200 => "200".into(),
+        400 => "400".into(),
+        404 => "404".into(),
+        429 => "429".into(),
+        499 => "499".into(),
+        502 => "502".into(),
+        503 => "503".into(),
+        529 => "529".into(),
+        other => other.to_string().into(),
     }
 }
 
@@ -424,14 +437,14 @@ fn validate(request: &ClientRequest) -> Result<(), ClientError> {
 
 /// Builds the upstream body for `backend`, translating if it speaks the other format.
 fn upstream_body(
-    request: &ClientRequest,
+    request: &mut ClientRequest,
     backend: &BackendConfig,
     default_max_tokens: u32,
 ) -> Result<Bytes, ClientError> {
     let unsupported = |e: translate::Unsupported| {
         ClientError::client(ApiErrorKind::InvalidRequest, e.to_string())
     };
-    let json = |value: Result<Vec<u8>, serde_json::Error>| {
+    let encoded = |value: Result<Vec<u8>, serde_json::Error>| {
         value.map(Bytes::from).map_err(|e| {
             ClientError::upstream(
                 ApiErrorKind::Api,
@@ -439,45 +452,73 @@ fn upstream_body(
             )
         })
     };
-    if backend.kind.speaks_anthropic() {
-        let mut upstream = match request {
-            ClientRequest::Anthropic(r) => r.clone(),
-            ClientRequest::OpenAi(r) => {
-                translate::openai_to_anthropic_request(r, default_max_tokens)
-                    .map_err(unsupported)?
-            }
-        };
-        upstream.model.clone_from(&backend.model);
-        // Anthropic accepts only `user_id` in metadata; the task label is ours.
-        if let Some(serde_json::Value::Object(metadata)) = upstream.metadata.as_mut() {
-            metadata.remove("task");
-            if metadata.is_empty() {
-                upstream.metadata = None;
-            }
+    match (request, backend.kind.speaks_anthropic()) {
+        // Same format: swap the few fields that differ, encode, and put them back, so
+        // the request is never deep-copied and stays as the client sent it.
+        (ClientRequest::Anthropic(r), true) => {
+            let model = std::mem::replace(&mut r.model, backend.model.clone());
+            let metadata = r.metadata.take();
+            r.metadata = anthropic_metadata(metadata.as_ref());
+            let body = encoded(serde_json::to_vec(r));
+            r.model = model;
+            r.metadata = metadata;
+            body
         }
-        json(serde_json::to_vec(&upstream))
-    } else {
-        let mut upstream = match request {
-            ClientRequest::OpenAi(r) => r.clone(),
-            ClientRequest::Anthropic(r) => {
-                translate::anthropic_to_openai_request(r).map_err(unsupported)?
-            }
-        };
-        upstream.model.clone_from(&backend.model);
-        if let Some(metadata) = upstream.metadata.as_mut() {
-            metadata.remove("task");
+        (ClientRequest::OpenAi(r), false) => {
+            let model = std::mem::replace(&mut r.model, backend.model.clone());
+            let metadata = r.metadata.take();
+            r.metadata = openai_metadata(metadata.as_ref(), backend.kind);
+            let stream_options = r.stream_options.clone();
+            ask_for_stream_usage(r);
+            let body = encoded(serde_json::to_vec(r));
+            r.model = model;
+            r.metadata = metadata;
+            r.stream_options = stream_options;
+            body
         }
-        if upstream.metadata.as_ref().is_some_and(|m| m.is_empty())
-            || backend.kind == crate::config::BackendKind::OpenaiCompatible
-        {
-            upstream.metadata = None;
+        (ClientRequest::OpenAi(r), true) => {
+            let mut upstream =
+                translate::openai_to_anthropic_request(r, default_max_tokens).map_err(unsupported)?;
+            upstream.model.clone_from(&backend.model);
+            upstream.metadata = anthropic_metadata(upstream.metadata.as_ref());
+            encoded(serde_json::to_vec(&upstream))
         }
-        if upstream.is_stream() {
-            // Ask for usage even when the client did not; the extra chunk is stripped.
-            let options = upstream.stream_options.get_or_insert_with(Default::default);
-            options.include_usage = Some(true);
+        (ClientRequest::Anthropic(r), false) => {
+            let mut upstream = translate::anthropic_to_openai_request(r).map_err(unsupported)?;
+            upstream.model.clone_from(&backend.model);
+            upstream.metadata = openai_metadata(upstream.metadata.as_ref(), backend.kind);
+            ask_for_stream_usage(&mut upstream);
+            encoded(serde_json::to_vec(&upstream))
         }
-        json(serde_json::to_vec(&upstream))
+    }
+}
+
+/// Anthropic accepts only `user_id` in metadata; the task label is ours.
+fn anthropic_metadata(metadata: Option<&serde_json::Value>) -> Option<serde_json::Value> {
+    let mut map = metadata?.as_object()?.clone();
+    map.remove("task");
+    (!map.is_empty()).then_some(serde_json::Value::Object(map))
+}
+
+/// OpenAI keeps metadata (without our task label); compatible servers get none.
+fn openai_metadata(
+    metadata: Option<&serde_json::Map<String, serde_json::Value>>,
+    kind: crate::config::BackendKind,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if kind == crate::config::BackendKind::OpenaiCompatible {
+        return None;
+    }
+    let mut map = metadata?.clone();
+    map.remove("task");
+    (!map.is_empty()).then_some(map)
+}
+
+/// Asks an OpenAI upstream for usage on streams even when the client did not; the
+/// extra chunk is stripped before the client sees it.
+fn ask_for_stream_usage(request: &mut openai::ChatRequest) {
+    if request.is_stream() {
+        let options = request.stream_options.get_or_insert_with(Default::default);
+        options.include_usage = Some(true);
     }
 }
 
@@ -501,7 +542,7 @@ async fn send(backend: &Backend, body: Bytes) -> Result<reqwest::Response, Failu
     let config = &backend.config;
     let mut request = backend
         .client
-        .post(&config.endpoint)
+        .post(backend.endpoint.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
     if config.kind.speaks_anthropic() {
@@ -705,7 +746,7 @@ async fn run(
             )
         }
     })?;
-    let request = parse(format, &bytes)?;
+    let mut request = parse(format, &bytes)?;
     let stream = request.stream();
     let task = headers
         .get(HEADER_TASK)
@@ -740,8 +781,9 @@ async fn run(
         ));
     };
     guard.row().route.clone_from(&route.name);
-    let attempted = forward(runtime, &route, &request, input_estimate, guard).await?;
+    let attempted = forward(runtime, &route, &mut request, input_estimate, guard).await?;
     let backend = Arc::clone(&attempted.backend);
+    guard.backend = Some(Arc::clone(&backend));
     {
         let row = guard.row();
         row.backend.clone_from(&backend.config.name);
@@ -786,7 +828,7 @@ struct Context {
 async fn forward(
     runtime: &Arc<Runtime>,
     route: &RouteChoice,
-    request: &ClientRequest,
+    request: &mut ClientRequest,
     input_estimate: u64,
     guard: &mut RowGuard,
 ) -> Result<Attempted, ClientError> {

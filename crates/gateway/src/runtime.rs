@@ -5,33 +5,83 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use costfloor_core::catalog::ApiModel;
 
 use crate::circuit::Circuit;
-use crate::config::{BackendConfig, Config};
+use crate::config::{BackendConfig, Config, RouteConfig};
 use crate::metrics;
 
-#[derive(Debug)]
 pub struct Backend {
     pub config: BackendConfig,
+    /// `config.endpoint`, parsed once.
+    pub endpoint: reqwest::Url,
     pub client: reqwest::Client,
     pub circuit: Circuit,
+    pub metrics: BackendMetrics,
     in_flight: AtomicU32,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("config", &self.config).field("circuit", &self.circuit).finish()
+    }
+}
+
+/// Metric handles registered once per backend, so the request path does no registry
+/// lookups for them.
+pub struct BackendMetrics {
+    /// input, cache_read, cache_write, output.
+    pub tokens: [::metrics::Counter; 4],
+    pub cost_nano_usd: ::metrics::Counter,
+    pub counterfactual_nano_usd: ::metrics::Counter,
+    pub latency: ::metrics::Histogram,
+    pub ttft: ::metrics::Histogram,
+    pub in_flight: ::metrics::Gauge,
+}
+
+impl BackendMetrics {
+    fn new(name: &str) -> BackendMetrics {
+        let token = |direction: &'static str| {
+            ::metrics::counter!(metrics::TOKENS, "backend" => name.to_string(), "direction" => direction)
+        };
+        BackendMetrics {
+            tokens: [token("input"), token("cache_read"), token("cache_write"), token("output")],
+            cost_nano_usd: ::metrics::counter!(metrics::COST_NANO_USD, "backend" => name.to_string()),
+            counterfactual_nano_usd: ::metrics::counter!(metrics::COUNTERFACTUAL_NANO_USD, "backend" => name.to_string()),
+            latency: ::metrics::histogram!(metrics::LATENCY, "backend" => name.to_string()),
+            ttft: ::metrics::histogram!(metrics::TTFT, "backend" => name.to_string()),
+            in_flight: ::metrics::gauge!(metrics::IN_FLIGHT, "backend" => name.to_string()),
+        }
+    }
 }
 
 impl Backend {
     fn new(config: BackendConfig, circuit: Circuit) -> Result<Backend, String> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        // Loopback backends (a local vLLM, llama.cpp server, sim) never go through a
+        // proxy, and skipping the per-request proxy match is measurably cheaper.
+        let loopback = reqwest::Url::parse(&config.endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]"))
+            .unwrap_or(false);
+        if loopback {
+            builder = builder.no_proxy();
+        }
+        let client = builder
             .connect_timeout(config.timeouts.connect)
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("backend `{}`: cannot build HTTP client: {e}", config.name))?;
+        let endpoint = reqwest::Url::parse(&config.endpoint)
+            .map_err(|e| format!("backend `{}`: endpoint {}: {e}", config.name, config.endpoint))?;
+        let metrics = BackendMetrics::new(&config.name);
         Ok(Backend {
             config,
+            endpoint,
             client,
             circuit,
+            metrics,
             in_flight: AtomicU32::new(0),
         })
     }
@@ -52,7 +102,7 @@ impl Backend {
         if !taken {
             return None;
         }
-        ::metrics::gauge!(metrics::IN_FLIGHT, "backend" => self.config.name.clone()).increment(1.0);
+        self.metrics.in_flight.increment(1.0);
         Some(InFlight(Arc::clone(self)))
     }
 }
@@ -69,18 +119,18 @@ impl Drop for InFlight {
     }
 }
 
-/// The outcome of matching a request against the routing rules.
-#[derive(Debug, Clone)]
-pub struct RouteChoice {
-    pub name: String,
-    pub targets: Vec<usize>,
-    pub reference_api: Option<ApiModel>,
-}
+/// The outcome of matching a request against the routing rules: a shared reference,
+/// so routing a request copies nothing.
+pub type RouteChoice = Arc<RouteConfig>;
 
 #[derive(Debug)]
 pub struct Runtime {
     pub config: Config,
     pub backends: Vec<Arc<Backend>>,
+    /// The configured routes, in order.
+    routes: Vec<RouteChoice>,
+    /// One implicit route per backend, for requests naming its model or name.
+    direct: Vec<RouteChoice>,
 }
 
 /// What a request is routed on.
@@ -116,53 +166,49 @@ impl Runtime {
                 .set(backend.circuit.state().gauge());
             backends.push(backend);
         }
-        Ok(Runtime { config, backends })
+        let routes = config.routes.iter().cloned().map(Arc::new).collect();
+        let direct = config
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(index, backend)| {
+                Arc::new(RouteConfig {
+                    name: format!("direct:{}", backend.name),
+                    models: vec![backend.model.clone()],
+                    tasks: Vec::new(),
+                    min_input_tokens: None,
+                    max_input_tokens: None,
+                    client_keys: Vec::new(),
+                    targets: vec![index],
+                    reference_api: backend.price.clone(),
+                })
+            })
+            .collect();
+        Ok(Runtime { config, backends, routes, direct })
     }
 
     /// First matching rule; else an implicit route to a backend named by its name or
     /// model. `None` when nothing matches.
     pub fn route(&self, query: &RouteQuery<'_>) -> Option<RouteChoice> {
-        for rule in &self.config.routes {
+        let matches = |rule: &RouteConfig| {
             let model_ok = rule.models.is_empty() || rule.models.iter().any(|m| m == query.model);
-            let task_ok = rule.tasks.is_empty()
-                || query
-                    .task
-                    .is_some_and(|t| rule.tasks.iter().any(|r| r == t));
-            let min_ok = rule
-                .min_input_tokens
-                .is_none_or(|min| query.input_tokens >= min);
-            let max_ok = rule
-                .max_input_tokens
-                .is_none_or(|max| query.input_tokens <= max);
+            let task_ok = rule.tasks.is_empty() || query.task.is_some_and(|t| rule.tasks.iter().any(|r| r == t));
+            let min_ok = rule.min_input_tokens.is_none_or(|min| query.input_tokens >= min);
+            let max_ok = rule.max_input_tokens.is_none_or(|max| query.input_tokens <= max);
             let key_ok = rule.client_keys.is_empty()
-                || query
-                    .client_key
-                    .is_some_and(|k| rule.client_keys.iter().any(|r| r == k));
-            if model_ok && task_ok && min_ok && max_ok && key_ok {
-                return Some(RouteChoice {
-                    name: rule.name.clone(),
-                    targets: rule.targets.clone(),
-                    reference_api: rule.reference_api.clone(),
-                });
-            }
+                || query.client_key.is_some_and(|k| rule.client_keys.iter().any(|r| r == k));
+            model_ok && task_ok && min_ok && max_ok && key_ok
+        };
+        if let Some(rule) = self.routes.iter().find(|rule| matches(rule)) {
+            return Some(Arc::clone(rule));
         }
         let index = self
             .config
             .backends
             .iter()
             .position(|b| b.name == query.model)
-            .or_else(|| {
-                self.config
-                    .backends
-                    .iter()
-                    .position(|b| b.model == query.model)
-            })?;
-        let backend = &self.config.backends[index];
-        Some(RouteChoice {
-            name: format!("direct:{}", backend.name),
-            targets: vec![index],
-            reference_api: backend.price.clone(),
-        })
+            .or_else(|| self.config.backends.iter().position(|b| b.model == query.model))?;
+        self.direct.get(index).cloned()
     }
 
     /// Every model name a client may ask for: route aliases, then backend models.

@@ -293,6 +293,10 @@ pub async fn start(options: StartOptions) -> Result<Gateway> {
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let stop = serve_shutdown.clone();
+        // Responses are small and latency matters: no Nagle delay on client sockets.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await });
         let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));

@@ -84,6 +84,8 @@ impl Ledger {
 
         let (tx, rx) = mpsc::channel(opts.queue_capacity);
         let shared = Arc::new(Shared {
+            closing: AtomicBool::new(false),
+            writer_thread: std::sync::OnceLock::new(),
             writer_alive: AtomicBool::new(true),
             last_write_ok: AtomicBool::new(true),
             rows_written: AtomicU64::new(0),
@@ -106,6 +108,7 @@ impl Ledger {
             .name("ledger-writer".into())
             .spawn(move || writer.run(done_tx))
             .map_err(LedgerError::Spawn)?;
+        let _ = shared.writer_thread.set(thread.thread().clone());
 
         Ok((
             LedgerHandle { tx, shared },
@@ -120,6 +123,9 @@ impl Ledger {
 /// State shared by the handles and the writer thread.
 #[derive(Debug)]
 struct Shared {
+    /// Set by `close`, which also unparks the writer so that a batch wait ends early.
+    closing: AtomicBool,
+    writer_thread: std::sync::OnceLock<std::thread::Thread>,
     writer_alive: AtomicBool,
     last_write_ok: AtomicBool,
     rows_written: AtomicU64,
@@ -223,6 +229,10 @@ impl LedgerHandle {
     pub async fn close(&self) {
         // An error means the queue is already closed: nothing to do.
         let _ = self.tx.send(Msg::Close).await;
+        self.shared.closing.store(true, Ordering::Release);
+        if let Some(thread) = self.shared.writer_thread.get() {
+            thread.unpark();
+        }
     }
 
     /// Rows (and a pending close request, if any) waiting in the queue. Also published as the
@@ -364,10 +374,24 @@ impl Writer {
                 Next::Timeout => continue,
                 Next::End => break,
             }
-            // Then gather more until the batch is full, the deadline passes or the queue ends.
+            // Then let the batch fill until the deadline without waking for every row
+            // (a wake per row costs a context switch, more than writing the row), unless
+            // a full batch is already queued; then take what is there.
             let deadline = Instant::now() + self.flush_interval;
+            // Naps of at most 5 ms notice a queue whose handles were all dropped.
+            while self.rx.rx.len() + batch.len() < self.batch_max
+                && !self.shared.closing.load(Ordering::Acquire)
+                && !self.rx.rx.is_closed()
+            {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left.min(Duration::from_millis(5)));
+            }
             let mut ended = false;
             while batch.len() < self.batch_max {
+                // The deadline has passed, so this never blocks.
                 match self.next(Some(deadline)) {
                     Next::Row(row) => batch.push(*row),
                     Next::Timeout => break,
