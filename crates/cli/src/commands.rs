@@ -332,7 +332,11 @@ fn init_logging() {
 }
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = std::env::var("COSTFLOOR_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {
+        builder.worker_threads(threads);
+    }
+    builder
         .enable_all()
         .build()
         .context("starting the async runtime")
