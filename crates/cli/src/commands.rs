@@ -333,7 +333,10 @@ fn init_logging() {
 
 fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = std::env::var("COSTFLOOR_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(threads) = std::env::var("COSTFLOOR_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         builder.worker_threads(threads);
     }
     builder

@@ -28,6 +28,7 @@ pub struct Assumptions {
     pub mfu: f64,
     pub tp_efficiency_nvlink: f64,
     pub tp_efficiency_pcie: f64,
+    pub max_batch_per_replica: u32,
     pub int4_bytes_per_param: f64,
     pub slo_tpot_ms: f64,
     pub slo_ttft_ms: f64,
@@ -339,6 +340,14 @@ impl Catalog {
                 "a finite number >= 1",
             );
         }
+        if a.max_batch_per_replica == 0 {
+            return invalid(
+                "assumptions",
+                "max_batch_per_replica",
+                "0".into(),
+                "an integer >= 1",
+            );
+        }
         if a.amortize_months == 0 {
             return invalid(
                 "assumptions",
@@ -571,6 +580,7 @@ fn placeholder_assumptions() -> Assumptions {
         mfu: 1.0,
         tp_efficiency_nvlink: 1.0,
         tp_efficiency_pcie: 1.0,
+        max_batch_per_replica: 256,
         int4_bytes_per_param: 0.5,
         slo_tpot_ms: 50.0,
         slo_ttft_ms: 2000.0,

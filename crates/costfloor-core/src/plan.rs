@@ -841,6 +841,10 @@ fn assumption_lines(catalog: &Catalog) -> Vec<Assumption> {
             format!("{}", a.tp_efficiency_nvlink),
         ),
         line("tp_efficiency_pcie", format!("{}", a.tp_efficiency_pcie)),
+        line(
+            "max_batch_per_replica",
+            format!("{}", a.max_batch_per_replica),
+        ),
         line("kv_cache_precision", "bf16 (2 bytes)".to_string()),
         line(
             "amortize_months (owned hardware)",

@@ -10,7 +10,7 @@
 //!   cache, over aggregate bandwidth × efficiency) and *compute time*
 //!   (2 × active params FLOPs per token over TFLOPS × MFU).
 //! - That step time is the time per output token a user sees. The best batch is the
-//!   largest one that fits the KV budget and keeps it within the SLO.
+//!   largest one that fits the KV budget, the engine's batch cap and the SLO.
 //!
 //! Attention FLOPs (≈2–4% at these context lengths) and scheduling gaps are left out;
 //! the efficiency factors absorb them (see docs/sizing-calibration.md).
@@ -296,11 +296,12 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
         kv_per_sequence_bytes: mean_sequence * kv_per_token,
     };
     let max_concurrency = ((kv_budget / replica.kv_per_sequence_bytes).floor() as u32).max(1);
+    let batch_cap = max_concurrency.min(assumptions.max_batch_per_replica);
     let (single_step, _) = replica.step(1.0);
     let meets_slo = single_step <= slo_s;
     // Step time grows with the batch: the best batch is the largest within the SLO.
     let best_batch = if meets_slo {
-        let (mut low, mut high) = (1u32, max_concurrency);
+        let (mut low, mut high) = (1u32, batch_cap);
         while low < high {
             let mid = low + (high - low).div_ceil(2);
             if replica.step(mid as f64).0 <= slo_s {
@@ -316,8 +317,12 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
     let (step_s, bound) = replica.step(best_batch as f64);
     let limited_by = if !meets_slo {
         "latency SLO (not met even at batch 1)"
-    } else if best_batch == max_concurrency && replica.step((best_batch + 1) as f64).0 <= slo_s {
-        "KV-cache memory"
+    } else if best_batch == batch_cap && replica.step((best_batch + 1) as f64).0 <= slo_s {
+        if batch_cap < max_concurrency {
+            "engine batch cap (max_batch_per_replica)"
+        } else {
+            "KV-cache memory"
+        }
     } else if bound == "compute" {
         "latency SLO (compute bound)"
     } else {
@@ -487,6 +492,24 @@ mod tests {
         assert!(
             sizing.output_tokens_per_s * sizing.replicas as f64
                 > narrow.output_tokens_per_s * narrow.replicas as f64
+        );
+    }
+
+    #[test]
+    fn the_engine_batch_cap_bounds_short_sequences() {
+        let catalog = Catalog::embedded().unwrap();
+        // 8B on H100 at 200 in / 200 out with a loose SLO: memory would hold ~1,100
+        // sequences, but engines batch at most max_batch_per_replica (256).
+        let mut short = input(&catalog, "llama-3.1-8b", "h100-sxm", 1, Precision::Bf16);
+        short.input_tokens = 200.0;
+        short.p99_prompt_tokens = 200.0;
+        short.slo_tpot_ms = 10_000.0;
+        let sizing = size(&short).unwrap();
+        assert!(sizing.max_concurrency > 1_000, "{}", sizing.max_concurrency);
+        assert_eq!(sizing.best_batch, catalog.assumptions.max_batch_per_replica);
+        assert_eq!(
+            sizing.limited_by,
+            "engine batch cap (max_batch_per_replica)"
         );
     }
 

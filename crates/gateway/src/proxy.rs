@@ -276,7 +276,11 @@ impl Drop for RowGuard {
 
 /// Prometheus series for one finished request.
 fn observe(row: &LedgerRow, backend: Option<&Backend>) {
-    let name = if row.backend.is_empty() { "none" } else { row.backend.as_str() };
+    let name = if row.backend.is_empty() {
+        "none"
+    } else {
+        row.backend.as_str()
+    };
     ::metrics::counter!(
         metrics::REQUESTS,
         "backend" => name.to_string(),
@@ -286,11 +290,17 @@ fn observe(row: &LedgerRow, backend: Option<&Backend>) {
     .increment(1);
     ::metrics::histogram!(metrics::OVERHEAD).record(row.overhead_us as f64 / 1e6);
     let Some(backend) = backend else {
-        ::metrics::histogram!(metrics::LATENCY, "backend" => name.to_string()).record(row.total_us as f64 / 1e6);
+        ::metrics::histogram!(metrics::LATENCY, "backend" => name.to_string())
+            .record(row.total_us as f64 / 1e6);
         return;
     };
     let handles = &backend.metrics;
-    let tokens = [row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens];
+    let tokens = [
+        row.input_tokens,
+        row.cache_read_tokens,
+        row.cache_write_tokens,
+        row.output_tokens,
+    ];
     for (counter, count) in handles.tokens.iter().zip(tokens) {
         if count > 0 {
             counter.increment(count as u64);
@@ -300,7 +310,9 @@ fn observe(row: &LedgerRow, backend: Option<&Backend>) {
         handles.cost_nano_usd.increment(row.cost_nusd as u64);
     }
     if row.counterfactual_cost_nusd > 0 {
-        handles.counterfactual_nano_usd.increment(row.counterfactual_cost_nusd as u64);
+        handles
+            .counterfactual_nano_usd
+            .increment(row.counterfactual_cost_nusd as u64);
     }
     handles.latency.record(row.total_us as f64 / 1e6);
     if let Some(ttft) = row.ttft_us {
@@ -477,8 +489,8 @@ fn upstream_body(
             body
         }
         (ClientRequest::OpenAi(r), true) => {
-            let mut upstream =
-                translate::openai_to_anthropic_request(r, default_max_tokens).map_err(unsupported)?;
+            let mut upstream = translate::openai_to_anthropic_request(r, default_max_tokens)
+                .map_err(unsupported)?;
             upstream.model.clone_from(&backend.model);
             upstream.metadata = anthropic_metadata(upstream.metadata.as_ref());
             encoded(serde_json::to_vec(&upstream))

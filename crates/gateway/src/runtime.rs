@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-
 use crate::circuit::Circuit;
 use crate::config::{BackendConfig, Config, RouteConfig};
 use crate::metrics;
@@ -22,7 +21,10 @@ pub struct Backend {
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend").field("config", &self.config).field("circuit", &self.circuit).finish()
+        f.debug_struct("Backend")
+            .field("config", &self.config)
+            .field("circuit", &self.circuit)
+            .finish()
     }
 }
 
@@ -40,11 +42,14 @@ pub struct BackendMetrics {
 
 impl BackendMetrics {
     fn new(name: &str) -> BackendMetrics {
-        let token = |direction: &'static str| {
-            ::metrics::counter!(metrics::TOKENS, "backend" => name.to_string(), "direction" => direction)
-        };
+        let token = |direction: &'static str| ::metrics::counter!(metrics::TOKENS, "backend" => name.to_string(), "direction" => direction);
         BackendMetrics {
-            tokens: [token("input"), token("cache_read"), token("cache_write"), token("output")],
+            tokens: [
+                token("input"),
+                token("cache_read"),
+                token("cache_write"),
+                token("output"),
+            ],
             cost_nano_usd: ::metrics::counter!(metrics::COST_NANO_USD, "backend" => name.to_string()),
             counterfactual_nano_usd: ::metrics::counter!(metrics::COUNTERFACTUAL_NANO_USD, "backend" => name.to_string()),
             latency: ::metrics::histogram!(metrics::LATENCY, "backend" => name.to_string()),
@@ -61,7 +66,10 @@ impl Backend {
         // proxy, and skipping the per-request proxy match is measurably cheaper.
         let loopback = reqwest::Url::parse(&config.endpoint)
             .ok()
-            .and_then(|u| u.host_str().map(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]"))
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
+            })
             .unwrap_or(false);
         if loopback {
             builder = builder.no_proxy();
@@ -73,8 +81,12 @@ impl Backend {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("backend `{}`: cannot build HTTP client: {e}", config.name))?;
-        let endpoint = reqwest::Url::parse(&config.endpoint)
-            .map_err(|e| format!("backend `{}`: endpoint {}: {e}", config.name, config.endpoint))?;
+        let endpoint = reqwest::Url::parse(&config.endpoint).map_err(|e| {
+            format!(
+                "backend `{}`: endpoint {}: {e}",
+                config.name, config.endpoint
+            )
+        })?;
         let metrics = BackendMetrics::new(&config.name);
         Ok(Backend {
             config,
@@ -184,7 +196,12 @@ impl Runtime {
                 })
             })
             .collect();
-        Ok(Runtime { config, backends, routes, direct })
+        Ok(Runtime {
+            config,
+            backends,
+            routes,
+            direct,
+        })
     }
 
     /// First matching rule; else an implicit route to a backend named by its name or
@@ -192,11 +209,20 @@ impl Runtime {
     pub fn route(&self, query: &RouteQuery<'_>) -> Option<RouteChoice> {
         let matches = |rule: &RouteConfig| {
             let model_ok = rule.models.is_empty() || rule.models.iter().any(|m| m == query.model);
-            let task_ok = rule.tasks.is_empty() || query.task.is_some_and(|t| rule.tasks.iter().any(|r| r == t));
-            let min_ok = rule.min_input_tokens.is_none_or(|min| query.input_tokens >= min);
-            let max_ok = rule.max_input_tokens.is_none_or(|max| query.input_tokens <= max);
+            let task_ok = rule.tasks.is_empty()
+                || query
+                    .task
+                    .is_some_and(|t| rule.tasks.iter().any(|r| r == t));
+            let min_ok = rule
+                .min_input_tokens
+                .is_none_or(|min| query.input_tokens >= min);
+            let max_ok = rule
+                .max_input_tokens
+                .is_none_or(|max| query.input_tokens <= max);
             let key_ok = rule.client_keys.is_empty()
-                || query.client_key.is_some_and(|k| rule.client_keys.iter().any(|r| r == k));
+                || query
+                    .client_key
+                    .is_some_and(|k| rule.client_keys.iter().any(|r| r == k));
             model_ok && task_ok && min_ok && max_ok && key_ok
         };
         if let Some(rule) = self.routes.iter().find(|rule| matches(rule)) {
@@ -207,7 +233,12 @@ impl Runtime {
             .backends
             .iter()
             .position(|b| b.name == query.model)
-            .or_else(|| self.config.backends.iter().position(|b| b.model == query.model))?;
+            .or_else(|| {
+                self.config
+                    .backends
+                    .iter()
+                    .position(|b| b.model == query.model)
+            })?;
         self.direct.get(index).cloned()
     }
 
