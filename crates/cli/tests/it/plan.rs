@@ -214,3 +214,52 @@ fn the_shipped_examples_stay_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The README's worked example quotes these lines; they must stay what `plan` prints.
+#[test]
+fn the_readme_worked_example_matches_the_output() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let scenario_1 = String::from_utf8(costfloor(&["plan"]).stdout).unwrap();
+    let scenario_2 =
+        String::from_utf8(costfloor(&["plan", "--calls-per-month", "100000"]).stdout).unwrap();
+    let quoted = |prefix: &str| -> String {
+        readme
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("README lacks a line starting with {prefix:?}"))
+            .to_string()
+    };
+    for prefix in [
+        "seed-llama-3.3-70b-4xa100 saves",
+        "Seed Scenario 3 check:",
+        "Capacity check:",
+    ] {
+        let line = quoted(prefix);
+        assert!(
+            scenario_1.contains(&line),
+            "README line not in `plan` output:\n{line}"
+        );
+    }
+    for row in [
+        "│ replicas needed at peak",
+        "│ utilisation at that size",
+        "│ per replica",
+    ] {
+        let readme_row = quoted(row);
+        let value = readme_row.rsplit('┆').next().unwrap().trim();
+        assert!(
+            scenario_1.contains(value),
+            "README value {value:?} not in `plan` output"
+        );
+    }
+    let line = quoted("API is 40× cheaper");
+    assert!(scenario_2.contains(&line), "{line}");
+    for figure in ["$15,695", "7.0M calls", "19.0M"] {
+        assert!(readme.contains(figure), "README no longer states {figure}");
+    }
+    assert!(scenario_1.contains("$15,695.12"));
+    assert!(scenario_1.contains("7.00M, for good from") && scenario_1.contains("19.00M"));
+}
