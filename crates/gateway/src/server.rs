@@ -80,7 +80,25 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/admin/reload", post(admin_reload))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(tag_every_response))
         .with_state(state)
+}
+
+/// Every response carries the three `x-costfloor-*` headers; the request path sets
+/// them, and this fills them in on the others (health, models, metrics, 404s).
+async fn tag_every_response(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(proxy::HEADER_REQUEST_ID) {
+        if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()) {
+            headers.insert(proxy::HEADER_REQUEST_ID, id);
+        }
+        headers.insert(proxy::HEADER_ROUTE, http::HeaderValue::from_static("none"));
+        headers.insert(
+            proxy::HEADER_BACKEND,
+            http::HeaderValue::from_static("none"),
+        );
+    }
+    response
 }
 
 async fn chat_completions(
