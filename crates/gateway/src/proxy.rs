@@ -659,7 +659,7 @@ pub async fn handle(state: AppState, format: Format, headers: HeaderMap, body: B
         request_id.clone(),
         started,
     );
-    match run(&state, &runtime, format, &headers, body, &mut guard).await {
+    match run(&runtime, format, &headers, body, &mut guard).await {
         Ok(response) => response,
         Err(error) => {
             let status = error.status(format);
@@ -716,7 +716,6 @@ fn tag(headers: &mut HeaderMap, request_id: &str, route: &str, backend: &str) {
 }
 
 async fn run(
-    state: &AppState,
     runtime: &Arc<Runtime>,
     format: Format,
     headers: &HeaderMap,
@@ -726,12 +725,8 @@ async fn run(
     let config = &runtime.config;
     let key = authenticate(runtime, headers)?;
     guard.row().client_key = key.clone();
-    if state.is_draining() {
-        return Err(ClientError::upstream(
-            ApiErrorKind::Overloaded,
-            "the gateway is shutting down; retry on another instance",
-        ));
-    }
+    // While draining, requests already read are served in full: the server stops
+    // reading new ones, and /readyz reports not ready so balancers move away.
     let limit = config.max_body_bytes;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
