@@ -337,3 +337,41 @@ async fn client_disconnect_cancels_the_upstream_and_marks_the_row() {
     }
     assert_eq!(sim.state().stats().streams_completed, 0);
 }
+
+#[tokio::test]
+async fn readiness_fails_when_a_route_has_no_closed_circuit() {
+    let failing = fast_sim().await;
+    failing
+        .state()
+        .set_faults(plan(vec![step(FaultKind::ServerError, None)]));
+    let config = format!(
+        "[circuit]\nfailure_threshold = 2\nopen_ms = 60000\n{}",
+        single("anthropic", &failing.base_url())
+    );
+    let h = gateway("readyz", &config).await;
+    let ready = || async {
+        h.client
+            .get(format!("{}/readyz", h.url))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(ready().await.status(), 200);
+    for _ in 0..2 {
+        assert_eq!(
+            h.post("/v1/messages", chat("m", "hi", 2)).await.status(),
+            500
+        );
+    }
+    let response = ready().await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["problems"][0].as_str().unwrap().contains("route `r`"),
+        "{body}"
+    );
+    // With the circuit open the gateway answers at once, without calling the backend.
+    let response = h.post("/v1/messages", chat("m", "hi", 2)).await;
+    assert_eq!(response.status(), 529);
+    assert_eq!(failing.state().stats().requests_total, 2);
+}
