@@ -1389,15 +1389,7 @@ impl StreamState {
             StreamMode::AnthropicPass(usage) => {
                 let name = event.event.as_deref().unwrap_or("message");
                 if name == "error" {
-                    let kind = wire_error::kind_from_body(event.data.as_bytes())
-                        .unwrap_or(ApiErrorKind::Overloaded);
-                    let message =
-                        wire_error::message_from_body(event.data.as_bytes()).unwrap_or_default();
-                    self.fail(
-                        kind,
-                        &format!("backend `{}` reported: {message}", self.backend.config.name),
-                        out,
-                    );
+                    self.fail_with_anthropic_error(&event.data, out);
                     return false;
                 }
                 usage.on_data(&event.data);
@@ -1406,15 +1398,7 @@ impl StreamState {
             }
             StreamMode::ToOpenAi(translator) => {
                 if event.event.as_deref() == Some("error") {
-                    let kind = wire_error::kind_from_body(event.data.as_bytes())
-                        .unwrap_or(ApiErrorKind::Overloaded);
-                    let message =
-                        wire_error::message_from_body(event.data.as_bytes()).unwrap_or_default();
-                    self.fail(
-                        kind,
-                        &format!("backend `{}` reported: {message}", self.backend.config.name),
-                        out,
-                    );
+                    self.fail_with_anthropic_error(&event.data, out);
                     return false;
                 }
                 let Ok(parsed) = anthropic::StreamEvent::parse(&event.data) else {
@@ -1444,6 +1428,14 @@ impl StreamState {
                 translator.is_done()
             }
         }
+    }
+
+    /// An Anthropic `event: error` from upstream, passed on in the client's format.
+    fn fail_with_anthropic_error(&mut self, data: &str, out: &mut BytesMut) {
+        let kind = wire_error::kind_from_body(data.as_bytes()).unwrap_or(ApiErrorKind::Overloaded);
+        let message = wire_error::message_from_body(data.as_bytes()).unwrap_or_default();
+        let message = format!("backend `{}` reported: {message}", self.backend.config.name);
+        self.fail(kind, &message, out);
     }
 
     fn usage(&self) -> (TokenUsage, bool) {
