@@ -1368,15 +1368,7 @@ impl StreamState {
                         out.extend_from_slice(&wire::sse::openai_data(event.data.as_bytes()));
                     }
                     openai::StreamData::Error(error) => {
-                        let kind = ApiErrorKind::from_openai_error(&error.kind, error.code_str());
-                        self.fail(
-                            kind,
-                            &format!(
-                                "backend `{}` reported: {}",
-                                self.backend.config.name, error.message
-                            ),
-                            out,
-                        );
+                        self.fail_with_openai_error(&error, out);
                     }
                     openai::StreamData::Done => {
                         finish_openai_stream(usage, &self.context, out);
@@ -1411,15 +1403,7 @@ impl StreamState {
             }
             StreamMode::ToAnthropic(translator) => {
                 if let openai::StreamData::Error(error) = openai::parse_stream_data(&event.data) {
-                    let kind = ApiErrorKind::from_openai_error(&error.kind, error.code_str());
-                    self.fail(
-                        kind,
-                        &format!(
-                            "backend `{}` reported: {}",
-                            self.backend.config.name, error.message
-                        ),
-                        out,
-                    );
+                    self.fail_with_openai_error(&error, out);
                     return false;
                 }
                 for frame in translator.on_data(&event.data) {
@@ -1428,6 +1412,16 @@ impl StreamState {
                 translator.is_done()
             }
         }
+    }
+
+    /// An OpenAI mid-stream `{"error": …}` from upstream, passed on in the client's format.
+    fn fail_with_openai_error(&mut self, error: &openai::ErrorObject, out: &mut BytesMut) {
+        let kind = ApiErrorKind::from_openai_error(&error.kind, error.code_str());
+        let message = format!(
+            "backend `{}` reported: {}",
+            self.backend.config.name, error.message
+        );
+        self.fail(kind, &message, out);
     }
 
     /// An Anthropic `event: error` from upstream, passed on in the client's format.
