@@ -375,3 +375,31 @@ async fn readiness_fails_when_a_route_has_no_closed_circuit() {
     assert_eq!(response.status(), 529);
     assert_eq!(failing.state().stats().requests_total, 2);
 }
+
+#[tokio::test]
+async fn an_openai_upstream_error_mid_stream_reaches_both_kinds_of_client() {
+    let sim = fast_sim().await;
+    let mut fault = step(FaultKind::ErrorEventMidStream, Some(2));
+    fault.after_tokens = Some(2);
+    sim.state().set_faults(plan(vec![fault]));
+    let h = gateway(
+        "oai-error-event",
+        &single("openai_compatible", &sim.base_url()),
+    )
+    .await;
+    let openai = h
+        .post("/v1/chat/completions", chat_stream("m", "tell me", 20))
+        .await;
+    let id = header(&openai, "x-costfloor-request-id").to_string();
+    let text = openai.text().await.unwrap();
+    let last = text.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("data: {\"error\":"), "{text}");
+    assert!(!text.contains("[DONE]"));
+    assert_eq!(h.row(&id).await.outcome, Outcome::UpstreamError);
+    let anthropic = h
+        .post("/v1/messages", chat_stream("m", "tell me", 20))
+        .await;
+    let text = anthropic.text().await.unwrap();
+    assert!(text.contains("event: error"), "{text}");
+    assert!(!text.contains("message_stop"), "{text}");
+}
