@@ -83,8 +83,21 @@ impl Circuit {
                         .state
                         .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
+                    && {
+                        self.opened_at_us.store(now, Ordering::Release);
+                        true
+                    }
             }
-            _ => false,
+            // A probe that never reported (its client went away) must not wedge the
+            // circuit: after another `open_for`, the next caller probes again.
+            _ => {
+                let probe_started = self.opened_at_us.load(Ordering::Acquire);
+                now.saturating_sub(probe_started) >= self.open_for.as_micros() as u64
+                    && self
+                        .opened_at_us
+                        .compare_exchange(probe_started, now, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+            }
         }
     }
 
@@ -148,6 +161,21 @@ mod tests {
         circuit.on_success();
         assert_eq!(circuit.state(), CircuitState::Closed);
         assert!(circuit.try_acquire());
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_is_replaced() {
+        let circuit = Circuit::new(1, Duration::from_millis(20));
+        circuit.on_failure();
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(circuit.try_acquire(), "probe");
+        assert!(!circuit.try_acquire());
+        // The probe's request vanished without on_success/on_failure.
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(circuit.try_acquire(), "a new probe after open_for");
+        assert!(!circuit.try_acquire());
+        circuit.on_success();
+        assert_eq!(circuit.state(), CircuitState::Closed);
     }
 
     #[test]

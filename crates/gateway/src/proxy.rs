@@ -856,7 +856,14 @@ async fn forward(
                 context_misses.push(format!("{name} ({} tokens)", backend.config.max_context));
                 continue;
             }
+            // The slot first: a half-open circuit hands out one probe, which must not be
+            // spent on a backend that turns out to be full.
+            let Some(slot) = backend.try_reserve() else {
+                chain.push(format!("{name}:full"));
+                continue;
+            };
             if !backend.circuit.try_acquire() {
+                drop(slot);
                 let held = backend.circuit.held_for();
                 if held > Duration::ZERO {
                     soonest_retry = Some(soonest_retry.map_or(held, |s| s.min(held)));
@@ -866,10 +873,6 @@ async fn forward(
                 }
                 continue;
             }
-            let Some(slot) = backend.try_reserve() else {
-                chain.push(format!("{name}:full"));
-                continue;
-            };
             let body = upstream_body(request, &backend.config, config.default_max_tokens)?;
             attempts += 1;
             let sent_at = Instant::now();
@@ -893,9 +896,12 @@ async fn forward(
                     chain.push(failure.label.clone());
                     if failure.counts_for_circuit {
                         backend.circuit.on_failure();
-                        ::metrics::gauge!(metrics::CIRCUIT, "backend" => name.clone())
-                            .set(backend.circuit.state().gauge());
+                    } else {
+                        // A 429 or 4xx answer proves the backend is up.
+                        backend.circuit.on_success();
                     }
+                    ::metrics::gauge!(metrics::CIRCUIT, "backend" => name.clone())
+                        .set(backend.circuit.state().gauge());
                     if let Some(wait) = failure.retry_after {
                         backend.circuit.hold_off(wait);
                         soonest_retry = Some(soonest_retry.map_or(wait, |s| s.min(wait)));
