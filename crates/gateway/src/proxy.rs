@@ -644,8 +644,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 struct Attempted {
     backend: Arc<Backend>,
     slot: InFlight,
-    response: reqwest::Response,
+    upstream: Upstream,
     sent_at: Instant,
+}
+
+/// What a successful attempt holds: a stream to relay, or a whole response read.
+enum Upstream {
+    Stream(reqwest::Response),
+    Complete(Completed),
 }
 
 /// The entry point for both generation endpoints.
@@ -788,7 +794,7 @@ async fn run(
         ));
     };
     guard.row().route.clone_from(&route.name);
-    let attempted = forward(runtime, &route, &mut request, input_estimate, guard).await?;
+    let attempted = forward(runtime, &route, format, &mut request, input_estimate, guard).await?;
     let backend = Arc::clone(&attempted.backend);
     guard.backend = Some(Arc::clone(&backend));
     {
@@ -808,15 +814,24 @@ async fn run(
         },
         total_deadline: attempted.sent_at + backend.config.timeouts.total,
     };
-    if stream {
-        let detached = guard.detached();
-        Ok(stream_response(
-            context,
-            attempted,
-            std::mem::replace(guard, detached),
-        ))
-    } else {
-        complete_response(context, attempted, guard).await
+    let Attempted {
+        backend,
+        slot,
+        upstream,
+        sent_at,
+    } = attempted;
+    match upstream {
+        Upstream::Stream(response) => {
+            let detached = guard.detached();
+            let guard = std::mem::replace(guard, detached);
+            Ok(stream_response(
+                context, backend, slot, response, sent_at, guard,
+            ))
+        }
+        Upstream::Complete(completed) => {
+            drop(slot);
+            Ok(complete_response(context, &backend, completed, guard).await)
+        }
     }
 }
 
@@ -835,11 +850,13 @@ struct Context {
 async fn forward(
     runtime: &Arc<Runtime>,
     route: &RouteChoice,
+    format: Format,
     request: &mut ClientRequest,
     input_estimate: u64,
     guard: &mut RowGuard,
 ) -> Result<Attempted, ClientError> {
     let config = &runtime.config;
+    let stream = request.stream();
     let needed_context = input_estimate + request.max_tokens(config.default_max_tokens);
     let mut chain: Vec<String> = Vec::new();
     let mut attempts = 0u32;
@@ -876,17 +893,32 @@ async fn forward(
             let body = upstream_body(request, &backend.config, config.default_max_tokens)?;
             attempts += 1;
             let sent_at = Instant::now();
-            let result = send(backend, body).await;
+            let result = match send(backend, body).await {
+                Ok(response) if stream => {
+                    Ok((response.status().as_u16(), Upstream::Stream(response)))
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let deadline = sent_at + backend.config.timeouts.total;
+                    read_complete(format, backend, response, deadline, input_estimate)
+                        .await
+                        .map(|completed| (status, Upstream::Complete(completed)))
+                }
+                Err(failure) => Err(failure),
+            };
             guard.upstream_time += sent_at.elapsed();
             match result {
-                Ok(response) => {
-                    chain.push(format!("{name}:{}", response.status().as_u16()));
+                Ok((status, upstream)) => {
+                    chain.push(format!("{name}:{status}"));
                     guard.row().fallback_chain = chain.join(">");
                     ::metrics::counter!(metrics::UPSTREAM_ATTEMPTS, "backend" => name.clone(), "result" => "ok").increment(1);
+                    if !stream {
+                        backend.circuit.on_success();
+                    }
                     return Ok(Attempted {
                         backend: Arc::clone(backend),
                         slot,
-                        response,
+                        upstream,
                         sent_at,
                     });
                 }
@@ -1017,55 +1049,62 @@ fn success_headers(
 }
 
 /// A non-streaming response: read it whole, take its usage, translate if needed.
-async fn complete_response(
-    context: Context,
-    attempted: Attempted,
-    guard: &mut RowGuard,
-) -> Result<Response, ClientError> {
-    let Attempted {
-        backend,
-        slot,
-        response,
-        sent_at,
-    } = attempted;
+/// Reads and checks a whole (non-streamed) upstream response and converts it to the
+/// client's format. Nothing has reached the client yet, so every failure here may fall
+/// back to the next target, except running out of the total time.
+async fn read_complete(
+    format: Format,
+    backend: &Backend,
+    response: reqwest::Response,
+    deadline: Instant,
+    input_estimate: u64,
+) -> Result<Completed, Failure> {
     let config = &backend.config;
-    let remaining = context
-        .total_deadline
-        .saturating_duration_since(Instant::now());
-    let read = tokio::time::timeout(remaining, response.bytes()).await;
-    guard.upstream_time = sent_at.elapsed();
-    drop(slot);
     let name = &config.name;
-    let body = match read {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let body = match tokio::time::timeout(remaining, response.bytes()).await {
         Err(_) => {
-            backend.circuit.on_failure();
-            return Err(ClientError::upstream(
-                ApiErrorKind::Timeout,
-                format!(
+            return Err(Failure {
+                label: format!("{name}:timeout"),
+                kind: ApiErrorKind::Timeout,
+                message: format!(
                     "backend `{name}` did not finish within {} ms",
                     config.timeouts.total.as_millis()
                 ),
-            ));
+                retryable: false,
+                counts_for_circuit: true,
+                retry_after: None,
+            })
         }
         Ok(Err(e)) => {
-            backend.circuit.on_failure();
-            return Err(ClientError::upstream(
-                ApiErrorKind::BadGateway,
-                format!(
+            return Err(Failure {
+                label: format!("{name}:broken"),
+                kind: ApiErrorKind::BadGateway,
+                message: format!(
                     "backend `{name}` broke off its response: {}",
                     error_chain(&e)
                 ),
-            ));
+                retryable: true,
+                counts_for_circuit: true,
+                retry_after: None,
+            })
         }
         Ok(Ok(body)) => body,
     };
-    let non_json = || {
-        ClientError::upstream(
-            ApiErrorKind::BadGateway,
-            format!("backend `{name}` returned a body that is not a valid {} response (starts with {:?})", if config.kind.speaks_anthropic() { "Anthropic" } else { "OpenAI" }, String::from_utf8_lossy(&body[..body.len().min(60)])),
-        )
-    };
-    let (out, usage, estimated) = match (context.format, config.kind.speaks_anthropic()) {
+    let invalid =
+        || Failure {
+            label: format!("{name}:invalid"),
+            kind: ApiErrorKind::BadGateway,
+            message: format!(
+            "backend `{name}` returned a body that is not a valid {} response (starts with {:?})",
+            if config.kind.speaks_anthropic() { "Anthropic" } else { "OpenAI" },
+            String::from_utf8_lossy(&body[..body.len().min(60)])
+        ),
+            retryable: true,
+            counts_for_circuit: true,
+            retry_after: None,
+        };
+    let completed = match (format, config.kind.speaks_anthropic()) {
         (Format::OpenAi, false) => {
             #[derive(serde::Deserialize)]
             struct Peek {
@@ -1073,16 +1112,18 @@ async fn complete_response(
                 #[serde(default)]
                 choices: Option<Vec<serde::de::IgnoredAny>>,
             }
-            let peek: Peek = serde_json::from_slice(&body).map_err(|_| non_json())?;
+            let peek: Peek = serde_json::from_slice(&body).map_err(|_| invalid())?;
             if peek.choices.is_none() {
-                return Err(non_json());
+                return Err(invalid());
             }
-            match peek.usage {
-                Some(usage) => (body, usage.to_token_usage(), false),
-                None => {
-                    let estimate = estimate_from_openai_body(&body, context.input_estimate);
-                    (body, estimate, true)
-                }
+            let (usage, estimated) = match peek.usage {
+                Some(usage) => (usage.to_token_usage(), false),
+                None => (estimate_from_openai_body(&body, input_estimate), true),
+            };
+            Completed {
+                body,
+                usage,
+                estimated,
             }
         }
         (Format::Anthropic, true) => {
@@ -1091,59 +1132,82 @@ async fn complete_response(
                 usage: Option<anthropic::Usage>,
                 content: Option<serde::de::IgnoredAny>,
             }
-            let peek: Peek = serde_json::from_slice(&body).map_err(|_| non_json())?;
+            let peek: Peek = serde_json::from_slice(&body).map_err(|_| invalid())?;
             if peek.content.is_none() {
-                return Err(non_json());
+                return Err(invalid());
             }
-            match peek.usage {
-                Some(usage) => (body, usage.to_token_usage(), false),
+            let (usage, estimated) = match peek.usage {
+                Some(usage) => (usage.to_token_usage(), false),
                 None => (
-                    body,
                     TokenUsage {
-                        input_tokens: context.input_estimate,
+                        input_tokens: input_estimate,
                         ..Default::default()
                     },
                     true,
                 ),
+            };
+            Completed {
+                body,
+                usage,
+                estimated,
             }
         }
         (Format::OpenAi, true) => {
             let upstream: anthropic::MessagesResponse =
-                serde_json::from_slice(&body).map_err(|_| non_json())?;
-            let usage = upstream.usage.to_token_usage();
+                serde_json::from_slice(&body).map_err(|_| invalid())?;
             let translated = translate::anthropic_to_openai_response(&upstream, &upstream.model);
-            (
-                Bytes::from(serde_json::to_vec(&translated).unwrap_or_default()),
-                usage,
-                false,
-            )
+            Completed {
+                body: Bytes::from(serde_json::to_vec(&translated).unwrap_or_default()),
+                usage: upstream.usage.to_token_usage(),
+                estimated: false,
+            }
         }
         (Format::Anthropic, false) => {
             let upstream: openai::ChatResponse =
-                serde_json::from_slice(&body).map_err(|_| non_json())?;
+                serde_json::from_slice(&body).map_err(|_| invalid())?;
             let (usage, estimated) = match &upstream.usage {
                 Some(usage) => (usage.to_token_usage(), false),
-                None => (
-                    estimate_from_openai_body(&body, context.input_estimate),
-                    true,
-                ),
+                None => (estimate_from_openai_body(&body, input_estimate), true),
             };
             let translated = translate::openai_to_anthropic_response(&upstream, &upstream.model);
-            (
-                Bytes::from(serde_json::to_vec(&translated).unwrap_or_default()),
+            Completed {
+                body: Bytes::from(serde_json::to_vec(&translated).unwrap_or_default()),
                 usage,
                 estimated,
-            )
+            }
         }
     };
-    backend.circuit.on_success();
-    record_usage(guard, config, &context.route, &usage, estimated);
+    Ok(completed)
+}
+
+/// A whole response, already in the client's format, with its usage.
+struct Completed {
+    body: Bytes,
+    usage: TokenUsage,
+    estimated: bool,
+}
+
+/// Answers a non-streamed request with the response `forward` read and checked.
+async fn complete_response(
+    context: Context,
+    backend: &Backend,
+    completed: Completed,
+    guard: &mut RowGuard,
+) -> Response {
+    let config = &backend.config;
+    record_usage(
+        guard,
+        config,
+        &context.route,
+        &completed.usage,
+        completed.estimated,
+    );
     guard.row().http_status = 200;
-    let mut response = Response::new(Body::from(out));
-    success_headers(&mut response, &context, name, "application/json");
+    let mut response = Response::new(Body::from(completed.body));
+    success_headers(&mut response, &context, &config.name, "application/json");
     let detached = guard.detached();
     std::mem::replace(guard, detached).commit().await;
-    Ok(response)
+    response
 }
 
 fn estimate_from_openai_body(body: &[u8], input_estimate: u64) -> TokenUsage {
@@ -1184,13 +1248,14 @@ struct StreamState {
     finished: bool,
 }
 
-fn stream_response(context: Context, attempted: Attempted, mut guard: RowGuard) -> Response {
-    let Attempted {
-        backend,
-        slot,
-        response,
-        sent_at,
-    } = attempted;
+fn stream_response(
+    context: Context,
+    backend: Arc<Backend>,
+    slot: InFlight,
+    response: reqwest::Response,
+    sent_at: Instant,
+    mut guard: RowGuard,
+) -> Response {
     let id = format!("gen-{}", context.request_id);
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)

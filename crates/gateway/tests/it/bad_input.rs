@@ -171,6 +171,21 @@ async fn a_non_json_upstream_body_is_a_502() {
     let row = h.rows(1).await.remove(0);
     assert_eq!(row.outcome, Outcome::UpstreamError);
     assert_eq!(row.http_status, 502);
+    assert_eq!(row.fallback_chain, "small:invalid>claude:invalid");
+}
+
+#[tokio::test]
+async fn a_non_json_body_falls_back_while_nothing_reached_the_client() {
+    let sim = fast_sim().await;
+    let mut once = FaultStep::new(FaultKind::Garbage);
+    once.count = Some(1);
+    sim.state().set_faults(FaultPlan { steps: vec![once] });
+    let h = gateway("garbage-once", &config(&sim.base_url(), "")).await;
+    let response = h.post("/v1/chat/completions", chat("m", "x", 5)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-costfloor-backend"), "claude");
+    let row = h.rows(1).await.remove(0);
+    assert_eq!(row.fallback_chain, "small:invalid>claude:200");
 }
 
 #[tokio::test]
