@@ -44,12 +44,31 @@ pub struct BreakEvenInput<'a> {
     pub fixed_monthly: Money,
     pub tokens_per_call: f64,
     pub variable_price: UsdPerMtok,
+    pub steps: ReplicaSteps,
+}
+
+/// How a self-hosted deployment's cost grows with volume: whole replicas, at least one,
+/// enough to carry the peak.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicaSteps {
     /// Cost that does not scale with replicas (ops, setup).
     pub fixed_non_replica: Money,
     pub replica_monthly: Money,
     /// Calls/month one replica serves at 100% utilisation.
     pub replica_calls_per_month: f64,
     pub peak_to_average: f64,
+}
+
+impl ReplicaSteps {
+    /// Monthly cost and replicas at `calls` calls/month.
+    pub fn cost_at(&self, calls: f64) -> (Money, u64) {
+        let needed = (calls * self.peak_to_average / self.replica_calls_per_month).ceil();
+        let replicas = (needed as u64).max(1);
+        (
+            self.fixed_non_replica + self.replica_monthly * replicas as i128,
+            replicas,
+        )
+    }
 }
 
 /// Upper bound for capacity-aware searches: 10¹³ calls per month.
@@ -80,32 +99,18 @@ pub fn break_even(input: &BreakEvenInput<'_>) -> BreakEven {
     }
 }
 
-/// Self-hosted monthly cost at `calls` calls/month, scaled in whole replicas (at least
-/// one) to carry the peak.
-pub fn stepped_cost(input: &BreakEvenInput<'_>, calls: f64) -> (Money, u64) {
-    let replicas = replicas_for(input, calls);
-    (
-        input.fixed_non_replica + input.replica_monthly * replicas as i128,
-        replicas,
-    )
-}
-
-fn replicas_for(input: &BreakEvenInput<'_>, calls: f64) -> u64 {
-    let needed = (calls * input.peak_to_average / input.replica_calls_per_month).ceil();
-    (needed as u64).max(1)
-}
-
 /// Walks the replica steps: segment k holds volumes whose peak needs exactly k
 /// replicas. Returns the first cheaper volume and the volume from which self-hosting is
 /// cheaper for good.
 fn capacity_aware(input: &BreakEvenInput<'_>) -> (Option<f64>, Option<f64>) {
+    let steps = &input.steps;
     let per_call = input.api_cost_per_call.pico_usd() as f64;
-    if per_call <= 0.0 || input.replica_calls_per_month <= 0.0 {
+    if per_call <= 0.0 || steps.replica_calls_per_month <= 0.0 {
         return (None, None);
     }
-    let segment_width = input.replica_calls_per_month / input.peak_to_average;
-    let replica = input.replica_monthly.pico_usd() as f64;
-    let fixed = input.fixed_non_replica.pico_usd() as f64;
+    let segment_width = steps.replica_calls_per_month / steps.peak_to_average;
+    let replica = steps.replica_monthly.pico_usd() as f64;
+    let fixed = steps.fixed_non_replica.pico_usd() as f64;
     // Segment k is cheaper somewhere iff fixed + k × replica < per_call × k × width,
     // i.e. fixed < k × (per_call × width − replica): impossible unless the API's cost
     // over one segment exceeds a replica's. Then the gap grows by that much per step.
@@ -157,10 +162,12 @@ mod tests {
             fixed_monthly: Money::from_whole_usd(8_000),
             tokens_per_call: 1_200.0,
             variable_price: UsdPerMtok::from_usd_f64(0.10),
-            fixed_non_replica: Money::from_whole_usd(2_000),
-            replica_monthly: Money::from_whole_usd(6_000),
-            replica_calls_per_month,
-            peak_to_average,
+            steps: ReplicaSteps {
+                fixed_non_replica: Money::from_whole_usd(2_000),
+                replica_monthly: Money::from_whole_usd(6_000),
+                replica_calls_per_month,
+                peak_to_average,
+            },
         }
     }
 
@@ -199,10 +206,10 @@ mod tests {
     #[test]
     fn stepped_cost_uses_whole_replicas() {
         let input = seed_input(8.7e6, 2.0);
-        assert_eq!(stepped_cost(&input, 10.0).1, 1);
+        assert_eq!(input.steps.cost_at(10.0).1, 1);
         // 10M × 2 ÷ 8.7M = 2.3 → 3 replicas: $2,000 + 3 × $6,000.
         assert_eq!(
-            stepped_cost(&input, 10e6),
+            input.steps.cost_at(10e6),
             (Money::from_whole_usd(20_000), 3)
         );
     }

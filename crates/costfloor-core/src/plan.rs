@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::breakeven::{break_even, stepped_cost, BreakEven, BreakEvenInput};
+use crate::breakeven::{break_even, BreakEven, BreakEvenInput, ReplicaSteps};
 use crate::catalog::{ApiModel, Catalog, Deployment, Ownership};
 use crate::cost::{api_cost, api_cost_for, selfhost_cost, usd, CostPart};
 use crate::error::InputError;
@@ -139,10 +139,7 @@ pub struct HybridPlan {
 #[derive(Clone, Debug)]
 pub struct StepModel {
     pub id: String,
-    pub fixed_non_replica: Money,
-    pub replica_monthly: Money,
-    pub replica_calls_per_month: f64,
-    pub as_given: Money,
+    pub steps: ReplicaSteps,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -280,10 +277,7 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
                 fixed_monthly: option.cost.total,
                 tokens_per_call: workload.tokens_per_call(),
                 variable_price: a.seed_selfhost_usd_per_mtok,
-                fixed_non_replica: option.step.fixed_non_replica,
-                replica_monthly: option.step.replica_monthly,
-                replica_calls_per_month: option.step.replica_calls_per_month,
-                peak_to_average: workload.peak_to_average,
+                steps: option.step.steps,
             }));
         }
     }
@@ -300,7 +294,7 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
         primary_break_even,
         a.seed_selfhost_usd_per_mtok.usd_f64(),
     );
-    let hybrid = hybrid_plan(catalog, workload, reference, primary)?;
+    let hybrid = hybrid_plan(catalog, workload, reference, api_total, primary)?;
     let verdict = verdict(
         catalog,
         workload,
@@ -401,10 +395,12 @@ fn evaluate_self_hosted<'a>(
     };
     let step = StepModel {
         id: id.clone(),
-        fixed_non_replica: cost.fixed_non_gpu,
-        replica_monthly,
-        replica_calls_per_month: capacity.sizing.max_calls_per_month_per_replica,
-        as_given: cost.total,
+        steps: ReplicaSteps {
+            fixed_non_replica: cost.fixed_non_gpu,
+            replica_monthly,
+            replica_calls_per_month: capacity.sizing.max_calls_per_month_per_replica,
+            peak_to_average: workload.peak_to_average,
+        },
     };
     Ok(SelfHosted {
         id,
@@ -512,6 +508,7 @@ fn hybrid_plan(
     catalog: &Catalog,
     workload: &Workload,
     api: &ApiModel,
+    api_total: Money,
     option: &SelfHosted<'_>,
 ) -> Result<HybridPlan, InputError> {
     let eligible: Vec<_> = workload
@@ -586,7 +583,7 @@ fn hybrid_plan(
     Ok(HybridPlan {
         api: api.id.clone(),
         self_hosted: option.id.clone(),
-        all_api_usd: api_cost(api, workload).total,
+        all_api_usd: api_total,
         all_self_hosted_usd: option.capacity.monthly_cost_at_required_usd,
         all_self_hosted_replicas: option.capacity.required_replicas,
         eligible_share,
@@ -899,10 +896,9 @@ impl Plan {
             });
         }
         for step in &self.steps {
-            let input = self.step_input(step);
             let points = volumes
                 .iter()
-                .map(|&v| (v, stepped_cost(&input, v).0.usd_f64()))
+                .map(|&v| (v, step.steps.cost_at(v).0.usd_f64()))
                 .collect();
             series.push(Series {
                 id: step.id.clone(),
@@ -911,22 +907,6 @@ impl Plan {
             });
         }
         series
-    }
-
-    fn step_input<'a>(&'a self, step: &'a StepModel) -> BreakEvenInput<'a> {
-        BreakEvenInput {
-            api: "",
-            self_hosted: &step.id,
-            api_cost_per_call: Money::ZERO,
-            api_input_price: crate::money::UsdPerMtok::ZERO,
-            fixed_monthly: step.as_given,
-            tokens_per_call: self.workload.tokens_per_call(),
-            variable_price: crate::money::UsdPerMtok::ZERO,
-            fixed_non_replica: step.fixed_non_replica,
-            replica_monthly: step.replica_monthly,
-            replica_calls_per_month: step.replica_calls_per_month,
-            peak_to_average: self.workload.peak_to_average,
-        }
     }
 }
 

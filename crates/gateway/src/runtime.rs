@@ -61,16 +61,18 @@ impl BackendMetrics {
 
 impl Backend {
     fn new(config: BackendConfig, circuit: Circuit) -> Result<Backend, String> {
+        let endpoint = reqwest::Url::parse(&config.endpoint).map_err(|e| {
+            format!(
+                "backend `{}`: endpoint {}: {e}",
+                config.name, config.endpoint
+            )
+        })?;
         let mut builder = reqwest::Client::builder();
         // Loopback backends (a local vLLM, llama.cpp server, sim) never go through a
         // proxy, and skipping the per-request proxy match is measurably cheaper.
-        let loopback = reqwest::Url::parse(&config.endpoint)
-            .ok()
-            .and_then(|u| {
-                u.host_str()
-                    .map(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
-            })
-            .unwrap_or(false);
+        let loopback = endpoint
+            .host_str()
+            .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
         if loopback {
             builder = builder.no_proxy();
         }
@@ -81,12 +83,6 @@ impl Backend {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("backend `{}`: cannot build HTTP client: {e}", config.name))?;
-        let endpoint = reqwest::Url::parse(&config.endpoint).map_err(|e| {
-            format!(
-                "backend `{}`: endpoint {}: {e}",
-                config.name, config.endpoint
-            )
-        })?;
         let metrics = BackendMetrics::new(&config.name);
         Ok(Backend {
             config,
@@ -96,10 +92,6 @@ impl Backend {
             metrics,
             in_flight: AtomicU32::new(0),
         })
-    }
-
-    pub fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Takes an in-flight slot unless the backend is at `max_in_flight` (spill-over).

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use arc_swap::ArcSwap;
@@ -385,6 +384,3 @@ fn spawn_signal_handlers(state: AppState, shutdown: CancellationToken) -> Result
 pub fn check(path: &Path) -> Result<String, config::ConfigError> {
     Ok(config::load(path)?.routing_table())
 }
-
-/// Default drain deadline used when a test builds a config by hand.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
