@@ -17,12 +17,13 @@ pub struct TokenCounts {
     pub input: u64,
     pub cache_read: u64,
     pub cache_write: u64,
+    pub cache_write_1h: u64,
     pub output: u64,
 }
 
 impl TokenCounts {
     pub fn total_input(&self) -> u64 {
-        self.input + self.cache_read + self.cache_write
+        self.input + self.cache_read + self.cache_write + self.cache_write_1h
     }
 }
 
@@ -61,7 +62,7 @@ pub fn price_tokens(
     let cache_read_price = model.cache_read_usd_per_mtok.unwrap_or(input_price);
     let full = input_price.cost(tokens.input)
         + cache_read_price.cost(tokens.cache_read)
-        + cache_write_price.cost(tokens.cache_write)
+        + cache_write_price.cost(tokens.cache_write + tokens.cache_write_1h)
         + output_price.cost(tokens.output);
     if batch {
         full - discount(full, model.batch_discount)
@@ -103,6 +104,7 @@ pub fn monthly_tokens(
         input: (input_total.round() as u64).saturating_sub(cache_read + cache_write),
         cache_read,
         cache_write,
+        cache_write_1h: 0,
         output: (calls * output_tokens).round() as u64,
     }
 }
@@ -323,6 +325,7 @@ mod tests {
         let tokens = TokenCounts {
             input: 1000,
             cache_write: 2000,
+            cache_write_1h: 0,
             cache_read: 10_000,
             output: 100,
         };

@@ -54,6 +54,8 @@ pub struct ServerFile {
     pub drain_seconds: Option<u64>,
     /// Env var holding the admin key that enables `POST /admin/reload`.
     pub admin_key_env: Option<String>,
+    /// Or a file holding it (relative to the config file).
+    pub admin_key_file: Option<PathBuf>,
     /// A catalog file overriding the embedded prices and deployments.
     pub catalog: Option<PathBuf>,
     pub ledger_queue_capacity: Option<usize>,
@@ -96,6 +98,15 @@ pub enum BackendKind {
 impl BackendKind {
     pub fn speaks_anthropic(self) -> bool {
         self == BackendKind::Anthropic
+    }
+
+    /// The wire protocol a backend of this kind speaks.
+    pub fn protocol(self) -> wire::pair::BackendProtocol {
+        match self {
+            BackendKind::Anthropic => wire::pair::BackendProtocol::Anthropic,
+            BackendKind::Openai => wire::pair::BackendProtocol::OpenAi,
+            BackendKind::OpenaiCompatible => wire::pair::BackendProtocol::OpenAiCompatible,
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -316,13 +327,14 @@ impl ConfigFile {
                 )?,
             });
         }
-        let admin_key = match &server.admin_key_env {
-            Some(var) => Some(read_secret(
-                "server.admin_key_env",
-                &Some(var.clone()),
-                &None,
-            )?),
-            None => None,
+        let admin_key = match (&server.admin_key_env, &server.admin_key_file) {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "server: set at most one of admin_key_env or admin_key_file",
+                ))
+            }
+            (env_name, file) => Some(read_secret("server.admin_key", env_name, file)?),
         };
 
         if self.backend.is_empty() {
@@ -346,11 +358,7 @@ impl ConfigFile {
                 return Err(err(format!("{what}: base_url = {base_url:?} is not allowed: expected an http:// or https:// URL with a host")));
             }
             let trimmed = base_url.trim_end_matches('/').to_string();
-            let endpoint = if b.kind.speaks_anthropic() {
-                format!("{trimmed}/v1/messages")
-            } else {
-                format!("{trimmed}/chat/completions")
-            };
+            let endpoint = b.kind.protocol().generation_url(&trimmed);
             let api_key = match &b.api_key_env {
                 Some(var) => Some(read_secret(
                     &format!("{what}.api_key_env"),

@@ -2,14 +2,29 @@
 //! endpoints that route, translate, fall back, spill over and write one ledger row
 //! per request.
 //!
+//! The gateway does auth, routing, fallback, the circuit, spill-over, metrics and the
+//! ledger row; every vendor rule lives in `wire::pair`. Modules, in request order:
+//!
 //! - [`config`]: the TOML config and its validation.
 //! - [`runtime`]: backends, circuits, in-flight counts and routing rules (control).
-//! - [`proxy`]: the request path.
-//! - [`server`]: endpoints, reload and graceful shutdown.
+//! - [`state`]: the state every request shares, and config reload.
+//! - [`server`]: endpoints, readiness, metrics, admin, signals and graceful shutdown.
+//! - [`proxy`]: the request path, step by step.
+//! - [`auth`]: client and admin key checks.
+//! - [`forward`]: trying a route's targets.
+//! - [`relay`]: answering, whole or streamed.
+//! - [`row`]: the ledger row and its price.
+//! - [`error`]: errors answered to clients, and the server's own.
 
+pub mod auth;
 pub mod circuit;
 pub mod config;
+pub mod error;
+mod forward;
 pub mod metrics;
 pub mod proxy;
+mod relay;
+mod row;
 pub mod runtime;
 pub mod server;
+pub mod state;

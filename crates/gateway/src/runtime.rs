@@ -5,12 +5,17 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use wire::pair::BackendProtocol;
+
 use crate::circuit::Circuit;
 use crate::config::{BackendConfig, Config, RouteConfig};
+use crate::error::GatewayError;
 use crate::metrics;
 
 pub struct Backend {
     pub config: BackendConfig,
+    /// The wire protocol of `config.kind`.
+    pub protocol: BackendProtocol,
     /// `config.endpoint`, parsed once.
     pub endpoint: reqwest::Url,
     pub client: reqwest::Client,
@@ -31,13 +36,15 @@ impl std::fmt::Debug for Backend {
 /// Metric handles registered once per backend, so the request path does no registry
 /// lookups for them.
 pub struct BackendMetrics {
-    /// input, cache_read, cache_write, output.
-    pub tokens: [::metrics::Counter; 4],
+    /// input, cache_read, cache_write, cache_write_1h, output.
+    pub tokens: [::metrics::Counter; 5],
     pub cost_nano_usd: ::metrics::Counter,
     pub counterfactual_nano_usd: ::metrics::Counter,
     pub latency: ::metrics::Histogram,
     pub ttft: ::metrics::Histogram,
     pub in_flight: ::metrics::Gauge,
+    pub attempts_ok: ::metrics::Counter,
+    pub attempts_error: ::metrics::Counter,
 }
 
 impl BackendMetrics {
@@ -48,6 +55,7 @@ impl BackendMetrics {
                 token("input"),
                 token("cache_read"),
                 token("cache_write"),
+                token("cache_write_1h"),
                 token("output"),
             ],
             cost_nano_usd: ::metrics::counter!(metrics::COST_NANO_USD, "backend" => name.to_string()),
@@ -55,18 +63,19 @@ impl BackendMetrics {
             latency: ::metrics::histogram!(metrics::LATENCY, "backend" => name.to_string()),
             ttft: ::metrics::histogram!(metrics::TTFT, "backend" => name.to_string()),
             in_flight: ::metrics::gauge!(metrics::IN_FLIGHT, "backend" => name.to_string()),
+            attempts_ok: ::metrics::counter!(metrics::UPSTREAM_ATTEMPTS, "backend" => name.to_string(), "result" => "ok"),
+            attempts_error: ::metrics::counter!(metrics::UPSTREAM_ATTEMPTS, "backend" => name.to_string(), "result" => "error"),
         }
     }
 }
 
 impl Backend {
-    fn new(config: BackendConfig, circuit: Circuit) -> Result<Backend, String> {
-        let endpoint = reqwest::Url::parse(&config.endpoint).map_err(|e| {
-            format!(
-                "backend `{}`: endpoint {}: {e}",
-                config.name, config.endpoint
-            )
-        })?;
+    fn new(config: BackendConfig, circuit: Circuit) -> Result<Backend, GatewayError> {
+        let endpoint =
+            reqwest::Url::parse(&config.endpoint).map_err(|e| GatewayError::Backend {
+                backend: config.name.clone(),
+                reason: format!("endpoint {}: {e}", config.endpoint),
+            })?;
         let mut builder = reqwest::Client::builder();
         // Loopback backends (a local vLLM, llama.cpp server, sim) never go through a
         // proxy, and skipping the per-request proxy match is measurably cheaper.
@@ -82,9 +91,13 @@ impl Backend {
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| format!("backend `{}`: cannot build HTTP client: {e}", config.name))?;
+            .map_err(|e| GatewayError::Backend {
+                backend: config.name.clone(),
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
         let metrics = BackendMetrics::new(&config.name);
         Ok(Backend {
+            protocol: config.kind.protocol(),
             config,
             endpoint,
             client,
@@ -148,7 +161,7 @@ pub struct RouteQuery<'a> {
 impl Runtime {
     /// Builds the runtime; backends whose config did not change keep their state
     /// (circuit, in-flight count, connection pool) from `previous`.
-    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, String> {
+    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, GatewayError> {
         let mut backends = Vec::with_capacity(config.backends.len());
         for backend in &config.backends {
             let reused = previous.and_then(|p| {

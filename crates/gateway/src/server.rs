@@ -1,12 +1,14 @@
-//! The HTTP server: endpoints, the shared state, config reload, and graceful shutdown
-//! that drains in-flight requests and flushes the ledger.
+//! The HTTP server: endpoints, `/readyz`, `/metrics`, `/admin/reload`, signals, and
+//! graceful shutdown that drains in-flight requests and flushes the ledger.
+//!
+//! It must not handle a generation request itself (that is `proxy`) or name a vendor
+//! field: model lists and error bodies come from `wire::pair::ClientFormat`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::State;
@@ -14,60 +16,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ledger::{Ledger, LedgerHandle, LedgerOptions, WriterReport};
-use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::json;
+use ledger::{Ledger, LedgerOptions, WriterReport};
+use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wire::pair::{ClientFormat, ANTHROPIC_VERSION_HEADER};
 
+use crate::auth;
 use crate::circuit::CircuitState;
 use crate::config::{self, Config};
+use crate::error::{GatewayError, HEADER_BACKEND, HEADER_REQUEST_ID, HEADER_ROUTE};
 use crate::metrics;
-use crate::proxy::{self, Format};
+use crate::proxy;
 use crate::runtime::Runtime;
-
-/// State shared by every request: cheap to clone, read without locks.
-#[derive(Clone)]
-pub struct AppState {
-    pub runtime: Arc<ArcSwap<Runtime>>,
-    pub ledger: LedgerHandle,
-    pub tracker: TaskTracker,
-    draining: Arc<AtomicBool>,
-    metrics: PrometheusHandle,
-    config_path: Option<Arc<PathBuf>>,
-    reload_lock: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl AppState {
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Re-reads the config file and swaps it in; in-flight requests keep the old one.
-    /// An invalid config is rejected and the old one keeps serving.
-    pub async fn reload(&self) -> Result<String, String> {
-        let _serial = self.reload_lock.lock().await;
-        let Some(path) = &self.config_path else {
-            return Err("no config file to reload from".to_string());
-        };
-        let config = config::load(path).map_err(|e| e.to_string())?;
-        let current = self.runtime.load_full();
-        if config.listen != current.config.listen || config.ledger != current.config.ledger {
-            tracing::warn!(
-                "server.listen and server.ledger changes take effect only after a restart"
-            );
-        }
-        let runtime = Runtime::build(config, Some(&current))?;
-        let summary = format!(
-            "{} backends, {} routes",
-            runtime.backends.len(),
-            runtime.config.routes.len()
-        );
-        self.runtime.store(Arc::new(runtime));
-        Ok(summary)
-    }
-}
+use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -87,15 +50,12 @@ pub fn router(state: AppState) -> Router {
 /// them, and this fills them in on the others (health, models, metrics, 404s).
 async fn tag_every_response(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    if !headers.contains_key(proxy::HEADER_REQUEST_ID) {
+    if !headers.contains_key(HEADER_REQUEST_ID) {
         if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()) {
-            headers.insert(proxy::HEADER_REQUEST_ID, id);
+            headers.insert(HEADER_REQUEST_ID, id);
         }
-        headers.insert(proxy::HEADER_ROUTE, http::HeaderValue::from_static("none"));
-        headers.insert(
-            proxy::HEADER_BACKEND,
-            http::HeaderValue::from_static("none"),
-        );
+        headers.insert(HEADER_ROUTE, http::HeaderValue::from_static("none"));
+        headers.insert(HEADER_BACKEND, http::HeaderValue::from_static("none"));
     }
     response
 }
@@ -105,34 +65,31 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy::handle(state, Format::OpenAi, headers, body).await
+    proxy::handle(state, ClientFormat::OpenAi, headers, body).await
 }
 
 async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    proxy::handle(state, Format::Anthropic, headers, body).await
+    proxy::handle(state, ClientFormat::Anthropic, headers, body).await
 }
 
 async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let names = state.runtime.load().model_names();
-    if headers.contains_key("anthropic-version") {
-        let data: Vec<_> = names
-            .iter()
-            .map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"}))
-            .collect();
-        axum::Json(json!({
-            "data": data,
-            "has_more": false,
-            "first_id": names.first(),
-            "last_id": names.last(),
-        }))
+    let format = ClientFormat::for_models(headers.contains_key(ANTHROPIC_VERSION_HEADER));
+    json_response(StatusCode::OK, format.models_body(&names))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
         .into_response()
-    } else {
-        let data: Vec<_> = names
-            .iter()
-            .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "costfloor"}))
-            .collect();
-        axum::Json(json!({"object": "list", "data": data})).into_response()
-    }
+}
+
+/// The gateway's own JSON answers (readiness, admin).
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    (status, axum::Json(value)).into_response()
 }
 
 /// Ready when the ledger is writable and every route has a backend whose circuit is
@@ -158,15 +115,24 @@ async fn readyz(State(state): State<AppState>) -> Response {
             ));
         }
     }
-    if problems.is_empty() {
-        (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"ready": false, "problems": problems})),
-        )
-            .into_response()
+    #[derive(Serialize)]
+    struct Readiness {
+        ready: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        problems: Vec<String>,
     }
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(
+        status,
+        &Readiness {
+            ready: problems.is_empty(),
+            problems,
+        },
+    )
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
@@ -185,60 +151,74 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+#[derive(Serialize)]
+struct AdminAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reloaded: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl AdminAnswer {
+    fn error(message: impl Into<String>) -> AdminAnswer {
+        AdminAnswer {
+            reloaded: None,
+            summary: None,
+            error: Some(message.into()),
+        }
+    }
+}
+
 async fn admin_reload(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let admin = state.runtime.load().config.admin_key.clone();
     let Some(admin) = admin else {
-        return (
+        return json(
             StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "admin endpoints are off: set server.admin_key_env"})),
-        )
-            .into_response();
+            &AdminAnswer::error(
+                "admin endpoints are off: set server.admin_key_env or server.admin_key_file",
+            ),
+        );
     };
-    let presented = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    if presented != Some(admin.expose()) {
-        return (
+    if !auth::is_admin(&admin, &headers) {
+        return json(
             StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "invalid admin key"})),
-        )
-            .into_response();
+            &AdminAnswer::error("invalid admin key"),
+        );
     }
     match state.reload().await {
         Ok(summary) => {
             tracing::info!("config reloaded: {summary}");
-            (
+            json(
                 StatusCode::OK,
-                axum::Json(json!({"reloaded": true, "summary": summary})),
+                &AdminAnswer {
+                    reloaded: Some(true),
+                    summary: Some(summary),
+                    error: None,
+                },
             )
-                .into_response()
         }
         Err(reason) => {
+            let reason = crate::error::error_chain(&reason);
             tracing::error!("config reload rejected, keeping the current config: {reason}");
-            (
+            json(
                 StatusCode::BAD_REQUEST,
-                axum::Json(json!({"reloaded": false, "error": reason})),
+                &AdminAnswer {
+                    reloaded: Some(false),
+                    summary: None,
+                    error: Some(reason),
+                },
             )
-                .into_response()
         }
     }
 }
 
 async fn not_found(uri: http::Uri) -> Response {
     let message = format!("no such endpoint: {}", uri.path());
-    let body = if uri.path().starts_with("/v1/messages") {
-        wire::error::anthropic_body(wire::ApiErrorKind::NotFound, &message)
-    } else {
-        wire::error::openai_body(wire::ApiErrorKind::NotFound, &message, None, None)
-    };
-    (
-        StatusCode::NOT_FOUND,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    let body =
+        ClientFormat::for_path(uri.path()).error_body(wire::ApiErrorKind::NotFound, &message);
+    json_response(StatusCode::NOT_FOUND, body)
 }
 
 /// A running gateway, started by [`start`].
@@ -246,19 +226,19 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub state: AppState,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<WriterReport>>,
+    task: tokio::task::JoinHandle<Result<WriterReport, GatewayError>>,
 }
 
 impl Gateway {
     /// Begins a graceful shutdown (as SIGTERM does) and waits for it to finish.
-    pub async fn shutdown(self) -> Result<WriterReport> {
+    pub async fn shutdown(self) -> Result<WriterReport, GatewayError> {
         self.shutdown.cancel();
-        self.task.await.context("the gateway task panicked")?
+        self.task.await.map_err(GatewayError::Panicked)?
     }
 
     /// Waits until the gateway stops by itself (a signal).
-    pub async fn wait(self) -> Result<WriterReport> {
-        self.task.await.context("the gateway task panicked")?
+    pub async fn wait(self) -> Result<WriterReport, GatewayError> {
+        self.task.await.map_err(GatewayError::Panicked)?
     }
 }
 
@@ -273,7 +253,7 @@ pub struct StartOptions {
 
 /// Opens the ledger, binds, and serves until shutdown. The returned gateway is
 /// already accepting connections.
-pub async fn start(options: StartOptions) -> Result<Gateway> {
+pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let config = options.config;
     let metrics_handle = metrics::handle();
     ::metrics::counter!(ledger::metric_names::ROWS_LOST).increment(0);
@@ -284,14 +264,19 @@ pub async fn start(options: StartOptions) -> Result<Gateway> {
             ..LedgerOptions::default()
         },
     )
-    .with_context(|| format!("opening the ledger {}", config.ledger.display()))?;
+    .map_err(|source| GatewayError::LedgerOpen {
+        path: config.ledger.display().to_string(),
+        source,
+    })?;
     let listen = options.listen.unwrap_or(config.listen);
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let addr = listener.local_addr()?;
+    let bind_error = |source| GatewayError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
     let drain = config.drain;
-    let runtime = Runtime::build(config, None).map_err(anyhow::Error::msg)?;
+    let runtime = Runtime::build(config, None)?;
     let state = AppState {
         runtime: Arc::new(ArcSwap::from_pointee(runtime)),
         ledger: ledger.clone(),
@@ -318,7 +303,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway> {
             .with_graceful_shutdown(async move { stop.cancelled().await });
         let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
         tokio::select! {
-            result = &mut server => result.context("the HTTP server failed")?,
+            result = &mut server => result.map_err(GatewayError::Serve)?,
             () = serve_shutdown.cancelled() => {
                 serve_state.draining.store(true, Ordering::Relaxed);
                 tracing::info!("shutting down: draining in-flight requests for up to {} s", drain.as_secs());
@@ -332,7 +317,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway> {
         serve_state.tracker.close();
         serve_state.tracker.wait().await;
         ledger.close().await;
-        let report = writer.closed().await.context("flushing the ledger")?;
+        let report = writer.closed().await.map_err(GatewayError::LedgerFlush)?;
         tracing::info!(
             "ledger flushed: {} rows written, {} lost",
             report.rows_written,
@@ -348,12 +333,17 @@ pub async fn start(options: StartOptions) -> Result<Gateway> {
     })
 }
 
-fn spawn_signal_handlers(state: AppState, shutdown: CancellationToken) -> Result<()> {
+fn spawn_signal_handlers(state: AppState, shutdown: CancellationToken) -> Result<(), GatewayError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let install = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| GatewayError::Signal {
+            signal: name,
+            source,
+        })
+    };
+    let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
+    let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
+    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
     let stop = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
@@ -372,7 +362,8 @@ fn spawn_signal_handlers(state: AppState, shutdown: CancellationToken) -> Result
             match state.reload().await {
                 Ok(summary) => tracing::info!("SIGHUP: config reloaded: {summary}"),
                 Err(reason) => tracing::error!(
-                    "SIGHUP: config reload rejected, keeping the current config: {reason}"
+                    "SIGHUP: config reload rejected, keeping the current config: {}",
+                    crate::error::error_chain(&reason)
                 ),
             }
         }

@@ -27,7 +27,7 @@ pub struct GroupSummary {
     pub backend: String,
     /// Gateway route.
     pub route: String,
-    /// Requested model.
+    /// The model that served the requests.
     pub model: String,
     /// Task label.
     pub task: Option<String>,
@@ -45,8 +45,10 @@ pub struct GroupSummary {
     pub input_tokens: i64,
     /// Sum of cache-read input tokens.
     pub cache_read_tokens: i64,
-    /// Sum of cache-write input tokens.
+    /// Sum of 5-minute cache-write input tokens.
     pub cache_write_tokens: i64,
+    /// Sum of 1-hour cache-write input tokens.
+    pub cache_write_1h_tokens: i64,
     /// Sum of output tokens.
     pub output_tokens: i64,
     /// Sum of actual cost, nano-USD.
@@ -110,6 +112,7 @@ impl LedgerReader {
                     SUM(cache_read_tokens),
                     SUM(cache_write_tokens),
                     SUM(output_tokens),
+                    SUM(cache_write_1h_tokens),
                     SUM(cost_nusd),
                     SUM(counterfactual_cost_nusd),
                     SUM(estimated),
@@ -137,10 +140,11 @@ impl LedgerReader {
                     cache_read_tokens: r.get(10)?,
                     cache_write_tokens: r.get(11)?,
                     output_tokens: r.get(12)?,
-                    cost_nusd: r.get(13)?,
-                    counterfactual_cost_nusd: r.get(14)?,
-                    estimated_rows: r.get(15)?,
-                    self_hosted_rows: r.get(16)?,
+                    cache_write_1h_tokens: r.get(13)?,
+                    cost_nusd: r.get(14)?,
+                    counterfactual_cost_nusd: r.get(15)?,
+                    estimated_rows: r.get(16)?,
+                    self_hosted_rows: r.get(17)?,
                 })
             },
         )?;
@@ -207,7 +211,8 @@ impl LedgerReader {
                     backend, model, task, stream, input_tokens, cache_read_tokens,
                     cache_write_tokens, output_tokens, ttft_us, total_us, overhead_us,
                     http_status, outcome, error_kind, fallback_chain, cost_nusd,
-                    counterfactual_cost_nusd, estimated, self_hosted
+                    counterfactual_cost_nusd, estimated, self_hosted, requested_model,
+                    cache_write_1h_tokens
              FROM requests ORDER BY id LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -242,5 +247,7 @@ fn row_from_sql(r: &Row<'_>) -> rusqlite::Result<LedgerRow> {
         counterfactual_cost_nusd: r.get(21)?,
         estimated: r.get(22)?,
         self_hosted: r.get(23)?,
+        requested_model: r.get(24)?,
+        cache_write_1h_tokens: r.get(25)?,
     })
 }

@@ -24,8 +24,12 @@ pub struct LedgerRow {
     pub route: String,
     /// Backend that produced the final answer (or the last one tried); empty if none was tried.
     pub backend: String,
-    /// Model name as requested by the client.
+    /// The model that served the request: the backend's model once one was chosen,
+    /// else the model the client asked for.
     pub model: String,
+    /// The model the client asked for (a route alias or a backend model); `None` on
+    /// rows written before the ledger recorded it.
+    pub requested_model: Option<String>,
     /// Task label, if the client or routing rules supplied one.
     pub task: Option<String>,
     /// Whether the response was streamed.
@@ -34,8 +38,11 @@ pub struct LedgerRow {
     pub input_tokens: i64,
     /// Input tokens read from a prompt cache.
     pub cache_read_tokens: i64,
-    /// Input tokens written to a prompt cache.
+    /// Input tokens written to a prompt cache with the default 5-minute lifetime (on
+    /// rows from before schema version 2: writes of both lifetimes).
     pub cache_write_tokens: i64,
+    /// Input tokens written to a prompt cache with a 1-hour lifetime.
+    pub cache_write_1h_tokens: i64,
     /// Output tokens.
     pub output_tokens: i64,
     /// Time to first token in microseconds; `None` when no token was produced or not streamed.

@@ -47,6 +47,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX requests_started_at ON requests (started_at_unix_ms);
     CREATE INDEX requests_backend_started_at ON requests (backend, started_at_unix_ms);",
+    // 2: what the client asked for, and 1-hour cache writes priced apart. Rows written
+    // before it keep their meaning: `requested_model` is NULL (unknown), and their
+    // `cache_write_tokens` counts writes of both lifetimes, priced as 5-minute ones.
+    "ALTER TABLE requests ADD COLUMN requested_model TEXT;
+    ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes and reads (`PRAGMA user_version` after migrating).

@@ -52,11 +52,13 @@ fn row(id: &str) -> LedgerRow {
         route: "/v1/chat/completions".into(),
         backend: "sim-a".into(),
         model: "llama-3.1-8b".into(),
+        requested_model: Some("cheap".into()),
         task: None,
         stream: true,
         input_tokens: 100,
         cache_read_tokens: 0,
         cache_write_tokens: 0,
+        cache_write_1h_tokens: 0,
         output_tokens: 50,
         ttft_us: Some(40_000),
         total_us: 250_000,
@@ -293,6 +295,60 @@ async fn opening_twice_is_idempotent() {
     assert_eq!(count(&dir.db()), 3);
 }
 
+/// A file written by schema version 1 (before `requested_model` and 1-hour cache
+/// writes) migrates in place; its rows keep their values, with no requested model and
+/// no 1-hour writes, and new rows carry both.
+#[tokio::test]
+async fn version_1_files_migrate_and_keep_their_rows() {
+    let dir = TempDir::new("v1");
+    {
+        let conn = Connection::open(dir.db()).unwrap();
+        // Migration 1 as released.
+        conn.execute_batch(
+            "CREATE TABLE requests (
+                id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,
+                started_at_unix_ms INTEGER NOT NULL, finished_at_unix_ms INTEGER NOT NULL,
+                client_key TEXT, route TEXT NOT NULL, backend TEXT NOT NULL, model TEXT NOT NULL,
+                task TEXT, stream INTEGER NOT NULL CHECK (stream IN (0, 1)),
+                input_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
+                cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+                ttft_us INTEGER, total_us INTEGER NOT NULL, overhead_us INTEGER NOT NULL,
+                http_status INTEGER NOT NULL CHECK (http_status BETWEEN 0 AND 65535),
+                outcome TEXT NOT NULL CHECK (outcome IN
+                    ('success', 'upstream_error', 'client_error', 'client_disconnect')),
+                error_kind TEXT, fallback_chain TEXT NOT NULL, cost_nusd INTEGER NOT NULL,
+                counterfactual_cost_nusd INTEGER NOT NULL,
+                estimated INTEGER NOT NULL CHECK (estimated IN (0, 1)),
+                self_hosted INTEGER NOT NULL CHECK (self_hosted IN (0, 1))
+            ) STRICT;
+            INSERT INTO requests VALUES (1, 'old', 1, 2, NULL, 'r', 'b', 'm', NULL, 0,
+                10, 0, 300, 5, NULL, 9, 1, 200, 'success', NULL, 'b:200', 77, 77, 0, 0);
+            PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    handle
+        .record(LedgerRow {
+            cache_write_tokens: 40,
+            cache_write_1h_tokens: 60,
+            ..row("new")
+        })
+        .await;
+    handle.close().await;
+    writer.closed().await.unwrap();
+    let rows = LedgerReader::open(&dir.db()).unwrap().rows(10).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].request_id, "old");
+    assert_eq!(rows[0].requested_model, None);
+    assert_eq!(rows[0].cache_write_tokens, 300);
+    assert_eq!(rows[0].cache_write_1h_tokens, 0);
+    assert_eq!(rows[0].cost_nusd, 77);
+    assert_eq!(rows[1].requested_model.as_deref(), Some("cheap"));
+    assert_eq!(rows[1].cache_write_tokens, 40);
+    assert_eq!(rows[1].cache_write_1h_tokens, 60);
+}
+
 #[test]
 fn newer_schema_is_rejected() {
     let dir = TempDir::new("newer");
@@ -447,6 +503,7 @@ async fn summary_sums_exact_integers() {
             input_tokens: 1_000_003 + i,
             cache_read_tokens: i,
             cache_write_tokens: 2 * i,
+            cache_write_1h_tokens: 3 * i,
             output_tokens: 17,
             cost_nusd: big + i,
             counterfactual_cost_nusd: 3 * big + i,
@@ -507,6 +564,8 @@ async fn summary_sums_exact_integers() {
     assert_eq!(g.input_tokens, 7 * 1_000_003 + 21);
     assert_eq!(g.cache_read_tokens, 21);
     assert_eq!(g.cache_write_tokens, 42);
+    // 3 × (0 + 1 + … + 6).
+    assert_eq!(g.cache_write_1h_tokens, 63);
     assert_eq!(g.output_tokens, 7 * 17);
     assert_eq!(g.cost_nusd, expected_cost);
     assert_eq!(g.cost_nusd, 7 * big + 21);

@@ -216,6 +216,8 @@ impl Default for MessagesResponse {
 
 /// Token usage of a response or `message_start`. `input_tokens` counts only
 /// uncached input; the cache fields are optional (and may be `null`) as the API sends them.
+/// `cache_creation_input_tokens` counts writes of both lifetimes; `cache_creation`
+/// splits them into 5-minute and 1-hour writes, which are priced differently.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Usage {
     #[serde(default, deserialize_with = "null_as_default")]
@@ -224,30 +226,63 @@ pub struct Usage {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreation>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub output_tokens: u64,
-    /// `cache_creation`, `service_tier`, `server_tool_use` and the like.
+    /// `service_tier`, `server_tool_use` and the like.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `usage.cache_creation`: cache writes by lifetime
+/// (<https://docs.claude.com/en/docs/build-with-claude/prompt-caching>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CacheCreation {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ephemeral_5m_input_tokens: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ephemeral_1h_input_tokens: u64,
+}
+
+/// Splits the cache writes into (5-minute, 1-hour): the 1-hour count from
+/// `cache_creation`, the rest of `cache_creation_input_tokens` as 5-minute writes.
+/// Without the total, the split's own 5-minute count.
+fn split_cache_writes(total: Option<u64>, split: Option<&CacheCreation>) -> (u64, u64) {
+    let one_hour = split.map_or(0, |s| s.ephemeral_1h_input_tokens);
+    match total {
+        Some(total) => (total.saturating_sub(one_hour), one_hour.min(total)),
+        None => (split.map_or(0, |s| s.ephemeral_5m_input_tokens), one_hour),
+    }
 }
 
 impl Usage {
     /// The vendor-neutral usage.
     pub fn to_token_usage(&self) -> TokenUsage {
+        let (five_minute, one_hour) = split_cache_writes(
+            self.cache_creation_input_tokens,
+            self.cache_creation.as_ref(),
+        );
         TokenUsage {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             cache_read_tokens: self.cache_read_input_tokens.unwrap_or(0),
-            cache_write_tokens: self.cache_creation_input_tokens.unwrap_or(0),
+            cache_write_tokens: five_minute,
+            cache_write_1h_tokens: one_hour,
         }
     }
 
-    /// Anthropic usage for a vendor-neutral one; both cache fields are written.
+    /// Anthropic usage for a vendor-neutral one; both cache fields are written, and
+    /// the split of the writes by lifetime when there are 1-hour writes.
     pub fn from_token_usage(usage: &TokenUsage) -> Self {
         Self {
             input_tokens: usage.input_tokens,
-            cache_creation_input_tokens: Some(usage.cache_write_tokens),
+            cache_creation_input_tokens: Some(usage.all_cache_write_tokens()),
             cache_read_input_tokens: Some(usage.cache_read_tokens),
+            cache_creation: (usage.cache_write_1h_tokens > 0).then_some(CacheCreation {
+                ephemeral_5m_input_tokens: usage.cache_write_tokens,
+                ephemeral_1h_input_tokens: usage.cache_write_1h_tokens,
+            }),
             output_tokens: usage.output_tokens,
             extra: Map::new(),
         }
@@ -272,10 +307,25 @@ pub struct MessageDeltaUsage {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreation>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub output_tokens: u64,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl MessageDeltaUsage {
+    /// The cache writes this delta repeats, as (5-minute, 1-hour), if it repeats them.
+    pub fn cache_writes(&self) -> Option<(u64, u64)> {
+        if self.cache_creation_input_tokens.is_none() && self.cache_creation.is_none() {
+            return None;
+        }
+        Some(split_cache_writes(
+            self.cache_creation_input_tokens,
+            self.cache_creation.as_ref(),
+        ))
+    }
 }
 
 /// The `delta` of a `message_delta` event.
@@ -532,7 +582,8 @@ mod tests {
                 input_tokens: 5,
                 output_tokens: 1,
                 cache_read_tokens: 3000,
-                cache_write_tokens: 200
+                cache_write_tokens: 200,
+                cache_write_1h_tokens: 0,
             }
         );
         assert_eq!(Usage::from_token_usage(&neutral), usage);

@@ -9,6 +9,9 @@
 //! - [`sse`]: an incremental server-sent-events parser and frame writers.
 //! - [`error`]: [`ApiErrorKind`] and the error bodies each API expects.
 //! - [`translate`]: request, response and stream translation in both directions.
+//! - [`pair`]: every rule that depends on the (client format, backend protocol)
+//!   pair: request checks, upstream bodies and headers, whole responses, stream
+//!   relays, error and model-list bodies.
 //!
 //! Unknown fields are kept (`extra` maps) so that a body parsed and written back
 //! keeps what this crate does not model; unknown content blocks and stream
@@ -73,6 +76,7 @@ macro_rules! string_enum {
 pub mod anthropic;
 pub mod error;
 pub mod openai;
+pub mod pair;
 pub mod sse;
 pub mod translate;
 pub mod usage;

@@ -320,6 +320,7 @@ impl Usage {
             output_tokens: self.completion_tokens,
             cache_read_tokens: cached,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
         }
     }
 
@@ -600,7 +601,8 @@ mod tests {
                 input_tokens: 86,
                 output_tokens: 300,
                 cache_read_tokens: 1920,
-                cache_write_tokens: 0
+                cache_write_tokens: 0,
+                cache_write_1h_tokens: 0,
             }
         );
         // Servers that send no details, or null fields.
@@ -624,6 +626,7 @@ mod tests {
             output_tokens: 5,
             cache_read_tokens: 100,
             cache_write_tokens: 20,
+            cache_write_1h_tokens: 0,
         });
         assert_eq!(
             serde_json::to_value(&usage).unwrap(),
@@ -637,7 +640,8 @@ mod tests {
                 input_tokens: 30,
                 output_tokens: 5,
                 cache_read_tokens: 100,
-                cache_write_tokens: 0
+                cache_write_tokens: 0,
+                cache_write_1h_tokens: 0,
             }
         );
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{chat, chat_stream, fast_sim, gateway, header, sim_with};
+use crate::{chat, chat_stream, fast_sim, gateway, header, sim_with, temp_dir};
 
 fn two_backends(sim_url: &str) -> String {
     format!(
@@ -306,7 +306,7 @@ async fn reload_swaps_routes_and_rejects_a_bad_config() {
         original.replace("targets = [\"claude\"]", "targets = [\"nope\"]"),
     )
     .unwrap();
-    let error = h.gateway.state.reload().await.unwrap_err();
+    let error = h.gateway.state.reload().await.unwrap_err().to_string();
     assert!(error.contains("nope"), "{error}");
     assert_eq!(
         h.post("/v1/chat/completions", chat("fresh", "x", 2))
@@ -318,13 +318,34 @@ async fn reload_swaps_routes_and_rejects_a_bad_config() {
 
 #[tokio::test]
 async fn admin_reload_needs_the_admin_key() {
-    // SAFETY: set before any thread reads it; the name is unique to this test.
-    unsafe { std::env::set_var("COSTFLOOR_TEST_ADMIN_KEY", "admin-secret-1") };
+    // The key comes from a file: no environment variable is set in this parallel
+    // test binary.
+    let key_dir = temp_dir("admin-key");
+    let key_file = key_dir.join("admin.key");
+    std::fs::write(&key_file, "admin-secret-1\n").unwrap();
     let sim = fast_sim().await;
-    let config = format!("[server]\nledger = \"{{dir}}/costfloor.db\"\nadmin_key_env = \"COSTFLOOR_TEST_ADMIN_KEY\"\n{}", two_backends(&sim.base_url()));
+    let config = format!(
+        "[server]\nledger = \"{{dir}}/costfloor.db\"\nadmin_key_file = \"{}\"\n{}",
+        key_file.display(),
+        two_backends(&sim.base_url())
+    );
     let h = gateway("admin", &config).await;
     let url = format!("{}/admin/reload", h.url);
     assert_eq!(h.client.post(&url).send().await.unwrap().status(), 401);
+    // A wrong key is refused in either header form.
+    for (name, value) in [
+        ("x-api-key", "admin-secret-2"),
+        ("authorization", "Bearer admin-secret"),
+    ] {
+        let wrong = h
+            .client
+            .post(&url)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{name}");
+    }
     let ok = h
         .client
         .post(&url)

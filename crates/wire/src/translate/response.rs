@@ -325,6 +325,7 @@ mod tests {
             output_tokens: 3,
             cache_read_tokens: 50,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
         };
         let anthropic_response = anthropic::MessagesResponse {
             content: vec![anthropic::ContentBlock::text("x")],

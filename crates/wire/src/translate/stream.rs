@@ -58,8 +58,9 @@ impl AnthropicStreamUsage {
                 if let Some(cache_read) = delta.cache_read_input_tokens {
                     self.usage.cache_read_tokens = cache_read;
                 }
-                if let Some(cache_write) = delta.cache_creation_input_tokens {
-                    self.usage.cache_write_tokens = cache_write;
+                if let Some((five_minute, one_hour)) = delta.cache_writes() {
+                    self.usage.cache_write_tokens = five_minute;
+                    self.usage.cache_write_1h_tokens = one_hour;
                 }
                 self.saw_message_delta = true;
             }
@@ -594,8 +595,9 @@ impl OpenAiToAnthropicStream {
         let usage = match self.usage.usage() {
             Some(usage) => anthropic::MessageDeltaUsage {
                 input_tokens: Some(usage.input_tokens),
-                cache_creation_input_tokens: Some(usage.cache_write_tokens),
+                cache_creation_input_tokens: Some(usage.all_cache_write_tokens()),
                 cache_read_input_tokens: Some(usage.cache_read_tokens),
+                cache_creation: None,
                 output_tokens: usage.output_tokens,
                 extra: Map::new(),
             },
@@ -603,6 +605,7 @@ impl OpenAiToAnthropicStream {
                 input_tokens: Some(self.input_estimate),
                 cache_creation_input_tokens: Some(0),
                 cache_read_input_tokens: Some(0),
+                cache_creation: None,
                 output_tokens: self.usage.estimated_output_tokens(),
                 extra: Map::new(),
             },
@@ -790,6 +793,7 @@ mod tests {
             output_tokens: 30,
             cache_read_tokens: 100,
             cache_write_tokens: 20,
+            cache_write_1h_tokens: 0,
         };
         assert_eq!(translator.usage(), expected);
         // Only one finish chunk, from the delta that carried a stop reason.
@@ -994,7 +998,8 @@ mod tests {
                 input_tokens: 86,
                 output_tokens: 12,
                 cache_read_tokens: 1920,
-                cache_write_tokens: 0
+                cache_write_tokens: 0,
+                cache_write_1h_tokens: 0,
             }
         );
         assert!(translator.has_usage() && translator.is_done());
@@ -1247,7 +1252,8 @@ mod tests {
                     input_tokens: 86,
                     output_tokens: 12,
                     cache_read_tokens: 1920,
-                    cache_write_tokens: 0
+                    cache_write_tokens: 0,
+                    cache_write_1h_tokens: 0,
                 })
             );
             assert_eq!(

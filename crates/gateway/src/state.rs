@@ -1,0 +1,61 @@
+//! The state every request shares: the runtime snapshot, the ledger handle, the
+//! tracker of row-writing tasks, and the drain flag. Cheap to clone; read without
+//! locks on the request path.
+//!
+//! It owns reloading the config. It must not serve HTTP (that is `server`) or handle
+//! requests (that is `proxy`).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ledger::LedgerHandle;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::config;
+use crate::error::GatewayError;
+use crate::runtime::Runtime;
+
+/// State shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    pub ledger: LedgerHandle,
+    pub tracker: TaskTracker,
+    pub(crate) draining: Arc<AtomicBool>,
+    pub(crate) metrics: PrometheusHandle,
+    pub(crate) config_path: Option<Arc<PathBuf>>,
+    pub(crate) reload_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AppState {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads the config file and swaps it in; in-flight requests keep the old one.
+    /// An invalid config is rejected and the old one keeps serving.
+    pub async fn reload(&self) -> Result<String, GatewayError> {
+        let _serial = self.reload_lock.lock().await;
+        let Some(path) = &self.config_path else {
+            return Err(GatewayError::NoConfigFile);
+        };
+        let config = config::load(path)?;
+        let current = self.runtime.load_full();
+        if config.listen != current.config.listen || config.ledger != current.config.ledger {
+            tracing::warn!(
+                "server.listen and server.ledger changes take effect only after a restart"
+            );
+        }
+        let runtime = Runtime::build(config, Some(&current))?;
+        let summary = format!(
+            "{} backends, {} routes",
+            runtime.backends.len(),
+            runtime.config.routes.len()
+        );
+        self.runtime.store(Arc::new(runtime));
+        Ok(summary)
+    }
+}

@@ -1,0 +1,375 @@
+//! A client request in its own format: parsing, the checks each official API makes,
+//! what the gateway reads from it (model, stream, task label, token estimate), and
+//! the upstream body for each backend protocol.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::{BackendProtocol, ClientFormat, RequestError};
+use crate::json::to_vec;
+use crate::{anthropic, openai, translate};
+
+/// The metadata key that labels a request's task; removed before it goes upstream.
+const TASK_KEY: &str = "task";
+
+/// A parsed and validated client request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientRequest {
+    OpenAi(openai::ChatRequest),
+    Anthropic(anthropic::MessagesRequest),
+}
+
+impl ClientRequest {
+    pub(super) fn parse(format: ClientFormat, body: &[u8]) -> Result<ClientRequest, RequestError> {
+        let invalid = |e: serde_json::Error| {
+            let message = if e.is_syntax() || e.is_eof() {
+                format!("invalid JSON body: {e}")
+            } else {
+                format!("invalid request body: {e}")
+            };
+            RequestError::invalid(message)
+        };
+        let request = match format {
+            ClientFormat::OpenAi => {
+                ClientRequest::OpenAi(serde_json::from_slice(body).map_err(invalid)?)
+            }
+            ClientFormat::Anthropic => {
+                ClientRequest::Anthropic(serde_json::from_slice(body).map_err(invalid)?)
+            }
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// The format the request came in.
+    pub fn format(&self) -> ClientFormat {
+        match self {
+            ClientRequest::OpenAi(_) => ClientFormat::OpenAi,
+            ClientRequest::Anthropic(_) => ClientFormat::Anthropic,
+        }
+    }
+
+    /// The model the client asked for: a route alias or a backend model name.
+    pub fn model(&self) -> &str {
+        match self {
+            ClientRequest::OpenAi(r) => &r.model,
+            ClientRequest::Anthropic(r) => &r.model,
+        }
+    }
+
+    /// True when the client asked for a stream.
+    pub fn stream(&self) -> bool {
+        match self {
+            ClientRequest::OpenAi(r) => r.is_stream(),
+            ClientRequest::Anthropic(r) => r.is_stream(),
+        }
+    }
+
+    /// The output limit the client set, or `default` where it set none.
+    pub fn max_output_tokens(&self, default: u32) -> u64 {
+        match self {
+            ClientRequest::OpenAi(r) => {
+                u64::from(r.max_completion_tokens.or(r.max_tokens).unwrap_or(default))
+            }
+            ClientRequest::Anthropic(r) => u64::from(r.max_tokens.unwrap_or(default)),
+        }
+    }
+
+    /// A rough count of the prompt's tokens, for routing and for usage no backend
+    /// reported ([`translate::estimate_tokens`]).
+    pub fn estimated_input_tokens(&self) -> u64 {
+        match self {
+            ClientRequest::OpenAi(r) => translate::estimate_openai_input_tokens(r),
+            ClientRequest::Anthropic(r) => translate::estimate_anthropic_input_tokens(r),
+        }
+    }
+
+    /// The task label in `metadata.task`, if the client set one.
+    pub fn task_label(&self) -> Option<String> {
+        let value = match self {
+            ClientRequest::OpenAi(r) => r.metadata.as_ref().and_then(|m| m.get(TASK_KEY)),
+            ClientRequest::Anthropic(r) => r.metadata.as_ref().and_then(|m| m.get(TASK_KEY)),
+        };
+        value.and_then(Value::as_str).map(str::to_string)
+    }
+
+    /// True when an OpenAI streaming client asked for the final usage chunk.
+    pub fn wants_stream_usage(&self) -> bool {
+        match self {
+            ClientRequest::OpenAi(r) => r.wants_stream_usage(),
+            ClientRequest::Anthropic(_) => false,
+        }
+    }
+
+    fn validate(&self) -> Result<(), RequestError> {
+        let bad = |message: String| Err(RequestError::invalid(message));
+        if self.model().is_empty() {
+            return bad("model: must be a non-empty string".to_string());
+        }
+        let (messages_empty, temperature, temperature_max, top_p) = match self {
+            ClientRequest::OpenAi(r) => (r.messages.is_empty(), r.temperature, 2.0, r.top_p),
+            ClientRequest::Anthropic(r) => (r.messages.is_empty(), r.temperature, 1.0, r.top_p),
+        };
+        if messages_empty {
+            return bad("messages: must contain at least one message".to_string());
+        }
+        if let Some(t) = temperature {
+            if !(0.0..=temperature_max).contains(&t) {
+                return bad(format!(
+                    "temperature: {t} is out of range; expected 0 to {temperature_max}"
+                ));
+            }
+        }
+        if let Some(p) = top_p {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(format!("top_p: {p} is out of range; expected 0 to 1"));
+            }
+        }
+        match self {
+            ClientRequest::Anthropic(r) => {
+                match r.max_tokens {
+                    None => return bad("max_tokens: Field required".to_string()),
+                    Some(0) => return bad("max_tokens: must be at least 1".to_string()),
+                    Some(_) => {}
+                }
+                for (index, message) in r.messages.iter().enumerate() {
+                    if message.role != "user" && message.role != "assistant" {
+                        return bad(format!(
+                            "messages.{index}.role: `{}` is not allowed; expected `user` or `assistant` (put the system prompt in `system`)",
+                            message.role
+                        ));
+                    }
+                }
+            }
+            ClientRequest::OpenAi(r) => {
+                if r.max_tokens == Some(0) || r.max_completion_tokens == Some(0) {
+                    return bad("max_tokens: must be at least 1".to_string());
+                }
+                for (index, message) in r.messages.iter().enumerate() {
+                    if !matches!(
+                        message.role.as_str(),
+                        "system" | "developer" | "user" | "assistant" | "tool" | "function"
+                    ) {
+                        return bad(format!(
+                            "messages[{index}].role: `{}` is not a valid role",
+                            message.role
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn upstream_body(
+    backend: BackendProtocol,
+    request: &mut ClientRequest,
+    model: &str,
+    default_max_tokens: u32,
+) -> Result<Bytes, RequestError> {
+    let body = match (request, backend.speaks_anthropic()) {
+        (ClientRequest::Anthropic(r), true) => {
+            let client_model = std::mem::replace(&mut r.model, model.to_string());
+            let metadata = r.metadata.take();
+            r.metadata = anthropic_metadata(metadata.as_ref());
+            let body = to_vec(r);
+            r.model = client_model;
+            r.metadata = metadata;
+            body
+        }
+        (ClientRequest::OpenAi(r), false) => {
+            let client_model = std::mem::replace(&mut r.model, model.to_string());
+            let metadata = r.metadata.take();
+            r.metadata = openai_metadata(metadata.as_ref(), backend);
+            let stream_options = r.stream_options.clone();
+            ask_for_stream_usage(r);
+            let body = to_vec(r);
+            r.model = client_model;
+            r.metadata = metadata;
+            r.stream_options = stream_options;
+            body
+        }
+        (ClientRequest::OpenAi(r), true) => {
+            let mut upstream = translate::openai_to_anthropic_request(r, default_max_tokens)?;
+            model.clone_into(&mut upstream.model);
+            upstream.metadata = anthropic_metadata(upstream.metadata.as_ref());
+            to_vec(&upstream)
+        }
+        (ClientRequest::Anthropic(r), false) => {
+            let mut upstream = translate::anthropic_to_openai_request(r)?;
+            model.clone_into(&mut upstream.model);
+            upstream.metadata = openai_metadata(upstream.metadata.as_ref(), backend);
+            ask_for_stream_usage(&mut upstream);
+            to_vec(&upstream)
+        }
+    };
+    Ok(Bytes::from(body))
+}
+
+/// Anthropic accepts only `user_id` in metadata; the task label is the gateway's.
+fn anthropic_metadata(metadata: Option<&Value>) -> Option<Value> {
+    let mut map = metadata?.as_object()?.clone();
+    map.remove(TASK_KEY);
+    (!map.is_empty()).then_some(Value::Object(map))
+}
+
+/// OpenAI keeps metadata (without the task label); compatible servers get none.
+fn openai_metadata(
+    metadata: Option<&Map<String, Value>>,
+    backend: BackendProtocol,
+) -> Option<Map<String, Value>> {
+    if backend == BackendProtocol::OpenAiCompatible {
+        return None;
+    }
+    let mut map = metadata?.clone();
+    map.remove(TASK_KEY);
+    (!map.is_empty()).then_some(map)
+}
+
+/// Asks an OpenAI upstream for usage on streams even when the client did not.
+fn ask_for_stream_usage(request: &mut openai::ChatRequest) {
+    if request.is_stream() {
+        let options = request.stream_options.get_or_insert_with(Default::default);
+        options.include_usage = Some(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ApiErrorKind;
+
+    fn parse(format: ClientFormat, body: Value) -> Result<ClientRequest, RequestError> {
+        ClientRequest::parse(format, &serde_json::to_vec(&body).unwrap())
+    }
+
+    /// Each rule of each API, with the message naming the field. The Anthropic rules
+    /// are the Messages API's (https://docs.claude.com/en/api/messages: `max_tokens`
+    /// required, roles `user`/`assistant`, temperature 0–1); OpenAI's allow
+    /// temperature 0–2 (https://platform.openai.com/docs/api-reference/chat/create).
+    #[test]
+    fn validation_rules_name_the_field() {
+        let user = json!([{"role": "user", "content": "hi"}]);
+        let cases = [
+            (ClientFormat::OpenAi, json!({"model": "", "messages": user}), "model: must be a non-empty string"),
+            (ClientFormat::OpenAi, json!({"model": "m", "messages": []}), "messages: must contain at least one message"),
+            (ClientFormat::OpenAi, json!({"model": "m", "messages": user, "temperature": 2.5}), "temperature: 2.5 is out of range; expected 0 to 2"),
+            (ClientFormat::OpenAi, json!({"model": "m", "messages": user, "top_p": 1.5}), "top_p: 1.5 is out of range; expected 0 to 1"),
+            (ClientFormat::OpenAi, json!({"model": "m", "messages": user, "max_tokens": 0}), "max_tokens: must be at least 1"),
+            (ClientFormat::OpenAi, json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]}), "messages[0].role: `robot` is not a valid role"),
+            (ClientFormat::Anthropic, json!({"model": "m", "messages": user}), "max_tokens: Field required"),
+            (ClientFormat::Anthropic, json!({"model": "m", "messages": user, "max_tokens": 0}), "max_tokens: must be at least 1"),
+            (ClientFormat::Anthropic, json!({"model": "m", "messages": user, "max_tokens": 5, "temperature": 1.5}), "temperature: 1.5 is out of range; expected 0 to 1"),
+            (ClientFormat::Anthropic, json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}), "messages.0.role: `system` is not allowed; expected `user` or `assistant` (put the system prompt in `system`)"),
+        ];
+        for (format, body, message) in cases {
+            let error = parse(format, body.clone()).unwrap_err();
+            assert_eq!(error.kind, ApiErrorKind::InvalidRequest, "{body}");
+            assert_eq!(error.message, message, "{body}");
+        }
+        assert!(parse(
+            ClientFormat::OpenAi,
+            json!({"model": "m", "messages": user, "temperature": 2.0})
+        )
+        .is_ok());
+        let syntax = ClientRequest::parse(ClientFormat::OpenAi, b"{").unwrap_err();
+        assert!(
+            syntax.message.starts_with("invalid JSON body"),
+            "{}",
+            syntax.message
+        );
+        let shape = parse(ClientFormat::OpenAi, json!({"model": 5, "messages": user})).unwrap_err();
+        assert!(
+            shape.message.starts_with("invalid request body"),
+            "{}",
+            shape.message
+        );
+    }
+
+    #[test]
+    fn reads_what_the_gateway_needs() {
+        let request = parse(
+            ClientFormat::OpenAi,
+            json!({"model": "m", "messages": [{"role": "user", "content": "12345678"}],
+                   "max_completion_tokens": 9, "max_tokens": 7, "stream": true,
+                   "stream_options": {"include_usage": true}, "metadata": {"task": "extract"}}),
+        )
+        .unwrap();
+        assert_eq!(request.format(), ClientFormat::OpenAi);
+        assert_eq!(request.model(), "m");
+        assert!(request.stream());
+        assert!(request.wants_stream_usage());
+        // max_completion_tokens wins over the deprecated max_tokens.
+        assert_eq!(request.max_output_tokens(100), 9);
+        // 8 characters / 4 per token.
+        assert_eq!(request.estimated_input_tokens(), 2);
+        assert_eq!(request.task_label().as_deref(), Some("extract"));
+        let request = parse(
+            ClientFormat::Anthropic,
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .unwrap();
+        assert_eq!(request.max_output_tokens(100), 5);
+        assert_eq!(request.task_label(), None);
+        assert!(!request.wants_stream_usage());
+    }
+
+    fn body_of(backend: BackendProtocol, request: &mut ClientRequest) -> Value {
+        let bytes = upstream_body(backend, request, "upstream-model", 1024).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn metadata_and_stream_usage_rules() {
+        let original = json!({"model": "alias", "messages": [{"role": "user", "content": "hi"}],
+            "stream": true, "metadata": {"task": "t", "user_id": "u"}});
+        let mut request = parse(ClientFormat::OpenAi, original.clone()).unwrap();
+        let kept = request.clone();
+        // OpenAI keeps metadata without the task; compatible servers get none; both
+        // streams ask for usage.
+        let openai = body_of(BackendProtocol::OpenAi, &mut request);
+        assert_eq!(openai["model"], "upstream-model");
+        assert_eq!(openai["metadata"], json!({"user_id": "u"}));
+        assert_eq!(openai["stream_options"]["include_usage"], true);
+        let compatible = body_of(BackendProtocol::OpenAiCompatible, &mut request);
+        assert!(compatible.get("metadata").is_none());
+        assert_eq!(compatible["stream_options"]["include_usage"], true);
+        // The client's request is left as it came.
+        assert_eq!(request, kept);
+        // Translated to Anthropic: OpenAI's metadata has no equivalent (only `user`
+        // becomes `metadata.user_id`), max_tokens is defaulted.
+        let anthropic = body_of(BackendProtocol::Anthropic, &mut request);
+        assert!(anthropic.get("metadata").is_none());
+        assert_eq!(anthropic["max_tokens"], 1024);
+        assert_eq!(anthropic["model"], "upstream-model");
+
+        let mut request = parse(
+            ClientFormat::Anthropic,
+            json!({"model": "alias", "max_tokens": 5, "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}], "metadata": {"task": "t"}}),
+        )
+        .unwrap();
+        let kept = request.clone();
+        let anthropic = body_of(BackendProtocol::Anthropic, &mut request);
+        assert!(anthropic.get("metadata").is_none());
+        assert_eq!(request, kept);
+        let compatible = body_of(BackendProtocol::OpenAiCompatible, &mut request);
+        assert_eq!(compatible["stream_options"]["include_usage"], true);
+        assert!(compatible.get("metadata").is_none());
+    }
+
+    #[test]
+    fn untranslatable_requests_are_client_errors() {
+        let mut request = parse(
+            ClientFormat::OpenAi,
+            json!({"model": "m", "n": 2, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+        let error = upstream_body(BackendProtocol::Anthropic, &mut request, "x", 16).unwrap_err();
+        assert_eq!(error.kind, ApiErrorKind::InvalidRequest);
+        assert!(error.message.contains("`n`"), "{}", error.message);
+    }
+}
