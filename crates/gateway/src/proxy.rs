@@ -1000,6 +1000,7 @@ fn price(backend: &BackendConfig, route: &RouteChoice, usage: &TokenUsage) -> (M
         input: usage.input_tokens,
         cache_read: usage.cache_read_tokens,
         cache_write: usage.cache_write_tokens,
+        cache_write_1h: 0,
         output: usage.output_tokens,
     };
     if backend.self_hosted() {
