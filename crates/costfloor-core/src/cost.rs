@@ -405,8 +405,8 @@ mod tests {
         );
         assert_eq!(api_cost(haiku, &s2).total, Money::from_whole_usd(200));
         // Its deployment: 4 × $1,500 + $2,000 = $8,000.
-        let seed = catalog.deployment("llama-3.3-70b-4xa100").unwrap();
-        let cost = selfhost_cost(&catalog, seed, 4, Ownership::Rented).unwrap();
+        let deployment = catalog.deployment("llama-3.3-70b-4xa100").unwrap();
+        let cost = selfhost_cost(&catalog, deployment, 4, Ownership::Rented).unwrap();
         assert_eq!(cost.total, Money::from_whole_usd(8_000));
     }
 
@@ -563,8 +563,8 @@ mod tests {
     #[test]
     fn owned_costs_amortise_purchase_and_add_power() {
         let catalog = Catalog::embedded().unwrap();
-        let seed = catalog.deployment("llama-3.3-70b-4xa100").unwrap();
-        let owned = selfhost_cost(&catalog, seed, 4, Ownership::Owned).unwrap();
+        let deployment = catalog.deployment("llama-3.3-70b-4xa100").unwrap();
+        let owned = selfhost_cost(&catalog, deployment, 4, Ownership::Owned).unwrap();
         // Per GPU: $15,000 / 36 = $416.67; power 0.4 kW × 1.3 × 1.4 × 730 h × $0.12 =
         // $63.77; colocation $150. Four GPUs plus $2,000 ops = $4,521.76.
         assert_eq!(owned.total.to_string(), "$4,521.76");

@@ -112,7 +112,9 @@ pub struct WorkloadFlags {
     pub output_tokens: Option<f64>,
 }
 
-/// The seed's Scenario 1: 10M calls per month, 1,000 input and 200 output tokens.
+/// The default workload, Scenario 1 of the article "Open Source LLMs as Cost Floor:
+/// When Llama Wins" (see the README): 10M calls per month, 1,000 input and 200 output
+/// tokens.
 pub const DEFAULT_CALLS_PER_MONTH: f64 = 10_000_000.0;
 pub const DEFAULT_INPUT_TOKENS: f64 = 1_000.0;
 pub const DEFAULT_OUTPUT_TOKENS: f64 = 200.0;
