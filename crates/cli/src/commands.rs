@@ -18,7 +18,7 @@ use crate::{chart, output};
 #[error("{0}")]
 pub struct InputFailure(pub String);
 
-fn input_failure(err: impl std::fmt::Display) -> anyhow::Error {
+pub fn input_failure(err: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(InputFailure(err.to_string()))
 }
 
@@ -88,7 +88,7 @@ pub struct CatalogFlag {
 
 #[derive(Args, Debug)]
 struct PlanArgs {
-    /// Calls per month (default: the seed's Scenario 1, 10,000,000).
+    /// Calls per month (default 10,000,000).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     calls_per_month: Option<f64>,
     /// Mean input tokens per call (default 1,000).
@@ -305,7 +305,7 @@ fn run_catalog(args: CatalogArgs) -> Result<()> {
         }
         CatalogAction::Show { id } => {
             let catalog = load_catalog(&args.catalog)?;
-            output::print_catalog_entry(&catalog, &id, args.json)?.map_err(input_failure)
+            output::print_catalog_entry(&catalog, &id, args.json)
         }
         CatalogAction::Validate { file } => {
             let text = read_input_file(&file)?;

@@ -1,18 +1,20 @@
 //! Everything the CLI prints: human tables and JSON. The only module that writes to
 //! stdout.
 
+use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Result;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 use costfloor_core::catalog::Catalog;
-use costfloor_core::error::close_matches;
 use costfloor_core::money::{group_thousands, Money};
 use costfloor_core::plan::{human_calls, Plan};
 use costfloor_core::sizing::Sizing;
 use costfloor_core::verdict::CheckStatus;
 use serde::Serialize;
+
+use crate::commands::input_failure;
 
 pub fn print_line(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
@@ -56,11 +58,29 @@ fn usd(value: f64) -> String {
     Money::from_usd_f64(value).to_string()
 }
 
+/// The plan as text: one section after another, written to stdout at once.
 pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
+    let mut out = String::new();
+    write_workload(&mut out, plan)?;
+    write_options(&mut out, plan)?;
+    writeln!(out, "{}\n", plan.comparison.headline)?;
+    write_capacity(&mut out, plan)?;
+    write_break_even(&mut out, plan)?;
+    write_hybrid(&mut out, plan)?;
+    write_verdict(&mut out, plan)?;
+    write_assumptions(&mut out, plan)?;
+    if let Some(path) = chart {
+        writeln!(out, "\nChart written to {}", path.display())?;
+    }
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    Ok(())
+}
+
+/// The workload in one line, then the demand it puts on a deployment.
+fn write_workload(out: &mut String, plan: &Plan) -> fmt::Result {
     let w = &plan.workload;
     let d = &plan.demand;
-    let mut out = String::new();
-    use std::fmt::Write as _;
     writeln!(
         out,
         "costfloor plan: {} calls/month, {} input + {} output tokens per call, peak {:.2}× average",
@@ -78,8 +98,12 @@ pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
         number(d.average_output_tokens_per_s, 0),
         number(d.peak_tokens_per_s, 0),
         number(d.peak_output_tokens_per_s, 0),
-    )?;
+    )
+}
 
+/// Every option's monthly cost, breakdown, effective price and capacity.
+fn write_options(out: &mut String, plan: &Plan) -> fmt::Result {
+    let quoted = plan.quoted_selfhost_usd_per_mtok;
     let mut options = table(&[
         "option",
         "kind",
@@ -99,8 +123,8 @@ pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
             .effective_usd_per_mtok
             .map_or("per token".to_string(), |e| {
                 format!(
-                    "${e:.3} ({:.1}× the seed's $0.10)",
-                    option.effective_vs_seed_price.unwrap_or(0.0)
+                    "${e:.3} ({:.1}× the quoted ${quoted:.2})",
+                    option.effective_vs_quoted_price.unwrap_or(0.0)
                 )
             });
         let capacity = option
@@ -127,78 +151,98 @@ pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
             Cell::new(capacity),
         ]);
     }
-    writeln!(out, "Options\n{options}\n")?;
-    writeln!(out, "{}\n", plan.comparison.headline)?;
+    writeln!(out, "Options\n{options}")?;
+    writeln!(
+        out,
+        "Effective $/MTok: a self-hosted option's monthly cost ÷ the tokens it serves, against the \
+         self-hosting price people often quote (${quoted:.2}/MTok).\n"
+    )
+}
 
-    for option in plan.options.iter().filter(|o| o.capacity.is_some()).take(1) {
-        if let Some(c) = &option.capacity {
-            let s = &c.sizing;
-            writeln!(
-                out,
-                "Capacity check: {} ({}× {}, {}: {} replica(s) of TP {}, SLO {:.0} ms/token)",
-                option.id,
-                s.gpus,
-                s.gpu,
-                s.precision.as_str(),
-                s.replicas,
-                s.tensor_parallel,
-                plan.workload.slo_tpot_ms
-            )?;
-            let mut cap = table(&["", "value"]);
-            cap.add_row(vec![
-                Cell::new("workload needs at peak"),
-                right(format!(
-                    "{} tokens/s ({} output)",
-                    number(d.peak_tokens_per_s, 0),
-                    number(d.peak_output_tokens_per_s, 0)
-                )),
-            ]);
-            cap.add_row(vec![
-                Cell::new("deployment delivers"),
-                right(format!(
-                    "{} tokens/s ({} output)",
-                    number(c.provided_tokens_per_s, 0),
-                    number(c.provided_output_tokens_per_s, 0)
-                )),
-            ]);
-            cap.add_row(vec![
-                Cell::new("per replica"),
-                right(format!(
-                    "batch {} of {} that fit, {:.1} ms/token, {} calls/month at 100% ({})",
-                    s.best_batch,
-                    s.max_concurrency,
-                    s.tpot_ms,
-                    human_calls(s.max_calls_per_month_per_replica),
-                    s.limited_by
-                )),
-            ]);
-            cap.add_row(vec![
-                Cell::new("replicas needed at peak"),
-                right(format!(
-                    "{} ({} GPUs)",
-                    c.required_replicas, c.required_gpus
-                )),
-            ]);
-            cap.add_row(vec![
-                Cell::new("cost at the replicas needed"),
-                right(format!(
-                    "{}/month, ${:.3}/MTok effective",
-                    c.monthly_cost_at_required_usd, c.effective_usd_per_mtok_at_required
-                )),
-            ]);
-            cap.add_row(vec![
-                Cell::new("utilisation at that size"),
-                right(format!("{:.0}%", c.utilization * 100.0)),
-            ]);
-            writeln!(out, "{cap}\n")?;
-        }
+/// Whether the primary deployment carries the peak, and what it takes if not.
+fn write_capacity(out: &mut String, plan: &Plan) -> fmt::Result {
+    let d = &plan.demand;
+    let Some((option, c)) = plan
+        .options
+        .iter()
+        .find_map(|o| o.capacity.as_ref().map(|c| (o, c)))
+    else {
+        return Ok(());
+    };
+    let s = &c.sizing;
+    writeln!(
+        out,
+        "Capacity check: {} ({}× {}, {}: {} replica(s) of TP {}, SLO {:.0} ms/token)",
+        option.id,
+        s.gpus,
+        s.gpu,
+        s.precision.as_str(),
+        s.replicas,
+        s.tensor_parallel,
+        plan.workload.slo_tpot_ms
+    )?;
+    let mut cap = table(&["", "value"]);
+    let rows = [
+        (
+            "workload needs at peak",
+            format!(
+                "{} tokens/s ({} output)",
+                number(d.peak_tokens_per_s, 0),
+                number(d.peak_output_tokens_per_s, 0)
+            ),
+        ),
+        (
+            "deployment delivers",
+            format!(
+                "{} tokens/s ({} output)",
+                number(c.provided_tokens_per_s, 0),
+                number(c.provided_output_tokens_per_s, 0)
+            ),
+        ),
+        (
+            "per replica",
+            format!(
+                "batch {} of {} that fit, {:.1} ms/token, {} calls/month at 100% ({})",
+                s.best_batch,
+                s.max_concurrency,
+                s.tpot_ms,
+                human_calls(s.max_calls_per_month_per_replica),
+                s.limited_by
+            ),
+        ),
+        (
+            "replicas needed at peak",
+            format!("{} ({} GPUs)", c.required_replicas, c.required_gpus),
+        ),
+        (
+            "cost at the replicas needed",
+            format!(
+                "{}/month, ${:.3}/MTok effective",
+                c.monthly_cost_at_required_usd, c.effective_usd_per_mtok_at_required
+            ),
+        ),
+        (
+            "utilisation at that size",
+            format!("{:.0}%", c.utilization * 100.0),
+        ),
+    ];
+    for (name, value) in rows {
+        cap.add_row(vec![Cell::new(name), right(value)]);
     }
+    writeln!(out, "{cap}\n")
+}
 
+/// Break-even volumes of every pair, then the rule-of-thumb crossover checked.
+fn write_break_even(out: &mut String, plan: &Plan) -> fmt::Result {
+    let with_variable = format!(
+        "charging self-hosting ${:.2}/MTok",
+        plan.quoted_selfhost_usd_per_mtok
+    );
     let mut be = table(&[
         "API",
         "self-hosted",
         "break-even (as given)",
-        "with $0.10/MTok variable",
+        &with_variable,
         "input-only tokens",
         "capacity-aware",
     ]);
@@ -237,10 +281,13 @@ pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
     writeln!(out, "Break-even\n{be}")?;
     writeln!(
         out,
-        "Seed Scenario 3 check: {}\n",
-        plan.seed_scenario_3.explanation
-    )?;
+        "Rule-of-thumb check: {}\n",
+        plan.rule_of_thumb_crossover.explanation
+    )
+}
 
+/// All API, all self-hosted, and the cheapest mix of the two.
+fn write_hybrid(out: &mut String, plan: &Plan) -> fmt::Result {
     let h = &plan.hybrid;
     let o = &h.optimum;
     writeln!(
@@ -276,8 +323,11 @@ pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
             o.spillover_max_in_flight_per_replica
         )),
     ]);
-    writeln!(out, "{hy}\n")?;
+    writeln!(out, "{hy}\n")
+}
 
+/// The checklist, the recommendation and its reasons.
+fn write_verdict(out: &mut String, plan: &Plan) -> fmt::Result {
     let v = &plan.verdict;
     let mut checks = table(&["check", "measured", "threshold", "result", "note"]);
     for check in &v.checks {
@@ -304,15 +354,14 @@ pub fn print_plan(plan: &Plan, chart: Option<&Path>) -> Result<()> {
     for reason in &v.reasons {
         writeln!(out, "  - {reason}")?;
     }
+    Ok(())
+}
+
+fn write_assumptions(out: &mut String, plan: &Plan) -> fmt::Result {
     writeln!(out, "\nAssumptions")?;
     for a in &plan.assumptions {
         writeln!(out, "  {}: {}", a.name, a.value)?;
     }
-    if let Some(path) = chart {
-        writeln!(out, "\nChart written to {}", path.display())?;
-    }
-    let mut stdout = io::stdout().lock();
-    stdout.write_all(out.as_bytes())?;
     Ok(())
 }
 
@@ -432,7 +481,8 @@ pub fn print_catalog_list(catalog: &Catalog, json: bool) -> Result<()> {
         "API model",
         "input",
         "output",
-        "cache write",
+        "cache write 5m",
+        "cache write 1h",
         "cache read",
         "batch",
         "context",
@@ -447,6 +497,7 @@ pub fn print_catalog_list(catalog: &Catalog, json: bool) -> Result<()> {
             right(format!("${}", m.input_usd_per_mtok.usd_f64())),
             right(format!("${}", m.output_usd_per_mtok.usd_f64())),
             right(price(m.cache_write_usd_per_mtok)),
+            right(price(m.cache_write_1h_usd_per_mtok)),
             right(price(m.cache_read_usd_per_mtok)),
             right(format!("{:.0}% off", m.batch_discount * 100.0)),
             right(number(m.context_window as f64, 0)),
@@ -526,48 +577,21 @@ pub fn print_catalog_list(catalog: &Catalog, json: bool) -> Result<()> {
     print_line(&format!("{apis}\n{gpus}\n{models}\n{deployments}"))
 }
 
-pub fn print_catalog_entry(catalog: &Catalog, id: &str, json: bool) -> Result<Result<(), String>> {
-    let value = if let Some(entry) = catalog.api_models.get(id) {
-        serde_json::to_value(entry)?
-    } else if let Some(entry) = catalog.gpus.get(id) {
-        serde_json::to_value(entry)?
-    } else if let Some(entry) = catalog.models.get(id) {
-        serde_json::to_value(entry)?
-    } else if let Some(entry) = catalog.deployments.get(id) {
-        serde_json::to_value(entry)?
-    } else {
-        let all: Vec<String> = catalog
-            .api_models
-            .keys()
-            .chain(catalog.gpus.keys())
-            .chain(catalog.models.keys())
-            .chain(catalog.deployments.keys())
-            .cloned()
-            .collect();
-        let close = close_matches(id, all.iter());
-        return Ok(Err(format!(
-            "unknown catalog id `{id}`; did you mean {}?",
-            close
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
+pub fn print_catalog_entry(catalog: &Catalog, id: &str, json: bool) -> Result<()> {
+    let entry = catalog.entry(id).map_err(input_failure)?;
+    let value = serde_json::to_value(entry)?;
     if json {
-        print_json(&value)?;
-    } else {
-        let mut t = table(&["field", "value"]);
-        if let serde_json::Value::Object(map) = value {
-            for (key, val) in map {
-                let text = match val {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                t.add_row(vec![Cell::new(key), Cell::new(text)]);
-            }
-        }
-        print_line(&t.to_string())?;
+        return print_json(&value);
     }
-    Ok(Ok(()))
+    let mut t = table(&["field", "value"]);
+    if let serde_json::Value::Object(map) = value {
+        for (key, val) in map {
+            let text = match val {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            t.add_row(vec![Cell::new(key), Cell::new(text)]);
+        }
+    }
+    print_line(&t.to_string())
 }

@@ -3,15 +3,19 @@
 //! - As given: fixed monthly cost ÷ API cost per call (the deployment has no
 //!   per-token price, so nothing is subtracted).
 //! - With a variable cost: the same, less a per-token self-hosted cost per call (the
-//!   seed's Scenario 3 uses $0.10/MTok).
+//!   self-hosting price people often quote, $0.10/MTok by default).
 //! - Input only: fixed cost ÷ (API input price − that variable price), in tokens.
 //! - Capacity-aware: the deployment grows in whole replicas as peak load grows, so its
 //!   cost is a step function of volume; this finds where it first gets cheaper than the
 //!   API and whether it stays cheaper.
+//! - A claimed crossover (a rule of thumb's "~1.5M calls/month") checked against the
+//!   same arithmetic, with the output tokens per call the claim would need.
 
 use serde::Serialize;
 
+use crate::catalog::ApiModel;
 use crate::money::{Money, UsdPerMtok};
+use crate::plan::{format_usd_precise, human_calls};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BreakEven {
@@ -68,6 +72,75 @@ impl ReplicaSteps {
             self.fixed_non_replica + self.replica_monthly * replicas as i128,
             replicas,
         )
+    }
+}
+
+/// The crossover a popular rule of thumb claims: self-hosting a 70B model beats a
+/// small API model from about 1.5M calls/month (at 1,000 input + 200 output tokens).
+pub const RULE_OF_THUMB_CROSSOVER_CALLS: f64 = 1.5e6;
+
+/// A claimed break-even volume against the computed one.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClaimedCrossover {
+    pub claimed_calls_per_month: f64,
+    pub computed_calls_per_month: Option<f64>,
+    pub computed_with_variable_calls_per_month: Option<f64>,
+    /// Output tokens per call that would make the claim true (fixed cost only).
+    pub output_tokens_for_claim: Option<f64>,
+    /// The same, charging self-hosting the variable price per token.
+    pub output_tokens_for_claim_with_variable: Option<f64>,
+    pub explanation: String,
+}
+
+/// The shape and costs a claimed crossover is checked at.
+pub struct ClaimInput<'a> {
+    pub claimed_calls_per_month: f64,
+    pub api: &'a ApiModel,
+    pub fixed_monthly: Money,
+    pub input_tokens: f64,
+    pub output_tokens: f64,
+    pub variable_price: UsdPerMtok,
+}
+
+/// Checks `claim` against `result` (the break-even of the same pair) and finds the
+/// output tokens per call at which the claimed volume would be the break-even.
+pub fn check_claimed_crossover(claim: &ClaimInput<'_>, result: &BreakEven) -> ClaimedCrossover {
+    let claimed = claim.claimed_calls_per_month;
+    let target_per_call = claim.fixed_monthly.usd_f64() / claimed;
+    let input_price = claim.api.input_usd_per_mtok.usd_f64() / 1e6;
+    let output_price = claim.api.output_usd_per_mtok.usd_f64() / 1e6;
+    let variable = claim.variable_price.usd_f64();
+    let variable_per_token = variable / 1e6;
+    let input = claim.input_tokens;
+    let fixed_only = (target_per_call - input * input_price) / output_price;
+    let with_variable = (target_per_call - input * (input_price - variable_per_token))
+        / (output_price - variable_per_token);
+    let positive = |value: f64| (value.is_finite() && value > 0.0).then_some(value);
+    let calls = |calls: Option<f64>| calls.map_or("never".to_string(), human_calls);
+    let claimed_text = format!("{}M", claimed / 1e6);
+    let explanation = format!(
+        "A popular rule of thumb says self-hosting gets cheaper than the API from about {claimed_text} calls/month. \
+         Arithmetic: {} fixed ÷ {} per call ({} in + {} out tokens on {}) = {} calls/month; \
+         charging self-hosting the often-quoted ${variable:.2}/MTok as well gives {}. \
+         A {claimed_text} crossover would need about {:.0} output tokens per call ({:.0} with that charge), not {}.",
+        claim.fixed_monthly,
+        format_usd_precise(result.api_cost_per_call),
+        claim.input_tokens,
+        claim.output_tokens,
+        claim.api.id,
+        calls(result.calls_per_month),
+        calls(result.calls_per_month_with_variable),
+        fixed_only,
+        with_variable,
+        claim.output_tokens,
+    );
+    ClaimedCrossover {
+        claimed_calls_per_month: claimed,
+        computed_calls_per_month: result.calls_per_month,
+        computed_with_variable_calls_per_month: result.calls_per_month_with_variable,
+        output_tokens_for_claim: positive(fixed_only),
+        output_tokens_for_claim_with_variable: positive(with_variable),
+        explanation,
     }
 }
 
@@ -152,10 +225,13 @@ fn capacity_aware(input: &BreakEvenInput<'_>) -> (Option<f64>, Option<f64>) {
 mod tests {
     use super::*;
 
-    fn seed_input(replica_calls_per_month: f64, peak_to_average: f64) -> BreakEvenInput<'static> {
+    fn scenario_1_input(
+        replica_calls_per_month: f64,
+        peak_to_average: f64,
+    ) -> BreakEvenInput<'static> {
         BreakEvenInput {
             api: "claude-haiku-4.5",
-            self_hosted: "seed-llama-3.3-70b-4xa100",
+            self_hosted: "llama-3.3-70b-4xa100",
             // 1,000 × $1/MTok + 200 × $5/MTok = $0.002 per call.
             api_cost_per_call: Money::from_pico_usd(2_000 * 1_000_000),
             api_input_price: UsdPerMtok::from_usd_f64(1.0),
@@ -172,13 +248,13 @@ mod tests {
     }
 
     #[test]
-    fn seed_scenario_3_corrected() {
-        let result = break_even(&seed_input(1e12, 1.0));
-        // $8,000 ÷ $0.002 per call = 4.0M calls (the seed's "~1.5M" is wrong).
+    fn the_rule_of_thumb_crossover_is_corrected() {
+        let result = break_even(&scenario_1_input(1e12, 1.0));
+        // $8,000 ÷ $0.002 per call = 4.0M calls (the rule of thumb's "~1.5M" is wrong).
         assert!((result.calls_per_month.unwrap() - 4.0e6).abs() < 1.0);
         // With $0.10/MTok on 1,200 tokens: $8,000 ÷ $0.00188 = 4.255M.
         assert!((result.calls_per_month_with_variable.unwrap() - 4_255_319.1).abs() < 1.0);
-        // Input only: $8,000 ÷ $0.90/MTok = 8.889B tokens (the seed's "8.9B").
+        // Input only: $8,000 ÷ $0.90/MTok = 8.889B tokens (the article's "8.9B").
         assert!((result.input_only_tokens_per_month.unwrap() / 1e9 - 8.889).abs() < 0.001);
     }
 
@@ -189,7 +265,7 @@ mod tests {
         // $14,000 (API $8,700 at its start; cheaper from 7.0M), segment 3 $20,000
         // (API $17,400 at 8.7M; cheaper from 10.0M), segment 4 $26,000 (API $26,100 at
         // 13.05M: still cheaper), and each step adds $6,000 while the API adds $8,700.
-        let result = break_even(&seed_input(8.7e6, 2.0));
+        let result = break_even(&scenario_1_input(8.7e6, 2.0));
         assert!((result.capacity_aware_calls_per_month.unwrap() - 4.0e6).abs() < 1.0);
         assert!(!result.stays_cheaper);
         assert!((result.cheaper_for_good_from_calls_per_month.unwrap() - 10.0e6).abs() < 1.0);
@@ -198,14 +274,14 @@ mod tests {
     #[test]
     fn never_cheaper_when_a_replica_costs_more_than_the_api_for_its_load() {
         // One replica serves only 1M calls (= $2,000 of API) but costs $6,000.
-        let result = break_even(&seed_input(1e6, 1.0));
+        let result = break_even(&scenario_1_input(1e6, 1.0));
         assert_eq!(result.capacity_aware_calls_per_month, None);
         assert!(!result.stays_cheaper);
     }
 
     #[test]
     fn stepped_cost_uses_whole_replicas() {
-        let input = seed_input(8.7e6, 2.0);
+        let input = scenario_1_input(8.7e6, 2.0);
         assert_eq!(input.steps.cost_at(10.0).1, 1);
         // 10M × 2 ÷ 8.7M = 2.3 → 3 replicas: $2,000 + 3 × $6,000.
         assert_eq!(

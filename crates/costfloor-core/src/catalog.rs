@@ -41,8 +41,14 @@ pub struct Assumptions {
     pub usd_per_kwh: f64,
     pub colocation_usd_per_gpu_month: Money,
     pub min_utilization: f64,
-    pub seed_selfhost_usd_per_mtok: UsdPerMtok,
+    /// The per-token self-hosting price people often quote; used for the input-only
+    /// break-even and as a sensitivity line.
+    pub quoted_selfhost_usd_per_mtok: UsdPerMtok,
 }
+
+/// Former names of `[assumptions]` keys, still accepted in catalog files.
+const ASSUMPTION_ALIASES: [(&str, &str); 1] =
+    [("seed_selfhost_usd_per_mtok", "quoted_selfhost_usd_per_mtok")];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,8 +73,11 @@ pub struct ApiModel {
     pub provider: Provider,
     pub input_usd_per_mtok: UsdPerMtok,
     pub output_usd_per_mtok: UsdPerMtok,
-    /// Absent means the provider does not charge for cache writes (plain input price).
+    /// 5-minute cache writes. Absent means the provider does not charge for cache
+    /// writes: they are billed as plain input.
     pub cache_write_usd_per_mtok: Option<UsdPerMtok>,
+    /// 1-hour cache writes. Absent means the 5-minute price applies (then input).
+    pub cache_write_1h_usd_per_mtok: Option<UsdPerMtok>,
     pub cache_read_usd_per_mtok: Option<UsdPerMtok>,
     /// Fraction taken off for batch requests (0.5 = 50% off).
     #[serde(default)]
@@ -185,9 +194,23 @@ pub struct Deployment {
     pub setup_usd: Money,
     #[serde(default = "one")]
     pub setup_amortize_months: u32,
+    /// Former ids that still name this deployment (workload files, gateway configs and
+    /// scripts written before a rename keep working).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     pub note: Option<String>,
     pub as_of: String,
     pub source: String,
+}
+
+/// Any catalog entry, for `catalog show`.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(untagged)]
+pub enum CatalogEntry<'a> {
+    ApiModel(&'a ApiModel),
+    Gpu(&'a Gpu),
+    Model(&'a OpenModel),
+    Deployment(&'a Deployment),
 }
 
 fn default_ownership() -> Ownership {
@@ -220,6 +243,8 @@ pub struct Catalog {
     pub gpus: BTreeMap<String, Gpu>,
     pub models: BTreeMap<String, OpenModel>,
     pub deployments: BTreeMap<String, Deployment>,
+    /// Former deployment id → current id, from the entries' `aliases`.
+    deployment_aliases: BTreeMap<String, String>,
 }
 
 impl Catalog {
@@ -233,6 +258,7 @@ impl Catalog {
             gpus: BTreeMap::new(),
             models: BTreeMap::new(),
             deployments: BTreeMap::new(),
+            deployment_aliases: BTreeMap::new(),
         };
         catalog.merge(DEFAULT_CATALOG_NAME, DEFAULT_CATALOG_TOML, file)?;
         catalog.validate(DEFAULT_CATALOG_NAME)?;
@@ -256,6 +282,10 @@ impl Catalog {
     fn merge(&mut self, name: &str, text: &str, file: CatalogFile) -> Result<(), CatalogError> {
         if let Some(table) = file.assumptions {
             for (key, value) in table {
+                let key = ASSUMPTION_ALIASES
+                    .iter()
+                    .find(|(old, _)| *old == key)
+                    .map_or(key, |(_, new)| new.to_string());
                 self.assumptions_table.insert(key, value);
             }
             let merged = toml::Value::Table(self.assumptions_table.clone());
@@ -279,9 +309,25 @@ impl Catalog {
         for entry in file.model {
             self.models.insert(entry.id.clone(), entry);
         }
-        for entry in file.deployment {
+        for mut entry in file.deployment {
+            // An entry under a former id replaces the entry that id now names.
+            if !self.deployments.contains_key(&entry.id) {
+                if let Some(current) = self.deployment_aliases.get(&entry.id) {
+                    entry.id = current.clone();
+                }
+            }
+            if let Some(replaced) = self.deployments.get(&entry.id) {
+                if entry.aliases.is_empty() {
+                    entry.aliases = replaced.aliases.clone();
+                }
+            }
             self.deployments.insert(entry.id.clone(), entry);
         }
+        self.deployment_aliases = self
+            .deployments
+            .values()
+            .flat_map(|d| d.aliases.iter().map(|alias| (alias.clone(), d.id.clone())))
+            .collect();
         Ok(())
     }
 
@@ -377,6 +423,22 @@ impl Catalog {
             if model.context_window == 0 {
                 return invalid(&model.id, "context_window", "0".into(), "an integer > 0");
             }
+            if let (Some(one_hour), Some(five_minutes)) = (
+                model.cache_write_1h_usd_per_mtok,
+                model.cache_write_usd_per_mtok,
+            ) {
+                if one_hour < five_minutes {
+                    return invalid(
+                        &model.id,
+                        "cache_write_1h_usd_per_mtok",
+                        one_hour.usd_f64().to_string(),
+                        &format!(
+                            "a price >= cache_write_usd_per_mtok ({}): a 1-hour write costs at least a 5-minute one",
+                            five_minutes.usd_f64()
+                        ),
+                    );
+                }
+            }
         }
         for gpu in self.gpus.values() {
             for (field, value) in [
@@ -463,6 +525,24 @@ impl Catalog {
                     "either ops_usd_per_month or ops_fte, not both",
                 );
             }
+            for alias in &deployment.aliases {
+                if self.deployments.contains_key(alias) {
+                    return invalid(
+                        &deployment.id,
+                        "aliases",
+                        format!("{alias:?}"),
+                        "former ids that no deployment uses as its id",
+                    );
+                }
+                if self.deployment_aliases.get(alias) != Some(&deployment.id) {
+                    return invalid(
+                        &deployment.id,
+                        "aliases",
+                        format!("{alias:?}"),
+                        "an alias that no other deployment also claims",
+                    );
+                }
+            }
             if let Some(fte) = deployment.ops_fte {
                 if !(fte.is_finite() && fte >= 0.0) {
                     return invalid(
@@ -489,8 +569,68 @@ impl Catalog {
         lookup(&self.models, "model", id)
     }
 
+    /// A deployment by its id or by a former id (one of its `aliases`).
     pub fn deployment(&self, id: &str) -> Result<&Deployment, CatalogError> {
-        lookup(&self.deployments, "deployment", id)
+        let current = self.deployment_aliases.get(id).map_or(id, String::as_str);
+        match self.deployments.get(id).or(self.deployments.get(current)) {
+            Some(deployment) => Ok(deployment),
+            None => Err(self.unknown_deployment("deployment", id, String::new())),
+        }
+    }
+
+    /// Any entry by id: API model, GPU, open model or deployment (aliases included).
+    pub fn entry(&self, id: &str) -> Result<CatalogEntry<'_>, CatalogError> {
+        if let Some(entry) = self.api_models.get(id) {
+            return Ok(CatalogEntry::ApiModel(entry));
+        }
+        if let Some(entry) = self.gpus.get(id) {
+            return Ok(CatalogEntry::Gpu(entry));
+        }
+        if let Some(entry) = self.models.get(id) {
+            return Ok(CatalogEntry::Model(entry));
+        }
+        if let Ok(entry) = self.deployment(id) {
+            return Ok(CatalogEntry::Deployment(entry));
+        }
+        let ids: Vec<&String> = self
+            .api_models
+            .keys()
+            .chain(self.gpus.keys())
+            .chain(self.models.keys())
+            .chain(self.deployments.keys())
+            .chain(self.deployment_aliases.keys())
+            .collect();
+        Err(CatalogError::UnknownId {
+            kind: "catalog id",
+            id: id.to_string(),
+            close_matches: self.current_ids(close_matches(id, ids.into_iter())),
+            context: String::new(),
+        })
+    }
+
+    fn unknown_deployment(&self, kind: &'static str, id: &str, context: String) -> CatalogError {
+        let known = self
+            .deployments
+            .keys()
+            .chain(self.deployment_aliases.keys());
+        CatalogError::UnknownId {
+            kind,
+            id: id.to_string(),
+            close_matches: self.current_ids(close_matches(id, known)),
+            context,
+        }
+    }
+
+    /// Suggestions name current ids: a former id becomes the id it now stands for.
+    fn current_ids(&self, ids: Vec<String>) -> Vec<String> {
+        let mut current: Vec<String> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = self.deployment_aliases.get(&id).cloned().unwrap_or(id);
+            if !current.contains(&id) {
+                current.push(id);
+            }
+        }
+        current
     }
 
     /// Monthly ops cost of a deployment: its fixed figure, or FTE × loaded salary.
@@ -593,7 +733,7 @@ fn placeholder_assumptions() -> Assumptions {
         usd_per_kwh: 0.0,
         colocation_usd_per_gpu_month: Money::ZERO,
         min_utilization: 0.6,
-        seed_selfhost_usd_per_mtok: UsdPerMtok::ZERO,
+        quoted_selfhost_usd_per_mtok: UsdPerMtok::ZERO,
     }
 }
 
@@ -636,7 +776,7 @@ mod tests {
         ] {
             catalog.gpu(id).unwrap();
         }
-        catalog.deployment("seed-llama-3.3-70b-4xa100").unwrap();
+        catalog.deployment("llama-3.3-70b-4xa100").unwrap();
         for entry in catalog.api_models.values() {
             assert!(
                 !entry.as_of.is_empty() && !entry.source.is_empty(),
@@ -654,8 +794,9 @@ mod tests {
     }
 
     #[test]
-    fn seed_prices_are_the_seed_prices() {
-        // The seed's table: Haiku 1/5, Sonnet 3/15, Opus 5/25; cache write 1.25x, read 0.1x.
+    fn anthropic_prices_match_the_published_ones() {
+        // Haiku 1/5, Sonnet 3/15, Opus 5/25 per MTok; 5-minute cache write 1.25x input,
+        // 1-hour cache write 2x, read 0.1x (LiteLLM's price file; Anthropic's pricing page).
         let catalog = Catalog::embedded().unwrap();
         for (id, input, output) in [
             ("claude-haiku-4.5", 1.0, 5.0),
@@ -669,6 +810,10 @@ mod tests {
             assert_eq!(
                 model.cache_write_usd_per_mtok.unwrap().micro_usd(),
                 micro(input) * 125 / 100
+            );
+            assert_eq!(
+                model.cache_write_1h_usd_per_mtok.unwrap().micro_usd(),
+                micro(input) * 2
             );
             assert_eq!(
                 model.cache_read_usd_per_mtok.unwrap().micro_usd(),
@@ -738,6 +883,134 @@ source = "y"
 "#;
         let err = catalog.overlay("d.toml", text).unwrap_err().to_string();
         assert!(err.contains("a100-80gb"), "{err}");
+    }
+
+    #[test]
+    fn former_deployment_ids_resolve_to_the_current_entry() {
+        let catalog = Catalog::embedded().unwrap();
+        for (former, current) in [
+            ("seed-llama-3.3-70b-4xa100", "llama-3.3-70b-4xa100"),
+            (
+                "seed-llama-3.3-70b-low",
+                "llama-3.3-70b-4xa100-low-overhead",
+            ),
+            (
+                "seed-llama-3.3-70b-high",
+                "llama-3.3-70b-4xa100-high-overhead",
+            ),
+            ("seed-llama-3.1-8b-low", "llama-3.1-8b-1xa100-low-overhead"),
+            (
+                "seed-llama-3.1-8b-high",
+                "llama-3.1-8b-1xa100-high-overhead",
+            ),
+            (
+                "seed-mixtral-8x22b-low",
+                "mixtral-8x22b-fp8-4xh100-low-overhead",
+            ),
+            (
+                "seed-mixtral-8x22b-high",
+                "mixtral-8x22b-fp8-4xh100-high-overhead",
+            ),
+        ] {
+            assert_eq!(catalog.deployment(former).unwrap().id, current);
+            assert!(matches!(
+                catalog.entry(former).unwrap(),
+                CatalogEntry::Deployment(d) if d.id == current
+            ));
+        }
+        // A near miss of a former id suggests the current id, once.
+        let err = catalog.deployment("seed-llama-3.3-70b-4xa10").unwrap_err();
+        let CatalogError::UnknownId { close_matches, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(close_matches[0], "llama-3.3-70b-4xa100");
+        assert!(
+            close_matches.iter().all(|id| !id.starts_with("seed-")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_overlay_under_a_former_id_replaces_the_current_entry() {
+        let mut catalog = Catalog::embedded().unwrap();
+        let text = r#"[[deployment]]
+id = "seed-llama-3.3-70b-4xa100"
+model = "llama-3.3-70b"
+gpu = "a100-80gb"
+gpus = 4
+precision = "bf16"
+ops_usd_per_month = 1
+as_of = "x"
+source = "y"
+"#;
+        catalog.overlay("old.toml", text).unwrap();
+        let entry = catalog.deployment("llama-3.3-70b-4xa100").unwrap();
+        assert_eq!(entry.ops_usd_per_month, Some(Money::from_whole_usd(1)));
+        assert_eq!(entry.aliases, ["seed-llama-3.3-70b-4xa100"]);
+        assert!(!catalog
+            .deployments
+            .contains_key("seed-llama-3.3-70b-4xa100"));
+    }
+
+    #[test]
+    fn an_alias_that_is_also_an_id_is_rejected() {
+        let mut catalog = Catalog::embedded().unwrap();
+        let text = r#"[[deployment]]
+id = "mine"
+aliases = ["llama-3.3-70b-fp8-2xh100"]
+model = "llama-3.3-70b"
+gpu = "a100-80gb"
+gpus = 4
+precision = "bf16"
+as_of = "x"
+source = "y"
+"#;
+        let err = catalog.overlay("a.toml", text).unwrap_err().to_string();
+        assert!(err.contains("aliases"), "{err}");
+    }
+
+    #[test]
+    fn the_former_name_of_the_quoted_price_is_still_accepted() {
+        let mut catalog = Catalog::embedded().unwrap();
+        catalog
+            .overlay(
+                "q.toml",
+                "[assumptions]\nseed_selfhost_usd_per_mtok = 0.2\n",
+            )
+            .unwrap();
+        assert_eq!(
+            catalog.assumptions.quoted_selfhost_usd_per_mtok,
+            UsdPerMtok::from_usd_f64(0.2)
+        );
+    }
+
+    #[test]
+    fn a_one_hour_write_price_below_the_five_minute_one_is_rejected() {
+        let mut catalog = Catalog::embedded().unwrap();
+        let text = r#"[[api_model]]
+id = "m"
+provider = "anthropic"
+input_usd_per_mtok = 1.0
+output_usd_per_mtok = 5.0
+cache_write_usd_per_mtok = 2.0
+cache_write_1h_usd_per_mtok = 1.25
+context_window = 1000
+as_of = "x"
+source = "y"
+"#;
+        let err = catalog.overlay("m.toml", text).unwrap_err().to_string();
+        assert!(err.contains("cache_write_1h_usd_per_mtok"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_catalog_id_lists_close_matches() {
+        let catalog = Catalog::embedded().unwrap();
+        let err = catalog.entry("claude-haiku").unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown catalog id `claude-haiku`"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `claude-haiku-4.5`"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,18 @@ pub enum CatalogError {
     },
 }
 
+/// A deployment the catalog cannot price as asked.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum CostError {
+    #[error("{0}")]
+    Catalog(#[from] CatalogError),
+    #[error(
+        "deployment `{deployment}` cannot be priced as owned: its GPU `{gpu}` has no \
+         purchase_usd in the catalog. Add purchase_usd to the GPU entry, or keep the deployment rented"
+    )]
+    NoPurchasePrice { deployment: String, gpu: String },
+}
+
 /// Bad workload or sizing input: names the field, the value and what is allowed.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum InputError {
@@ -43,6 +55,8 @@ pub enum InputError {
     },
     #[error("{0}")]
     Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Cost(#[from] CostError),
     #[error(
         "{model} at {precision} does not fit on {gpus}x {gpu}: needs {needed_gib:.1} GiB \
          (weights {weights_gib:.1} GiB + KV cache {kv_gib:.1} GiB for one {context_tokens}-token sequence), \

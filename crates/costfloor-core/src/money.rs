@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn token_costs_are_exact() {
-        // Haiku 4.5 input at $1.00/MTok: 10B tokens cost exactly $10,000 (seed Scenario 1).
+        // Haiku 4.5 input at $1.00/MTok: 10B tokens cost exactly $10,000 (the default Scenario 1).
         let haiku_in = UsdPerMtok::from_usd_f64(1.00);
         assert_eq!(haiku_in.cost(10_000_000_000), Money::from_whole_usd(10_000));
         // $0.10/MTok cache read: one token is 0.1 micro-USD = 100 nano-USD, no rounding.

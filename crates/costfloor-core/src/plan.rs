@@ -5,21 +5,21 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::breakeven::{break_even, BreakEven, BreakEvenInput, ReplicaSteps};
+use crate::breakeven::{
+    break_even, check_claimed_crossover, BreakEven, BreakEvenInput, ClaimInput, ClaimedCrossover,
+    ReplicaSteps, RULE_OF_THUMB_CROSSOVER_CALLS,
+};
 use crate::catalog::{ApiModel, Catalog, Deployment, Ownership};
 use crate::cost::{api_cost, api_cost_for, selfhost_cost, usd, CostPart};
 use crate::error::InputError;
 use crate::hybrid::{optimise, Hybrid, HybridInput};
 use crate::money::Money;
 use crate::sizing::{size, Sizing, SizingInput};
-use crate::verdict::{Check, CheckStatus, Recommendation, Verdict};
+use crate::verdict::{min_ops_label, verdict, Verdict, VerdictInput};
 use crate::workload::{Eligibility, Workload};
 
-/// The seed's claimed Scenario 3 crossover, checked against arithmetic.
-pub const SEED_CLAIMED_CROSSOVER_CALLS: f64 = 1.5e6;
-
 pub const DEFAULT_API_IDS: [&str; 3] = ["claude-haiku-4.5", "claude-sonnet-4.6", "claude-opus-4.7"];
-pub const DEFAULT_DEPLOYMENT_IDS: [&str; 1] = ["seed-llama-3.3-70b-4xa100"];
+pub const DEFAULT_DEPLOYMENT_IDS: [&str; 1] = ["llama-3.3-70b-4xa100"];
 
 #[derive(Clone, Debug)]
 pub struct PlanRequest {
@@ -86,9 +86,10 @@ pub struct PlanOption {
     /// Monthly cost ÷ tokens served, for the deployment as given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effective_usd_per_mtok: Option<f64>,
-    /// Effective price ÷ the seed's $0.10/MTok.
+    /// Effective price ÷ the self-hosting price people often quote
+    /// (`quoted_selfhost_usd_per_mtok`, $0.10/MTok by default).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub effective_vs_seed_price: Option<f64>,
+    pub effective_vs_quoted_price: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -108,18 +109,6 @@ pub struct Comparison {
     /// Dearer ÷ cheaper.
     pub ratio: f64,
     pub headline: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SeedCrossoverCheck {
-    pub seed_claim_calls_per_month: f64,
-    pub computed_calls_per_month: Option<f64>,
-    pub computed_with_variable_calls_per_month: Option<f64>,
-    /// Output tokens per call that would make the seed's claim true (fixed cost only).
-    pub output_tokens_for_claim: Option<f64>,
-    /// The same, with the $0.10/MTok variable cost.
-    pub output_tokens_for_claim_with_variable: Option<f64>,
-    pub explanation: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -148,9 +137,14 @@ pub struct Plan {
     pub assumptions: Vec<Assumption>,
     pub demand: Demand,
     pub options: Vec<PlanOption>,
+    /// The self-hosting price people often quote, USD per MTok (the catalog's
+    /// `quoted_selfhost_usd_per_mtok`): the yardstick for effective prices and the
+    /// variable cost in break-evens.
+    pub quoted_selfhost_usd_per_mtok: f64,
     pub comparison: Comparison,
     pub break_even: Vec<BreakEven>,
-    pub seed_scenario_3: SeedCrossoverCheck,
+    /// The crossover a popular rule of thumb claims, against the arithmetic.
+    pub rule_of_thumb_crossover: ClaimedCrossover,
     pub hybrid: HybridPlan,
     pub verdict: Verdict,
     #[serde(skip)]
@@ -245,7 +239,7 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
             ownership: None,
             capacity: None,
             effective_usd_per_mtok: None,
-            effective_vs_seed_price: None,
+            effective_vs_quoted_price: None,
         });
     }
     let tokens_mtok = workload.calls_per_month * workload.tokens_per_call() / 1e6;
@@ -260,8 +254,8 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
             ownership: Some(option.ownership),
             capacity: Some(option.capacity.clone()),
             effective_usd_per_mtok: Some(effective),
-            effective_vs_seed_price: Some(
-                effective / a.seed_selfhost_usd_per_mtok.usd_f64().max(1e-12),
+            effective_vs_quoted_price: Some(
+                effective / a.quoted_selfhost_usd_per_mtok.usd_f64().max(1e-12),
             ),
         });
     }
@@ -276,7 +270,7 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
                 api_input_price: model.input_usd_per_mtok,
                 fixed_monthly: option.cost.total,
                 tokens_per_call: workload.tokens_per_call(),
-                variable_price: a.seed_selfhost_usd_per_mtok,
+                variable_price: a.quoted_selfhost_usd_per_mtok,
                 steps: option.step.steps,
             }));
         }
@@ -287,32 +281,43 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
     let api_total = options[0].monthly_cost_usd;
     let comparison = compare(reference, api_total, primary);
     let primary_break_even = &break_evens[0];
-    let seed_scenario_3 = seed_check(
-        workload,
-        reference,
-        primary,
+    let rule_of_thumb_crossover = check_claimed_crossover(
+        &ClaimInput {
+            claimed_calls_per_month: RULE_OF_THUMB_CROSSOVER_CALLS,
+            api: reference,
+            fixed_monthly: primary.cost.total,
+            input_tokens: workload.input_tokens,
+            output_tokens: workload.output_tokens,
+            variable_price: a.quoted_selfhost_usd_per_mtok,
+        },
         primary_break_even,
-        a.seed_selfhost_usd_per_mtok.usd_f64(),
     );
     let hybrid = hybrid_plan(catalog, workload, reference, api_total, primary)?;
-    let verdict = verdict(
-        catalog,
+    let verdict = verdict(&VerdictInput {
+        assumptions: a,
         workload,
-        reference,
-        api_total,
-        primary,
-        primary_break_even,
-        &hybrid,
-    );
+        api: reference,
+        api_monthly: api_total,
+        self_hosted: &primary.id,
+        deployment: primary.deployment,
+        ops_monthly: catalog.ops_per_month(primary.deployment),
+        max_context: catalog
+            .model(&primary.deployment.model)
+            .map_or(0, |m| m.max_context),
+        capacity: &primary.capacity,
+        break_even: primary_break_even,
+        hybrid: &hybrid,
+    });
 
     Ok(Plan {
         workload: workload.clone(),
         assumptions: assumption_lines(catalog),
         demand,
         options,
+        quoted_selfhost_usd_per_mtok: a.quoted_selfhost_usd_per_mtok.usd_f64(),
         comparison,
         break_even: break_evens,
-        seed_scenario_3,
+        rule_of_thumb_crossover,
         hybrid,
         verdict,
         steps: self_hosted.iter().map(|s| s.step.clone()).collect(),
@@ -366,8 +371,7 @@ fn evaluate_self_hosted<'a>(
         workload.p99_prompt_tokens,
     )?;
     let sizing = size(&input)?;
-    let cost = selfhost_cost(catalog, deployment, deployment.gpus, ownership)
-        .map_err(|message| InputError::invalid("deployment.ownership", &deployment.id, &message))?;
+    let cost = selfhost_cost(catalog, deployment, deployment.gpus, ownership)?;
     let replica_monthly = cost.per_gpu_month * sizing.tensor_parallel as i128;
     let peak_calls = workload.calls_per_month * workload.peak_to_average;
     let required_replicas =
@@ -461,49 +465,6 @@ pub fn format_ratio(ratio: f64) -> String {
     }
 }
 
-fn seed_check(
-    workload: &Workload,
-    api: &ApiModel,
-    option: &SelfHosted<'_>,
-    result: &BreakEven,
-    variable: f64,
-) -> SeedCrossoverCheck {
-    let fixed = option.cost.total.usd_f64();
-    let target_per_call = fixed / SEED_CLAIMED_CROSSOVER_CALLS;
-    let input_price = api.input_usd_per_mtok.usd_f64() / 1e6;
-    let output_price = api.output_usd_per_mtok.usd_f64() / 1e6;
-    let variable_per_token = variable / 1e6;
-    let input = workload.input_tokens;
-    let fixed_only = (target_per_call - input * input_price) / output_price;
-    let with_variable = (target_per_call - input * (input_price - variable_per_token))
-        / (output_price - variable_per_token);
-    let positive = |value: f64| (value.is_finite() && value > 0.0).then_some(value);
-    let fmt_calls =
-        |calls: Option<f64>| calls.map_or("never".to_string(), |c| format!("{:.2}M", c / 1e6));
-    let explanation = format!(
-        "The seed claims ~1.5M calls/month. Arithmetic: {} fixed ÷ {} per call ({} in + {} out tokens on {}) = {} calls/month; \
-         charging self-hosting ${variable:.2}/MTok as the seed does gives {}. A 1.5M crossover would need about {:.0} output tokens per call ({:.0} with the variable cost), not {}.",
-        option.cost.total,
-        format_usd_precise(result.api_cost_per_call),
-        workload.input_tokens,
-        workload.output_tokens,
-        api.id,
-        fmt_calls(result.calls_per_month),
-        fmt_calls(result.calls_per_month_with_variable),
-        fixed_only,
-        with_variable,
-        workload.output_tokens,
-    );
-    SeedCrossoverCheck {
-        seed_claim_calls_per_month: SEED_CLAIMED_CROSSOVER_CALLS,
-        computed_calls_per_month: result.calls_per_month,
-        computed_with_variable_calls_per_month: result.calls_per_month_with_variable,
-        output_tokens_for_claim: positive(fixed_only),
-        output_tokens_for_claim_with_variable: positive(with_variable),
-        explanation,
-    }
-}
-
 fn hybrid_plan(
     catalog: &Catalog,
     workload: &Workload,
@@ -591,210 +552,6 @@ fn hybrid_plan(
     })
 }
 
-fn verdict(
-    catalog: &Catalog,
-    workload: &Workload,
-    api: &ApiModel,
-    api_total: Money,
-    option: &SelfHosted<'_>,
-    result: &BreakEven,
-    hybrid: &HybridPlan,
-) -> Verdict {
-    let a = &catalog.assumptions;
-    let capacity = &option.capacity;
-    let mut checks = Vec::new();
-    let calls = workload.calls_per_month;
-    let self_at_required = capacity.monthly_cost_at_required_usd;
-    let volume_ok = self_at_required < api_total;
-    checks.push(Check {
-        name: "volume vs break-even",
-        measured: format!("{} calls/month", human_calls(calls)),
-        threshold: match (
-            result.capacity_aware_calls_per_month,
-            result.cheaper_for_good_from_calls_per_month,
-        ) {
-            (Some(first), Some(good)) if first == good => format!(
-                "cheaper than {} from {} calls/month",
-                api.id,
-                human_calls(first)
-            ),
-            (Some(first), Some(good)) => format!(
-                "first cheaper at {}, for good from {} calls/month",
-                human_calls(first),
-                human_calls(good)
-            ),
-            (Some(first), None) => format!(
-                "cheaper only in bands from {} calls/month",
-                human_calls(first)
-            ),
-            (None, _) => format!("never cheaper than {} at this shape", api.id),
-        },
-        status: if volume_ok {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Fail
-        },
-        note: format!(
-            "self-hosted at the replicas peak needs ({}): {}/month vs {} {}/month",
-            capacity.required_replicas, self_at_required, api.id, api_total
-        ),
-    });
-    checks.push(Check {
-        name: "utilisation >= 60%",
-        measured: format!("{:.0}%", capacity.utilization * 100.0),
-        threshold: format!(">= {:.0}%", a.min_utilization * 100.0),
-        status: if capacity.utilization >= a.min_utilization { CheckStatus::Pass } else { CheckStatus::Fail },
-        note: format!(
-            "average load over {} replica(s) sized for a {:.1}× peak; as given: {:.0}% of {} replica(s)",
-            capacity.required_replicas,
-            workload.peak_to_average,
-            capacity.utilization_as_given * 100.0,
-            capacity.replicas_as_given
-        ),
-    });
-    let ops = catalog.ops_per_month(option.deployment);
-    checks.push(Check {
-        name: "ops staffing included",
-        measured: format!("{ops}/month"),
-        threshold: format!(">= {}/month (0.25 FTE)", a.min_ops_usd_per_month),
-        status: if ops >= a.min_ops_usd_per_month {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Warn
-        },
-        note: if ops >= a.min_ops_usd_per_month {
-            "ops budget meets the seed's minimum".to_string()
-        } else {
-            format!(
-                "budget at least 0.25 FTE ({}/month) of DevOps/ML engineering",
-                a.min_ops_usd_per_month
-            )
-        },
-    });
-    let unknown_tasks = workload
-        .tasks
-        .iter()
-        .filter(|t| t.self_host == Eligibility::Unknown)
-        .count();
-    checks.push(Check {
-        name: "quality gap",
-        measured: "not measured yet".to_string(),
-        threshold: "within the accuracy your tasks allow (seed: 5-10%)".to_string(),
-        status: CheckStatus::Unknown,
-        note: format!("not measured yet; run `costfloor eval` ({unknown_tasks} task(s) of unknown eligibility)"),
-    });
-    let model = catalog.model(&option.deployment.model).ok();
-    let max_context = model.map_or(0, |m| m.max_context);
-    let needed_context = workload.p99_prompt_tokens + workload.output_tokens;
-    checks.push(Check {
-        name: "context needs",
-        measured: format!("{needed_context:.0} tokens (p99 prompt + output)"),
-        threshold: format!("<= {max_context} ({})", option.deployment.model),
-        status: if needed_context <= max_context as f64 {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Fail
-        },
-        note: format!("{} allows {} tokens", api.id, api.context_window),
-    });
-    let best_case_utilization = 1.0 / workload.peak_to_average;
-    checks.push(Check {
-        name: "burstiness",
-        measured: format!("peak/average {:.2}", workload.peak_to_average),
-        threshold: format!("<= {:.2} (utilisation at peak sizing >= {:.0}%)", 1.0 / a.min_utilization, a.min_utilization * 100.0),
-        status: if best_case_utilization >= a.min_utilization { CheckStatus::Pass } else { CheckStatus::Warn },
-        note: format!(
-            "sized for peak, utilisation cannot exceed {:.0}%; spilling peaks to the API recovers it",
-            best_case_utilization * 100.0
-        ),
-    });
-    if !capacity.fits {
-        checks.push(Check {
-            name: "capacity as given",
-            measured: format!(
-                "{} calls/month at 100%",
-                human_calls(capacity.max_calls_per_month)
-            ),
-            threshold: format!(
-                "peak load {} calls/month",
-                human_calls(calls * workload.peak_to_average)
-            ),
-            status: CheckStatus::Fail,
-            note: format!(
-                "{} cannot carry the peak: it needs {} replica(s) ({} GPUs) costing {}/month",
-                option.id,
-                capacity.required_replicas,
-                capacity.required_gpus,
-                capacity.monthly_cost_at_required_usd
-            ),
-        });
-    }
-
-    let optimum = &hybrid.optimum;
-    let mut reasons = Vec::new();
-    // Tasks marked `self_host = "no"` must stay on the API, so all-self-hosted is only
-    // an option when every task may self-host.
-    let all_may_self_host = hybrid.eligible_share >= 1.0 - 1e-9;
-    let recommendation = if optimum.replicas == 0 || optimum.monthly_cost_usd >= api_total {
-        reasons.push(format!(
-            "{} at {}/month is the cheapest way to serve {} calls/month",
-            api.id,
-            api_total,
-            human_calls(calls)
-        ));
-        Recommendation::Api
-    } else if all_may_self_host && hybrid.all_self_hosted_usd <= optimum.monthly_cost_usd {
-        reasons.push(format!(
-            "self-hosting all traffic on {} replica(s) costs {}/month against {} hybrid and {} on {}",
-            hybrid.all_self_hosted_replicas, hybrid.all_self_hosted_usd, optimum.monthly_cost_usd, api_total, api.id
-        ));
-        Recommendation::SelfHost
-    } else {
-        reasons.push(format!(
-            "hybrid: {} replica(s) take {:.0}% of calls, {} takes the rest and the peaks; {}/month against {} all-API and {} all-self-hosted",
-            optimum.replicas,
-            optimum.self_hosted_share * 100.0,
-            api.id,
-            optimum.monthly_cost_usd,
-            api_total,
-            hybrid.all_self_hosted_usd
-        ));
-        if !all_may_self_host {
-            reasons.push(format!(
-                "{:.0}% of calls come from tasks marked self_host = \"no\" and stay on the API",
-                (1.0 - hybrid.eligible_share) * 100.0
-            ));
-        }
-        Recommendation::Hybrid
-    };
-    if recommendation != Recommendation::Api {
-        reasons.push(
-            "conditional on quality: run `costfloor eval` on 500 samples of your workload"
-                .to_string(),
-        );
-        if ops < a.min_ops_usd_per_month {
-            reasons.push(format!(
-                "raise the ops budget to at least {}/month",
-                a.min_ops_usd_per_month
-            ));
-        }
-    }
-    let summary = match recommendation {
-        Recommendation::Api => format!("Use the API ({})", api.id),
-        Recommendation::SelfHost => format!("Self-host ({})", option.id),
-        Recommendation::Hybrid => format!(
-            "Hybrid: {} for eligible tasks, {} for the rest and peaks",
-            option.id, api.id
-        ),
-    };
-    Verdict {
-        recommendation,
-        summary,
-        reasons,
-        checks,
-    }
-}
-
 /// A small amount with the digits it needs: `$0.002`, `$0.00188`.
 pub fn format_usd_precise(money: Money) -> String {
     let text = format!("{:.8}", money.usd_f64());
@@ -858,14 +615,11 @@ fn assumption_lines(catalog: &Catalog) -> Vec<Assumption> {
             "colocation_per_gpu_month",
             a.colocation_usd_per_gpu_month.to_string(),
         ),
-        line(
-            "min_ops_per_month (0.25 FTE)",
-            a.min_ops_usd_per_month.to_string(),
-        ),
+        line("min_ops_per_month", min_ops_label(a)),
         line("min_utilization", format!("{}", a.min_utilization)),
         line(
-            "seed self-hosted price (sensitivity)",
-            format!("${}/MTok", a.seed_selfhost_usd_per_mtok.usd_f64()),
+            "quoted self-hosting price (sensitivity)",
+            format!("${}/MTok", a.quoted_selfhost_usd_per_mtok.usd_f64()),
         ),
         line("catalog as_of", a.as_of.clone()),
     ]
@@ -921,6 +675,7 @@ pub fn log_volumes(from: f64, to: f64, count: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Recommendation;
     use crate::workload::{WorkloadFile, WorkloadFlags};
 
     fn plan_with(flags: WorkloadFlags, workload_toml: &str) -> Plan {
@@ -994,17 +749,20 @@ mod tests {
     }
 
     #[test]
-    fn break_even_and_seed_correction() {
+    fn break_even_and_the_rule_of_thumb_correction() {
         let plan = plan_with(WorkloadFlags::default(), "");
         let pair = plan
             .break_even
             .iter()
-            .find(|b| b.api == "claude-haiku-4.5" && b.self_hosted == "seed-llama-3.3-70b-4xa100")
+            .find(|b| b.api == "claude-haiku-4.5" && b.self_hosted == "llama-3.3-70b-4xa100")
             .unwrap();
         assert!((pair.calls_per_month.unwrap() - 4.0e6).abs() < 1.0);
         assert!((pair.input_only_tokens_per_month.unwrap() / 1e9 - 8.89).abs() < 0.005);
         // Fixed only: $8,000/1.5M = $0.005333 per call = 1,000 × $1e-6 + N × $5e-6 → N ≈ 867.
-        let tokens = plan.seed_scenario_3.output_tokens_for_claim.unwrap();
+        let tokens = plan
+            .rule_of_thumb_crossover
+            .output_tokens_for_claim
+            .unwrap();
         assert!((tokens - 866.7).abs() < 0.5, "{tokens}");
     }
 
@@ -1014,7 +772,7 @@ mod tests {
         assert!(plan
             .options
             .iter()
-            .any(|o| o.id == "seed-llama-3.3-70b-4xa100+owned"));
+            .any(|o| o.id == "llama-3.3-70b-4xa100+owned"));
     }
 
     #[test]
@@ -1035,7 +793,7 @@ mod tests {
         let series = plan.sweep(&log_volumes(1e4, 1e8, 50));
         let stepped = series
             .iter()
-            .find(|s| s.id == "seed-llama-3.3-70b-4xa100")
+            .find(|s| s.id == "llama-3.3-70b-4xa100")
             .unwrap();
         assert_eq!(stepped.points[0].1, 8_000.0);
         assert!(stepped.points.last().unwrap().1 > 8_000.0 * 5.0);

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{line_col, Assumptions};
+use crate::cost::BatchShare;
 use crate::error::{CatalogError, InputError};
 
 /// Whether a task may be served by the self-hosted model.
@@ -36,7 +37,7 @@ pub struct Workload {
     /// Share of input tokens written to the prompt cache.
     pub cache_write_share: f64,
     /// Share of calls that can go through a batch API.
-    pub batch_share: f64,
+    pub batch_share: BatchShare,
     pub peak_to_average: f64,
     /// 24 relative loads, one per hour of the day; mean-normalised.
     pub hourly_profile: [f64; 24],
@@ -111,7 +112,9 @@ pub struct WorkloadFlags {
     pub output_tokens: Option<f64>,
 }
 
-/// The seed's Scenario 1: 10M calls per month, 1,000 input and 200 output tokens.
+/// The default workload, Scenario 1 of the article "Open Source LLMs as Cost Floor:
+/// When Llama Wins" (see the README): 10M calls per month, 1,000 input and 200 output
+/// tokens.
 pub const DEFAULT_CALLS_PER_MONTH: f64 = 10_000_000.0;
 pub const DEFAULT_INPUT_TOKENS: f64 = 1_000.0;
 pub const DEFAULT_OUTPUT_TOKENS: f64 = 200.0;
@@ -166,7 +169,7 @@ impl Workload {
                 "a total <= 1 (they are shares of the same input tokens)",
             ));
         }
-        let batch_share = share("batch_share", file.batch_share.unwrap_or(0.0))?;
+        let batch_share = BatchShare::new(share("batch_share", file.batch_share.unwrap_or(0.0))?)?;
         let (hourly_profile, peak_to_average) = match (&file.hourly_profile, file.peak_to_average) {
             (Some(_), Some(_)) => {
                 return Err(InputError::invalid(

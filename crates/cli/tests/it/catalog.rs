@@ -45,6 +45,9 @@ fn show_prints_one_entry() {
     let entry = json(&["catalog", "show", "claude-haiku-4.5", "--json"]);
     assert_eq!(entry["input_usd_per_mtok"], 1.0);
     assert_eq!(entry["output_usd_per_mtok"], 5.0);
+    // Haiku 4.5's 1-hour cache write: $2/MTok (LiteLLM's
+    // cache_creation_input_token_cost_above_1hr, 2e-6 per token).
+    assert_eq!(entry["cache_write_1h_usd_per_mtok"], 2.0);
     let err = input_error(&["catalog", "show", "claude-haiku"]);
     assert!(err.contains("claude-haiku-4.5"), "{err}");
 }

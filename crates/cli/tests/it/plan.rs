@@ -1,4 +1,4 @@
-//! `costfloor plan`: the seed's scenarios, capacity, break-even and bad input.
+//! `costfloor plan`: the default scenarios, capacity, break-even and bad input.
 
 use crate::{costfloor, input_error, json, temp_file};
 
@@ -17,13 +17,13 @@ fn no_arguments_reproduce_seed_scenario_1() {
     assert_eq!(plan["workload"]["calls_per_month"], 1e7);
     assert_eq!(plan["workload"]["input_tokens"], 1000.0);
     assert_eq!(plan["workload"]["output_tokens"], 200.0);
-    // Seed: Haiku 10B in × $1 + 2B out × $5 = $20,000; 4 × $1,500 + $2,000 = $8,000.
+    // The article's Scenario 1: Haiku 10B in × $1 + 2B out × $5 = $20,000; 4 × $1,500 + $2,000 = $8,000.
     assert_eq!(
         option(&plan, "claude-haiku-4.5")["monthly_cost_usd"],
         20_000.0
     );
     assert_eq!(option(&plan, "claude-haiku-4.5")["kind"], "api");
-    let seed = option(&plan, "seed-llama-3.3-70b-4xa100");
+    let seed = option(&plan, "llama-3.3-70b-4xa100");
     assert_eq!(seed["kind"], "self_hosted");
     assert_eq!(seed["monthly_cost_usd"], 8_000.0);
     assert_eq!(seed["cost_breakdown"]["gpu_rental"], 6_000.0);
@@ -55,7 +55,7 @@ fn capacity_check_flags_scenario_1_honestly() {
             .abs()
             < 1.0
     );
-    let capacity = &option(&plan, "seed-llama-3.3-70b-4xa100")["capacity"];
+    let capacity = &option(&plan, "llama-3.3-70b-4xa100")["capacity"];
     let delivered = capacity["provided_tokens_per_s"].as_f64().unwrap();
     let needed_at_peak = demand["peak_tokens_per_s"].as_f64().unwrap();
     assert!(
@@ -80,7 +80,7 @@ fn low_volume_is_seed_scenario_2() {
     let plan = json(&["plan", "--json", "--calls-per-month", "100000"]);
     assert_eq!(option(&plan, "claude-haiku-4.5")["monthly_cost_usd"], 200.0);
     assert_eq!(
-        option(&plan, "seed-llama-3.3-70b-4xa100")["monthly_cost_usd"],
+        option(&plan, "llama-3.3-70b-4xa100")["monthly_cost_usd"],
         8_000.0
     );
     assert_eq!(plan["comparison"]["cheaper"], "api");
@@ -99,16 +99,18 @@ fn break_even_is_4m_calls_and_8_89b_input_tokens() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|b| b["api"] == "claude-haiku-4.5" && b["self_hosted"] == "seed-llama-3.3-70b-4xa100")
+        .find(|b| b["api"] == "claude-haiku-4.5" && b["self_hosted"] == "llama-3.3-70b-4xa100")
         .unwrap();
     // $8,000 ÷ (1,000 × $1 + 200 × $5)/1M per call = 4.0M calls.
     assert!((pair["calls_per_month"].as_f64().unwrap() - 4.0e6).abs() < 1.0);
-    // With the seed's $0.10/MTok on 1,200 tokens: $8,000 ÷ $0.00188 = 4.26M.
+    // Charging the often-quoted $0.10/MTok on 1,200 tokens: $8,000 ÷ $0.00188 = 4.26M.
     assert!((pair["calls_per_month_with_variable"].as_f64().unwrap() / 1e6 - 4.255).abs() < 0.001);
     // $8,000 ÷ $0.90/MTok = 8.89B tokens.
     assert!((pair["input_only_tokens_per_month"].as_f64().unwrap() / 1e9 - 8.889).abs() < 0.001);
     assert!(pair["capacity_aware_calls_per_month"].as_f64().is_some());
-    let explanation = plan["seed_scenario_3"]["explanation"].as_str().unwrap();
+    let explanation = plan["rule_of_thumb_crossover"]["explanation"]
+        .as_str()
+        .unwrap();
     assert!(explanation.contains("4.00M"), "{explanation}");
     let human = String::from_utf8_lossy(&costfloor(&["plan"]).stdout).into_owned();
     assert!(
@@ -159,7 +161,7 @@ fn chart_is_written_with_one_line_per_option() {
     for id in [
         "claude-haiku-4.5",
         "claude-opus-4.7",
-        "seed-llama-3.3-70b-4xa100",
+        "llama-3.3-70b-4xa100",
     ] {
         assert!(svg.contains(id), "legend lacks {id}");
     }
@@ -183,8 +185,43 @@ fn bad_numbers_name_the_field() {
 fn unknown_ids_list_close_matches() {
     let err = input_error(&["plan", "--api", "claude-haiku"]);
     assert!(err.contains("claude-haiku-4.5"), "{err}");
+    let err = input_error(&["plan", "--deployment", "llama-3.3-70b-4xa10"]);
+    assert!(err.contains("`llama-3.3-70b-4xa100`"), "{err}");
+    // A near miss of a former id suggests the id it now stands for.
     let err = input_error(&["plan", "--deployment", "seed-llama-3.3-70b"]);
-    assert!(err.contains("seed-llama-3.3-70b-4xa100"), "{err}");
+    assert!(err.contains("`llama-3.3-70b-4xa100`"), "{err}");
+    let suggestions = err.split("did you mean").nth(1).unwrap();
+    assert!(!suggestions.contains("`seed-"), "{err}");
+}
+
+#[test]
+fn former_deployment_ids_still_work() {
+    // `seed-llama-3.3-70b-4xa100` was the default deployment's id; workload files,
+    // gateway configs and scripts that name it must keep working.
+    let plan = json(&[
+        "plan",
+        "--json",
+        "--deployment",
+        "seed-llama-3.3-70b-4xa100",
+    ]);
+    let deployment = option(&plan, "llama-3.3-70b-4xa100");
+    // The article's Scenario 1 deployment: 4 × $1,500 + $2,000 ops = $8,000.
+    assert_eq!(deployment["monthly_cost_usd"], 8_000.0);
+    let entry = json(&["catalog", "show", "seed-llama-3.3-70b-4xa100", "--json"]);
+    assert_eq!(entry["id"], "llama-3.3-70b-4xa100");
+    // A catalog file written against the former id replaces the entry it now names.
+    let overlay = temp_file(
+        "old-id.toml",
+        "[[deployment]]\nid = 'seed-llama-3.3-70b-4xa100'\nmodel = 'llama-3.3-70b'\n\
+         gpu = 'a100-80gb'\ngpus = 4\nprecision = 'bf16'\ngpu_usd_per_month = 1000\n\
+         ops_usd_per_month = 2000\nas_of = 'x'\nsource = 'test'\n",
+    );
+    let plan = json(&["plan", "--json", "--catalog", overlay.to_str().unwrap()]);
+    // 4 × $1,000 + $2,000 = $6,000, under the current id.
+    assert_eq!(
+        option(&plan, "llama-3.3-70b-4xa100")["monthly_cost_usd"],
+        6_000.0
+    );
 }
 
 #[test]
@@ -233,8 +270,8 @@ fn the_readme_worked_example_matches_the_output() {
             .to_string()
     };
     for prefix in [
-        "seed-llama-3.3-70b-4xa100 saves",
-        "Seed Scenario 3 check:",
+        "llama-3.3-70b-4xa100 saves",
+        "Rule-of-thumb check:",
         "Capacity check:",
     ] {
         let line = quoted(prefix);
@@ -257,6 +294,8 @@ fn the_readme_worked_example_matches_the_output() {
     }
     let line = quoted("API is 40× cheaper");
     assert!(scenario_2.contains(&line), "{line}");
+    // The correction of the rule of thumb's crossover: 4.00M calls, not 1.5M.
+    assert!(readme.contains("4.00M calls/month") && readme.contains("about 1.5M"));
     for figure in ["$15,695", "7.0M calls", "19.0M"] {
         assert!(readme.contains(figure), "README no longer states {figure}");
     }
