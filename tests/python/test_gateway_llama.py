@@ -66,7 +66,7 @@ def hybrid_backends(llama_url: str, sim_url: str) -> dict:
                 "type": "openai_compatible",
                 "base_url": f"{llama_url}/v1",
                 "model": "smollm2-135m",
-                "deployment": "seed-llama-3.3-70b-4xa100",
+                "deployment": "llama-3.3-70b-4xa100",
                 "timeouts": {"connect_ms": 1000, "first_byte_ms": 90000},
             },
             {

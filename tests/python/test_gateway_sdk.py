@@ -72,7 +72,7 @@ def gateway(module_launcher, sim):
                 "type": "openai_compatible",
                 "base_url": f"{sim.url}/v1",
                 "model": "sim-llama",
-                "deployment": "seed-llama-3.3-70b-4xa100",
+                "deployment": "llama-3.3-70b-4xa100",
             },
             {
                 "name": "claude",
@@ -200,7 +200,11 @@ def test_openai_sdk_non_streaming_to_openai_backend(oai, gateway, direct_text) -
     assert row["route"] == "local"
     assert row["client_key"] == "team-a"
     assert row["task"] is None
-    assert row["ttft_us"] is None or row["ttft_us"] >= 0
+    # Non-streamed: there is no first token to time.
+    assert row["ttft_us"] is None
+    # The alias the client used, next to the model that served it.
+    assert row["requested_model"] == "local"
+    assert row["model"] == "sim-llama"
 
 
 def test_openai_sdk_streaming_to_openai_backend(oai, gateway, direct_text) -> None:

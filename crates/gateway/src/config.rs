@@ -629,7 +629,7 @@ name = "llama"
 type = "openai_compatible"
 base_url = "http://127.0.0.1:9/v1"
 model = "llama"
-deployment = "seed-llama-3.3-70b-4xa100"
+deployment = "llama-3.3-70b-4xa100"
 max_in_flight = 8
 
 [[backend]]

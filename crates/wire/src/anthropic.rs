@@ -317,14 +317,17 @@ pub struct MessageDeltaUsage {
 
 impl MessageDeltaUsage {
     /// The cache writes this delta repeats, as (5-minute, 1-hour), if it repeats them.
-    pub fn cache_writes(&self) -> Option<(u64, u64)> {
-        if self.cache_creation_input_tokens.is_none() && self.cache_creation.is_none() {
-            return None;
+    /// A delta with the total but without `cache_creation` keeps the 1-hour count
+    /// already known (`known_1h`, from `message_start`) within the new total.
+    pub fn cache_writes(&self, known_1h: u64) -> Option<(u64, u64)> {
+        match (self.cache_creation_input_tokens, &self.cache_creation) {
+            (None, None) => None,
+            (Some(total), None) => {
+                let one_hour = known_1h.min(total);
+                Some((total - one_hour, one_hour))
+            }
+            (total, Some(split)) => Some(split_cache_writes(total, Some(split))),
         }
-        Some(split_cache_writes(
-            self.cache_creation_input_tokens,
-            self.cache_creation.as_ref(),
-        ))
     }
 }
 

@@ -235,7 +235,7 @@ name = "llama"
 type = "openai_compatible"
 base_url = "http://127.0.0.1:{}/v1"
 model = "llama"
-deployment = "seed-llama-3.3-70b-4xa100"
+deployment = "llama-3.3-70b-4xa100"
 timeouts = {{ connect_ms = 500 }}
 
 [[backend]]

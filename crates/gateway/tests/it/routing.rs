@@ -13,7 +13,7 @@ name = "llama"
 type = "openai_compatible"
 base_url = "{sim_url}/v1"
 model = "llama-sim"
-deployment = "seed-llama-3.3-70b-4xa100"
+deployment = "llama-3.3-70b-4xa100"
 
 [[backend]]
 name = "claude"
@@ -194,8 +194,8 @@ async fn spill_over_sends_the_overflow_to_the_api() {
     })
     .await;
     let config = two_backends(&slow.base_url()).replace(
-        "deployment = \"seed-llama-3.3-70b-4xa100\"",
-        "deployment = \"seed-llama-3.3-70b-4xa100\"\nmax_in_flight = 1",
+        "deployment = \"llama-3.3-70b-4xa100\"",
+        "deployment = \"llama-3.3-70b-4xa100\"\nmax_in_flight = 1",
     );
     let h = gateway("spill", &config).await;
     let send = || {
@@ -392,4 +392,61 @@ async fn shutdown_flushes_every_row() {
     assert_eq!(report.rows_lost, 0);
     let reader = ledger::LedgerReader::open(&ledger).unwrap();
     assert_eq!(reader.count().unwrap(), answered);
+}
+
+/// A 1-hour cache write costs 2× input on Haiku 4.5 ($2.00/MTok, against $1.25 for a
+/// 5-minute write: Anthropic's pricing page, facts.md), streamed or not. The sim
+/// reports the split in `usage.cache_creation` and, on streams, repeats only the total
+/// in `message_delta`.
+#[tokio::test]
+async fn one_hour_cache_writes_are_priced_apart_streamed_or_not() {
+    let sim = fast_sim().await;
+    let h = gateway("cache-1h", &two_backends(&sim.base_url())).await;
+    for (stream, system_text) in [
+        (
+            false,
+            "You are a careful assistant for invoices, with a long shared preamble",
+        ),
+        (
+            true,
+            "You are a careful assistant for contracts, with another long preamble",
+        ),
+    ] {
+        let body = serde_json::json!({
+            "model": "claude-haiku-4-5",
+            "max_tokens": 5,
+            "stream": stream,
+            "system": [{"type": "text", "text": system_text,
+                        "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+            "messages": [{"role": "user", "content": "total of the last one"}],
+        });
+        let response = h.post("/v1/messages", body).await;
+        assert_eq!(response.status(), 200);
+        let id = header(&response, "x-costfloor-request-id").to_string();
+        let text = response.text().await.unwrap();
+        // The upstream's own split, as the client received it.
+        let usage: serde_json::Value = if stream {
+            let start = text
+                .lines()
+                .find(|l| l.starts_with("data:") && l.contains("message_start"))
+                .unwrap();
+            let event: serde_json::Value =
+                serde_json::from_str(start.trim_start_matches("data:").trim()).unwrap();
+            event["message"]["usage"].clone()
+        } else {
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["usage"].clone()
+        };
+        let one_hour = usage["cache_creation"]["ephemeral_1h_input_tokens"]
+            .as_i64()
+            .unwrap();
+        assert!(one_hour > 0, "{usage}");
+        let row = h.row(&id).await;
+        assert_eq!(row.cache_write_1h_tokens, one_hour, "stream {stream}");
+        assert_eq!(row.cache_write_tokens, 0, "no 5-minute writes");
+        assert!(!row.estimated);
+        // Nano-USD per token on Haiku 4.5: input 1,000, 1-hour write 2,000, output 5,000.
+        let expected = row.input_tokens * 1_000 + one_hour * 2_000 + row.output_tokens * 5_000;
+        assert_eq!(row.cost_nusd, expected, "stream {stream}");
+        assert_eq!(row.requested_model.as_deref(), Some("claude-haiku-4-5"));
+    }
 }

@@ -29,6 +29,20 @@ pub struct InvalidResponse {
     pub head: String,
 }
 
+/// What a response must hold to be one: OpenAI's `choices`, Anthropic's `content`
+/// (an error body sent with a 2xx status has neither), with the usage if reported.
+#[derive(Deserialize)]
+struct OpenAiPeek {
+    usage: Option<openai::Usage>,
+    choices: Option<Vec<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicPeek {
+    usage: Option<anthropic::Usage>,
+    content: Option<IgnoredAny>,
+}
+
 pub(super) fn read_complete(
     pair: FormatPair,
     body: Bytes,
@@ -38,79 +52,51 @@ pub(super) fn read_complete(
         protocol: pair.backend.name(),
         head: String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned(),
     };
-    match (pair.client, pair.backend.speaks_anthropic()) {
-        (ClientFormat::OpenAi, false) => {
-            #[derive(Deserialize)]
-            struct Peek {
-                usage: Option<openai::Usage>,
-                #[serde(default)]
-                choices: Option<Vec<IgnoredAny>>,
-            }
-            let peek: Peek = serde_json::from_slice(&body).map_err(|_| invalid())?;
-            if peek.choices.is_none() {
-                return Err(invalid());
-            }
-            let (usage, estimated) = match peek.usage {
-                Some(usage) => (usage.to_token_usage(), false),
-                None => (estimate_from_openai_body(&body, input_estimate), true),
-            };
-            Ok(Completed {
-                body,
-                usage,
-                estimated,
-            })
+    let (usage, estimated) = if pair.backend.speaks_anthropic() {
+        let peek: AnthropicPeek = serde_json::from_slice(&body).map_err(|_| invalid())?;
+        if peek.content.is_none() {
+            return Err(invalid());
         }
-        (ClientFormat::Anthropic, true) => {
-            #[derive(Deserialize)]
-            struct Peek {
-                usage: Option<anthropic::Usage>,
-                content: Option<IgnoredAny>,
-            }
-            let peek: Peek = serde_json::from_slice(&body).map_err(|_| invalid())?;
-            if peek.content.is_none() {
-                return Err(invalid());
-            }
-            let (usage, estimated) = match peek.usage {
-                Some(usage) => (usage.to_token_usage(), false),
-                None => (
-                    TokenUsage {
-                        input_tokens: input_estimate,
-                        ..TokenUsage::default()
-                    },
-                    true,
-                ),
-            };
-            Ok(Completed {
-                body,
-                usage,
-                estimated,
-            })
+        match peek.usage {
+            Some(usage) => (usage.to_token_usage(), false),
+            None => (
+                TokenUsage {
+                    input_tokens: input_estimate,
+                    ..TokenUsage::default()
+                },
+                true,
+            ),
         }
+    } else {
+        let peek: OpenAiPeek = serde_json::from_slice(&body).map_err(|_| invalid())?;
+        if peek.choices.is_none() {
+            return Err(invalid());
+        }
+        match peek.usage {
+            Some(usage) => (usage.to_token_usage(), false),
+            None => (estimate_from_openai_body(&body, input_estimate), true),
+        }
+    };
+    let body = match (pair.client, pair.backend.speaks_anthropic()) {
+        (ClientFormat::OpenAi, false) | (ClientFormat::Anthropic, true) => body,
         (ClientFormat::OpenAi, true) => {
             let upstream: anthropic::MessagesResponse =
                 serde_json::from_slice(&body).map_err(|_| invalid())?;
             let translated = translate::anthropic_to_openai_response(&upstream, &upstream.model);
-            Ok(Completed {
-                body: Bytes::from(to_vec(&translated)),
-                usage: upstream.usage.to_token_usage(),
-                estimated: false,
-            })
+            Bytes::from(to_vec(&translated))
         }
         (ClientFormat::Anthropic, false) => {
             let upstream: openai::ChatResponse =
                 serde_json::from_slice(&body).map_err(|_| invalid())?;
-            let (usage, estimated) = match &upstream.usage {
-                Some(usage) => (usage.to_token_usage(), false),
-                None => (estimate_from_openai_body(&body, input_estimate), true),
-            };
             let translated = translate::openai_to_anthropic_response(&upstream, &upstream.model);
-            Ok(Completed {
-                body: Bytes::from(to_vec(&translated)),
-                usage,
-                estimated,
-            })
+            Bytes::from(to_vec(&translated))
         }
-    }
+    };
+    Ok(Completed {
+        body,
+        usage,
+        estimated,
+    })
 }
 
 /// Usage for an OpenAI response without any: the input estimate, and the output

@@ -58,7 +58,9 @@ impl AnthropicStreamUsage {
                 if let Some(cache_read) = delta.cache_read_input_tokens {
                     self.usage.cache_read_tokens = cache_read;
                 }
-                if let Some((five_minute, one_hour)) = delta.cache_writes() {
+                if let Some((five_minute, one_hour)) =
+                    delta.cache_writes(self.usage.cache_write_1h_tokens)
+                {
                     self.usage.cache_write_tokens = five_minute;
                     self.usage.cache_write_1h_tokens = one_hour;
                 }
