@@ -325,9 +325,11 @@ fn run_catalog(args: CatalogArgs) -> Result<()> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COSTFLOOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: a log file or collector gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -398,6 +400,7 @@ fn run_sim(args: SimArgs) -> Result<()> {
         sim::serve(listener, config, async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await
+        .await?;
+        Ok(())
     })
 }

@@ -32,7 +32,7 @@ pub fn authenticate(
     let Some(presented) = presented(headers) else {
         return Err(ClientError::client(
             ApiErrorKind::Authentication,
-            "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`",
+            format!("missing API key: send `Authorization: Bearer KEY` or `{API_KEY_HEADER}: KEY`"),
         ));
     };
     keys.iter()

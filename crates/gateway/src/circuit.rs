@@ -3,6 +3,8 @@
 //!
 //! Closed → (N consecutive failures) → Open → (after `open_for`) → one probe in
 //! HalfOpen → Closed on success, Open again on failure.
+//!
+//! It must not lock, sleep or do I/O: it only counts and decides.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! shape with `deny_unknown_fields`; [`ConfigFile::validate`] turns it into a
 //! [`Config`] with every reference resolved (backends, catalog prices, secrets) so the
 //! request path never handles a "filled in later" option.
+//!
+//! It must not let a secret print: keys are wrapped in [`Secret`], whose `Debug` hides them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;

@@ -284,6 +284,8 @@ pub(crate) async fn forward(
                 }
                 Err(failure) => {
                     drop(slot);
+                    // The row names the last backend tried until one answers.
+                    guard.row().backend.clone_from(name);
                     backend.metrics.attempts_error.increment(1);
                     chain.push(failure.label.clone());
                     if failure.counts_for_circuit {

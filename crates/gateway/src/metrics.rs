@@ -1,4 +1,7 @@
 //! Prometheus metrics of the gateway: names, buckets and the process-wide recorder.
+//!
+//! It must not hold per-request state: counters are registered once per backend
+//! (`runtime::BackendMetrics`) and updated from the ledger row.
 
 use std::sync::OnceLock;
 

@@ -1,6 +1,9 @@
 //! The gateway's running state: backends with their HTTP clients, circuits and
 //! in-flight counts, and the routing rules. A [`Runtime`] is immutable once built; a
 //! reload builds a new one and swaps it in, so requests in flight finish on the old.
+//!
+//! It must not be mutated after it is built, except through atomics (circuits,
+//! in-flight counts), so the request path never takes a lock.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

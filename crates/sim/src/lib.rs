@@ -134,13 +134,26 @@ pub fn router(state: SimState) -> Router {
         .with_state(state)
 }
 
+/// Why the simulator could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("binding the simulator's listener")]
+    Bind(#[source] std::io::Error),
+    #[error("the simulator's HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    #[error("the simulator task panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+}
+
 /// Serves the simulator on an already bound listener until `shutdown` completes (then
 /// waits for the open connections to finish).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: SimConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), SimError> {
     config.validate()?;
     serve_state(listener, SimState::new(config), shutdown).await
 }
@@ -150,11 +163,11 @@ pub async fn serve_state(
     listener: tokio::net::TcpListener,
     state: SimState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), SimError> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+        .await
+        .map_err(SimError::Serve)
 }
 
 /// A simulator running in the background of the current Tokio runtime; it stops when
@@ -164,7 +177,7 @@ pub struct SimHandle {
     addr: SocketAddr,
     state: SimState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), SimError>>>,
 }
 
 impl SimHandle {
@@ -184,12 +197,12 @@ impl SimHandle {
     }
 
     /// Stops accepting connections and waits for the open ones to finish.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<(), SimError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         match self.task.take() {
-            Some(task) => task.await?,
+            Some(task) => task.await.map_err(SimError::Panicked)?,
             None => Ok(()),
         }
     }
@@ -204,10 +217,12 @@ impl Drop for SimHandle {
 }
 
 /// Starts a simulator on `127.0.0.1` with a free port, in the background.
-pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
+pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     config.validate()?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(SimError::Bind)?;
+    let addr = listener.local_addr().map_err(SimError::Bind)?;
     let state = SimState::new(config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve_state(listener, state.clone(), async move {

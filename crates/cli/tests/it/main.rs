@@ -5,6 +5,7 @@ mod catalog;
 mod plan;
 mod serve;
 mod size;
+mod tidy;
 
 use std::process::{Command, Output};
 

@@ -288,6 +288,7 @@ async fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
 async fn secrets_never_reach_logs_errors_or_the_ledger() {
     const UPSTREAM_SECRET: &str = "sk-upstream-7f3a9c2e41";
     const CLIENT_SECRET: &str = "ck-client-5b8d1e6f90";
+    const PROMPT: &str = "prompt-text-4e7b19 must stay private";
     // The sim wants a different key, so the upstream rejects the gateway's (401).
     let sim = fast_sim(Some("the-right-upstream-key")).await;
     let dir = dir("secrets");
@@ -326,7 +327,7 @@ async fn secrets_never_reach_logs_errors_or_the_ledger() {
             if let Some(key) = auth {
                 request = request.bearer_auth(key);
             }
-            let body = serde_json::json!({"model": "auto", "max_tokens": 2, "stream": stream, "messages": [{"role": "user", "content": "x"}]});
+            let body = serde_json::json!({"model": "auto", "max_tokens": 2, "stream": stream, "messages": [{"role": "user", "content": PROMPT}]});
             let response = request.json(&body).send().await.unwrap();
             let status = response.status().as_u16();
             let text = response.text().await.unwrap();
@@ -356,6 +357,25 @@ async fn secrets_never_reach_logs_errors_or_the_ledger() {
         assert!(!bodies.contains(secret), "secret in a response body");
         assert!(!stored.contains(secret), "secret in the ledger files");
     }
+    // Every failed request is logged once, at warn, with its request id, and neither
+    // the log nor a client sees the prompt; clients never see the upstream address.
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request failed"))
+        .collect();
+    assert_eq!(failures.len(), 8, "{log}");
+    assert!(
+        failures
+            .iter()
+            .all(|l| l.contains("WARN") && l.contains("request_id=")),
+        "{log}"
+    );
+    assert!(!log.contains(PROMPT), "the prompt in the log");
+    let upstream_address = sim.base_url().trim_start_matches("http://").to_string();
+    assert!(
+        !bodies.contains(&upstream_address),
+        "the upstream address in a body: {bodies}"
+    );
     let rows = ledger::LedgerReader::open(&ledger)
         .unwrap()
         .rows(100)

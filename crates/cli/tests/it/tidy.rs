@@ -1,0 +1,228 @@
+//! Tidy: tests that read the repository itself and fail when one of the invariants in
+//! ARCHITECTURE.md is broken. The rules live here, so breaking one teaches it.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Every `.rs` file under `dir`, recursively, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn crates() -> Vec<PathBuf> {
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(root().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .collect();
+    crates.sort();
+    crates
+}
+
+/// The dependency names of a `[dependencies]` section (not dev- or build-dependencies).
+fn dependencies(manifest: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let mut names = Vec::new();
+    let mut in_section = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line == "[dependencies]";
+            continue;
+        }
+        if in_section && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+            names.push(name.trim().to_string());
+        }
+    }
+    names
+}
+
+/// The code of a file before its `#[cfg(test)]` module.
+fn non_test_code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    match text.find("#[cfg(test)]") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The cost core does no I/O: it depends only on pure crates, and its source names no
+/// file, network, process or stdio API. Callers read files and pass text in.
+#[test]
+fn the_cost_core_does_no_io() {
+    let core = root().join("crates/costfloor-core");
+    let allowed = ["serde", "toml", "thiserror", "strsim", "serde_json"];
+    for dependency in dependencies(&core.join("Cargo.toml")) {
+        assert!(
+            allowed.contains(&dependency.as_str()),
+            "costfloor-core depends on `{dependency}`; only pure crates are allowed ({allowed:?}): \
+             do the I/O in the caller and pass values in"
+        );
+    }
+    for file in rust_files(&core.join("src")) {
+        let code = non_test_code(&file);
+        for api in [
+            "std::fs",
+            "std::net",
+            "std::process",
+            "std::io::stdin",
+            "std::env::var",
+            "println!",
+            "eprintln!",
+        ] {
+            assert!(
+                !code.contains(api),
+                "{} uses `{api}`: the cost core does no I/O",
+                relative(&file)
+            );
+        }
+    }
+}
+
+/// Only `ledger` writes SQL: no other crate depends on `rusqlite` or holds SQL.
+#[test]
+fn only_the_ledger_writes_sql() {
+    for krate in crates() {
+        if krate.ends_with("ledger") {
+            continue;
+        }
+        let deps = dependencies(&krate.join("Cargo.toml"));
+        assert!(
+            !deps
+                .iter()
+                .any(|d| d == "rusqlite" || d == "tokio-postgres" || d == "sqlx"),
+            "{} depends on a database driver: SQL belongs in crates/ledger",
+            relative(&krate)
+        );
+        for file in rust_files(&krate.join("src")) {
+            let code = non_test_code(&file);
+            for statement in ["INSERT INTO", "CREATE TABLE", "SELECT "] {
+                assert!(
+                    !code.contains(statement),
+                    "{} holds SQL (`{statement}`): it belongs in crates/ledger",
+                    relative(&file)
+                );
+            }
+        }
+    }
+}
+
+/// Only `wire` knows vendor JSON: the gateway builds no JSON by hand and names no
+/// vendor field or header; `wire::pair` does that for it.
+#[test]
+fn the_gateway_names_no_vendor_field() {
+    let vendor = [
+        "json!",
+        "\"choices\"",
+        ".choices",
+        "content_block",
+        "stop_reason",
+        "finish_reason",
+        "message_start",
+        "message_delta",
+        "message_stop",
+        "stream_options",
+        "include_usage",
+        "cache_creation",
+        "cache_read_input",
+        "prompt_tokens",
+        "completion_tokens",
+        "text_delta",
+        "x-api-key",
+        "anthropic-version",
+        "\"[DONE]\"",
+        "serde_json::Value",
+    ];
+    for file in rust_files(&root().join("crates/gateway/src")) {
+        let code = non_test_code(&file);
+        for name in vendor {
+            assert!(
+                !code.contains(name),
+                "{} names `{name}`: vendor JSON belongs in crates/wire (wire::pair)",
+                relative(&file)
+            );
+        }
+    }
+}
+
+/// No gateway source file holds more than 700 lines of non-test code: a file that
+/// grows past it holds more than one concern.
+#[test]
+fn gateway_files_stay_small() {
+    for file in rust_files(&root().join("crates/gateway/src")) {
+        let lines = non_test_code(&file).lines().count();
+        assert!(
+            lines <= 700,
+            "{} has {lines} lines of non-test code; split it by concern (at most 700)",
+            relative(&file)
+        );
+    }
+}
+
+/// Every source file starts with a `//!` line saying what it is for.
+#[test]
+fn every_source_file_has_a_module_doc() {
+    for krate in crates() {
+        for dir in ["src", "tests"] {
+            let dir = krate.join(dir);
+            if !dir.exists() {
+                continue;
+            }
+            for file in rust_files(&dir) {
+                let text = std::fs::read_to_string(&file).unwrap();
+                assert!(
+                    text.starts_with("//!"),
+                    "{} does not start with a `//!` module doc saying what it is for",
+                    relative(&file)
+                );
+            }
+        }
+    }
+}
+
+/// Every gateway module doc says what it must not do.
+#[test]
+fn gateway_modules_state_what_they_must_not_do() {
+    for file in rust_files(&root().join("crates/gateway/src")) {
+        if file.ends_with("lib.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let doc: String = text
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            doc.contains("must not") || doc.contains("never"),
+            "{}: its module doc should say what it owns and what it must not do",
+            relative(&file)
+        );
+    }
+}
