@@ -16,7 +16,7 @@ use wire::pair::{ClientFormat, ClientRequest};
 use wire::ApiErrorKind;
 
 use crate::auth::authenticate;
-use crate::error::{error_chain, ClientError, HEADER_TASK};
+use crate::error::{ClientError, HEADER_TASK};
 use crate::forward::{forward, Attempted, Upstream};
 use crate::relay::{complete_response, stream_response, Context};
 use crate::row::RowGuard;
@@ -68,7 +68,11 @@ pub async fn handle(
     }
 }
 
-/// Reads the body within `server.max_body_bytes`.
+/// Reads the body within `server.max_body_bytes`: a declared length over it is refused
+/// before reading, a chunked body as soon as it passes it (`http_body_util::Limited`,
+/// through `axum::body::to_bytes`). Not a `tower_http` layer: that one answers 413
+/// itself, outside the client's format and without a ledger row, and takes its limit
+/// once at start rather than from the reloadable config.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -90,7 +94,7 @@ async fn read_body(
         return Err(too_large());
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if error_chain(&e).contains("length limit") {
+        if is_length_limit(&e) {
             too_large()
         } else {
             ClientError::client(
@@ -99,6 +103,18 @@ async fn read_body(
             )
         }
     })
+}
+
+/// True when the body read stopped at the limit.
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 async fn run(

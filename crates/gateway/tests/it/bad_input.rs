@@ -126,6 +126,33 @@ async fn a_body_over_the_limit_is_a_413() {
     assert_eq!(response.status(), 413);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["type"], "request_too_large");
+    // Chunked, with no length declared: refused once it passes the limit, in the
+    // client's format, with a ledger row.
+    let chunks: Vec<Result<String, std::io::Error>> = (0..8)
+        .map(|_| Ok(format!("{{\"pad\": \"{}\",", "x".repeat(400))))
+        .collect();
+    let response = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let id = header(&response, "x-costfloor-request-id").to_string();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1024 bytes"),
+        "{body}"
+    );
+    assert_eq!(h.row(&id).await.http_status, 413);
 }
 
 #[tokio::test]
