@@ -75,6 +75,12 @@ impl Default for SimConfig {
     }
 }
 
+/// A fault step or `x-sim-fault` header that cannot be used; the message names the
+/// option and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FaultError(pub String);
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -84,6 +90,9 @@ pub enum ConfigError {
     /// The values parse but are out of range.
     #[error("invalid sim config: {0}")]
     Invalid(String),
+    /// A fault step is out of range.
+    #[error("invalid sim config: {0}")]
+    Fault(#[from] FaultError),
 }
 
 impl SimConfig {
@@ -102,7 +111,7 @@ impl SimConfig {
                 "max_running must be at least 1".into(),
             ));
         }
-        self.faults.validate().map_err(ConfigError::Invalid)
+        Ok(self.faults.validate()?)
     }
 
     /// The model name used in `/v1/models` when no models are configured, and in the
@@ -249,13 +258,13 @@ impl FaultStep {
         Duration::from_millis(self.delay_ms.unwrap_or(DEFAULT_DELAY_MS))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), FaultError> {
         if let Some(p) = self.probability {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!(
+                return Err(FaultError(format!(
                     "fault {}: probability must be between 0 and 1, got {p}",
                     self.kind
-                ));
+                )));
             }
         }
         Ok(())
@@ -264,21 +273,25 @@ impl FaultStep {
     /// Parses the value of the `x-sim-fault` header: a kind, optionally followed by
     /// `;key=value` options, e.g. `rate_limit;retry_after_s=3` or
     /// `reset_mid_stream;after_tokens=5`. `count` and `probability` do not apply.
-    pub fn parse_header(value: &str) -> Result<FaultStep, String> {
+    pub fn parse_header(value: &str) -> Result<FaultStep, FaultError> {
         let mut parts = value.split(';').map(str::trim);
-        let kind: FaultKind = parts.next().unwrap_or_default().parse()?;
+        let kind: FaultKind = parts
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(FaultError)?;
         let mut step = FaultStep::new(kind);
         for part in parts.filter(|p| !p.is_empty()) {
             let (key, val) = part
                 .split_once('=')
-                .ok_or_else(|| format!("expected key=value, got {part:?}"))?;
+                .ok_or_else(|| FaultError(format!("expected key=value, got {part:?}")))?;
             let (key, val) = (key.trim(), val.trim());
-            let bad = |_| format!("invalid value for {key}: {val:?}");
+            let bad = |_| FaultError(format!("invalid value for {key}: {val:?}"));
             match key {
                 "retry_after_s" => step.retry_after_s = Some(val.parse().map_err(bad)?),
                 "after_tokens" => step.after_tokens = Some(val.parse().map_err(bad)?),
                 "delay_ms" => step.delay_ms = Some(val.parse().map_err(bad)?),
-                _ => return Err(format!("unknown option {key:?}")),
+                _ => return Err(FaultError(format!("unknown option {key:?}"))),
             }
         }
         Ok(step)
@@ -310,7 +323,7 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     /// Checks every step.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FaultError> {
         self.steps.iter().try_for_each(FaultStep::validate)
     }
 }

@@ -116,7 +116,7 @@ use http::{header, HeaderMap, StatusCode};
 use serde_json::json;
 
 pub use api::FAULT_HEADER;
-pub use config::{ConfigError, FaultKind, FaultPlan, FaultStep, SimConfig};
+pub use config::{ConfigError, FaultError, FaultKind, FaultPlan, FaultStep, SimConfig};
 pub use state::{SimState, SimStats, TokenStats};
 
 /// The simulator's routes, sharing `state`.
@@ -292,7 +292,7 @@ async fn get_faults(State(st): State<SimState>) -> Response {
 async fn set_faults(State(st): State<SimState>, body: Bytes) -> Response {
     let plan = serde_json::from_slice::<FaultPlan>(&body)
         .map_err(|e| e.to_string())
-        .and_then(|p| p.validate().map(|()| p));
+        .and_then(|p| p.validate().map(|()| p).map_err(|e| e.to_string()));
     match plan {
         Ok(plan) => {
             st.set_faults(plan.clone());
