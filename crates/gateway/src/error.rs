@@ -155,3 +155,28 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_response_is_tagged_and_shaped_for_its_client() {
+        let mut error = ClientError::upstream(ApiErrorKind::RateLimit, "slow down");
+        error.retry_after = Some(Duration::from_millis(1500));
+        let response = error.into_response(ClientFormat::Anthropic, "id-1", "", "claude");
+        assert_eq!(response.status(), 429);
+        let headers = response.headers();
+        assert_eq!(headers[HEADER_REQUEST_ID], "id-1");
+        assert_eq!(headers[HEADER_ROUTE], "none");
+        assert_eq!(headers[HEADER_BACKEND], "claude");
+        // Rounded up to whole seconds.
+        assert_eq!(headers[http::header::RETRY_AFTER], "2");
+        assert_eq!(error.outcome, Outcome::UpstreamError);
+        let client = ClientError::from(RequestError {
+            kind: ApiErrorKind::InvalidRequest,
+            message: "bad".into(),
+        });
+        assert_eq!(client.outcome, Outcome::ClientError);
+    }
+}

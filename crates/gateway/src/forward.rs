@@ -357,3 +357,33 @@ fn give_up(
         format!("no backend of this route can take the request now (tried: {chain_text})"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_caps_them() {
+        let header = |value: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+            retry_after(&headers)
+        };
+        assert_eq!(header("3"), Some(Duration::from_secs(3)));
+        assert_eq!(header(" 0.5 "), Some(Duration::from_millis(500)));
+        // Capped at an hour; an HTTP date or garbage is ignored.
+        assert_eq!(header("99999"), Some(Duration::from_secs(3600)));
+        assert_eq!(header("-1"), None);
+        assert_eq!(header("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn failures_are_retryable_and_counted_unless_marked() {
+        let failure = Failure::new("b", "timeout", ApiErrorKind::Timeout, "m".into());
+        assert_eq!(failure.label, "b:timeout");
+        assert!(failure.retryable && failure.counts_for_circuit);
+        assert!(failure.detail.is_none() && failure.retry_after.is_none());
+        assert!(!failure.final_attempt().retryable);
+    }
+}
