@@ -81,16 +81,8 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 async fn send(backend: &Backend, body: Bytes) -> Result<reqwest::Response, Failure> {
     let config = &backend.config;
     let mut request = backend.client.post(backend.endpoint.clone()).body(body);
-    let api_key = config.api_key.as_ref().map(|key| key.expose());
-    for header in backend
-        .protocol
-        .upstream_headers(api_key, &config.anthropic_version)
-    {
-        let Ok(mut value) = http::HeaderValue::from_str(&header.value) else {
-            continue;
-        };
-        value.set_sensitive(header.secret);
-        request = request.header(header.name, value);
+    for (name, value) in &backend.upstream_headers {
+        request = request.header(name.clone(), value.clone());
     }
     let name = &config.name;
     let response = match tokio::time::timeout(config.timeouts.first_byte, request.send()).await {

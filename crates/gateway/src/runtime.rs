@@ -19,6 +19,9 @@ pub struct Backend {
     pub config: BackendConfig,
     /// The wire protocol of `config.kind`.
     pub protocol: BackendProtocol,
+    /// The headers of every upstream request (content type, auth, version), parsed
+    /// once; the credential is marked sensitive.
+    pub upstream_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// `config.endpoint`, parsed once.
     pub endpoint: reqwest::Url,
     pub client: reqwest::Client,
@@ -99,8 +102,23 @@ impl Backend {
                 reason: format!("cannot build the HTTP client: {e}"),
             })?;
         let metrics = BackendMetrics::new(&config.name);
+        let protocol = config.kind.protocol();
+        let api_key = config.api_key.as_ref().map(|key| key.expose());
+        let mut upstream_headers = Vec::new();
+        for header in protocol.upstream_headers(api_key, &config.anthropic_version) {
+            let invalid = |what: &str| GatewayError::Backend {
+                backend: config.name.clone(),
+                reason: format!("the {} header has an invalid {what}", header.name),
+            };
+            let name = http::HeaderName::from_static(header.name);
+            let mut value =
+                http::HeaderValue::from_str(&header.value).map_err(|_| invalid("value"))?;
+            value.set_sensitive(header.secret);
+            upstream_headers.push((name, value));
+        }
         Ok(Backend {
-            protocol: config.kind.protocol(),
+            protocol,
+            upstream_headers,
             config,
             endpoint,
             client,
