@@ -210,11 +210,40 @@ pub struct Skipped {
     pub detail: String,
 }
 
+/// What an imported entry lacks compared with its LiteLLM entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// Batch prices that no single discount off every class gives: no batch discount.
+    BatchNotOneDiscount,
+    /// A batch price for input or output only: no batch discount.
+    BatchPriceForOneSide,
+    /// Long-context prices above a threshold other than 200K tokens: not imported.
+    OtherLongContextTier,
+}
+
+impl NoteKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            NoteKind::BatchNotOneDiscount => {
+                "with batch prices that are not one discount off input and output; no batch discount"
+            }
+            NoteKind::BatchPriceForOneSide => {
+                "with a batch price for input or output only; no batch discount"
+            }
+            NoteKind::OtherLongContextTier => {
+                "with long-context prices above a threshold other than 200K tokens, not imported"
+            }
+        }
+    }
+}
+
 /// Something about an imported entry its user should know.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EntryNote {
     pub litellm_key: String,
     pub id: String,
+    pub kind: NoteKind,
     pub note: String,
 }
 
@@ -232,6 +261,7 @@ pub struct Summary {
     /// Entries of modes other than `chat`, by mode.
     pub other_modes: BTreeMap<String, usize>,
     pub skipped: BTreeMap<SkipReason, usize>,
+    /// Every skipped entry, except those of providers not selected.
     pub skipped_entries: Vec<Skipped>,
     pub notes: Vec<EntryNote>,
 }
@@ -355,7 +385,7 @@ struct Candidate {
     long_context: Option<LongContextPrice>,
     context_window: u64,
     max_output_tokens: Option<u64>,
-    notes: Vec<String>,
+    notes: Vec<(NoteKind, String)>,
 }
 
 type Problem = (SkipReason, String);
@@ -527,6 +557,9 @@ pub fn import(text: &str, options: &ImportOptions<'_>) -> Result<Import, Litellm
             Fate::OtherMode(mode) => *summary.other_modes.entry(mode).or_default() += 1,
             Fate::Skipped(reason, detail) => {
                 *summary.skipped.entry(reason).or_default() += 1;
+                if reason == SkipReason::ProviderNotSelected {
+                    continue;
+                }
                 summary.skipped_entries.push(Skipped {
                     litellm_key: key.clone(),
                     reason,
@@ -541,10 +574,11 @@ pub fn import(text: &str, options: &ImportOptions<'_>) -> Result<Import, Litellm
     let mut imported_entries = Vec::with_capacity(imported.len());
     for (id, (key, candidate)) in imported {
         let aliases = aliases_of.remove(&id).unwrap_or_default();
-        for note in &candidate.notes {
+        for (kind, note) in &candidate.notes {
             summary.notes.push(EntryNote {
                 litellm_key: key.clone(),
                 id: id.clone(),
+                kind: *kind,
                 note: note.clone(),
             });
         }
@@ -767,10 +801,13 @@ fn read_model(
         })
         .collect();
     if !other_tiers.is_empty() {
-        notes.push(format!(
-            "its long-context prices above {} input tokens are not imported (the import reads \
-             the *_above_200k_tokens prices)",
-            other_tiers.join(" and ")
+        notes.push((
+            NoteKind::OtherLongContextTier,
+            format!(
+                "its long-context prices above {} input tokens are not imported (the import \
+                 reads the *_above_200k_tokens prices)",
+                other_tiers.join(" and ")
+            ),
         ));
     }
     Ok(Read::Model(Box::new(Candidate {
@@ -821,7 +858,7 @@ fn batch_discount(
     output: UsdPerMtok,
     batch_input: Option<UsdPerMtok>,
     batch_output: Option<UsdPerMtok>,
-) -> (f64, Option<String>) {
+) -> (f64, Option<(NoteKind, String)>) {
     let (batch_input, batch_output) = match (batch_input, batch_output) {
         (None, None) => return (0.0, None),
         (Some(batch_input), Some(batch_output)) => (batch_input, batch_output),
@@ -833,8 +870,9 @@ fn batch_discount(
             };
             return (
                 0.0,
-                Some(format!(
-                    "only its {has} has a batch price: imported without a batch discount"
+                Some((
+                    NoteKind::BatchPriceForOneSide,
+                    format!("only its {has} has a batch price: imported without a batch discount"),
                 )),
             );
         }
@@ -854,20 +892,24 @@ fn batch_discount(
         Some(ppm) => (ppm as f64 / PARTS_PER_MILLION as f64, None),
         None => {
             let off = |standard: UsdPerMtok, batch: UsdPerMtok| {
+                let prices = format!("${} → ${}", standard.usd_f64(), batch.usd_f64());
                 if standard.micro_usd() == 0 {
-                    "free".to_string()
+                    prices
                 } else {
                     let fraction = 1.0 - batch.micro_usd() as f64 / standard.micro_usd() as f64;
-                    format!("{:.1}% off", fraction * 100.0)
+                    format!("{prices}, {:.1}% off", fraction * 100.0)
                 }
             };
             (
                 0.0,
-                Some(format!(
-                    "its batch prices are not one discount off both (input {}, output {}): \
-                     imported without a batch discount",
-                    off(input, batch_input),
-                    off(output, batch_output)
+                Some((
+                    NoteKind::BatchNotOneDiscount,
+                    format!(
+                        "its batch prices are not one discount off both (input {}; output {}): \
+                         imported without a batch discount",
+                        off(input, batch_input),
+                        off(output, batch_output)
+                    ),
                 )),
             )
         }
