@@ -820,7 +820,7 @@ pub fn print_price_diff(diff: &Diff) -> Result<()> {
             count(compared)
         )?;
     } else {
-        let mut t = table(&["API model", "price per MTok", "catalog", "import", "change"]);
+        let mut t = table(&["API model", "price", "catalog", "import", "change"]);
         for price_change in &diff.changes {
             t.add_row(vec![
                 Cell::new(&price_change.id),
