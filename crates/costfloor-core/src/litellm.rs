@@ -1340,6 +1340,7 @@ mod tests {
     fn the_excerpt_summary_accounts_for_every_entry() {
         let import = import_excerpt(&[]);
         let summary = &import.summary;
+        // The excerpt has 18 top-level entries (testdata/litellm/SOURCES.md lists them).
         assert_eq!(summary.entries_read, 18);
         assert_eq!(summary.accounted(), summary.entries_read);
         // Imported: claude-haiku-4-5, -20251001, claude-sonnet-4-6, claude-opus-4-7,
@@ -1386,6 +1387,7 @@ mod tests {
         let import = import_excerpt(&only);
         let ids: Vec<&str> = import.entries.iter().map(|e| e.model.id.as_str()).collect();
         assert_eq!(ids, ["gpt-4.1", "gpt-4o-mini", "gpt-5.5"]);
+        // Still all 18 entries of the excerpt, now mostly "provider not selected".
         assert_eq!(import.summary.accounted(), 18);
         // The alias of claude-sonnet-5-5 counts with its (unselected) target.
         assert_eq!(
