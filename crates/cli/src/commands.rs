@@ -1,12 +1,15 @@
 //! Subcommands: flags, file reading, and dispatch to the libraries.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use costfloor_core::catalog::{Catalog, Precision};
 use costfloor_core::error::InputError;
+use costfloor_core::litellm::{self, ImportOptions};
 use costfloor_core::plan::{plan, PlanRequest, DEFAULT_API_IDS, DEFAULT_DEPLOYMENT_IDS};
 use costfloor_core::sizing::{size, SizingInput};
 use costfloor_core::workload::{Workload, WorkloadFile, WorkloadFlags};
@@ -82,7 +85,7 @@ struct SimArgs {
 #[derive(Args, Debug, Clone)]
 pub struct CatalogFlag {
     /// A catalog file (TOML) that adds or overrides entries of the embedded one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     catalog: Option<PathBuf>,
 }
 
@@ -180,6 +183,30 @@ enum CatalogAction {
     Show { id: String },
     /// Check a catalog file against the schema and the embedded catalog.
     Validate { file: PathBuf },
+    /// Turn LiteLLM's price file into a catalog overlay (for --catalog), and show what
+    /// changed since the current catalog.
+    ImportLitellm(ImportLitellmArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImportLitellmArgs {
+    /// LiteLLM's model_prices_and_context_window.json (the litellm Python package ships it
+    /// as litellm/model_prices_and_context_window_backup.json).
+    file: PathBuf,
+    /// Import only these litellm_provider values, e.g. `--only anthropic openai`
+    /// (repeatable, or comma-separated).
+    #[arg(long, value_name = "PROVIDER", num_args = 1.., value_delimiter = ',')]
+    only: Vec<String>,
+    /// Write the overlay to FILE (replaced whole, never half-written) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Show every price that differs from the current catalog (the embedded one, with
+    /// --catalog over it). Without --out, the overlay itself is not printed.
+    #[arg(long)]
+    diff: bool,
+    /// The `as_of` date written in every entry (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    as_of: Option<String>,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -319,7 +346,128 @@ fn run_catalog(args: CatalogArgs) -> Result<()> {
                 catalog.deployments.len()
             ))
         }
+        CatalogAction::ImportLitellm(import_args) => {
+            run_import_litellm(import_args, &args.catalog, args.json)
+        }
     }
+}
+
+fn run_import_litellm(args: ImportLitellmArgs, flag: &CatalogFlag, json: bool) -> Result<()> {
+    let as_of = match args.as_of {
+        Some(date) if is_iso_date(&date) => date,
+        Some(date) => {
+            return Err(input_failure(format!(
+                "--as-of {date} is not allowed: expected a date as YYYY-MM-DD"
+            )))
+        }
+        None => today_utc(),
+    };
+    let current = load_catalog(flag)?;
+    let text = read_input_file(&args.file)?;
+    let name = args.file.display().to_string();
+    let import = litellm::import(
+        &text,
+        &ImportOptions {
+            file_name: &name,
+            as_of: &as_of,
+            only_providers: &args.only,
+        },
+    )
+    .map_err(input_failure)?;
+    let overlay = import
+        .overlay_toml()
+        .context("writing the imported entries as TOML")?;
+    // The overlay must load the way --catalog loads it; if not, nothing is written.
+    Catalog::validate_file("the imported overlay", &overlay)
+        .context("the imported overlay does not load as a catalog")?;
+    let diff = args.diff.then(|| litellm::diff(&current, &import));
+    let report_stream = if args.out.is_none() && !args.diff {
+        output::Stream::Stderr
+    } else {
+        output::Stream::Stdout
+    };
+    match &args.out {
+        Some(path) => write_atomically(path, &overlay)?,
+        None if !args.diff => output::print_text(&overlay)?,
+        None => {}
+    }
+    let out = args.out.as_deref();
+    if json {
+        return output::print_import_json(&import, diff.as_ref(), out, report_stream);
+    }
+    output::print_import_summary(&import, out, report_stream)?;
+    if let Some(diff) = &diff {
+        output::print_price_diff(diff)?;
+    }
+    Ok(())
+}
+
+/// Writes `text` to a temporary file beside `path`, then renames it over `path`: a
+/// reader sees the old file or the whole new one, never a part.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let cannot = |err: &dyn std::fmt::Display| {
+        input_failure(format!("cannot write {}: {err}", path.display()))
+    };
+    let Some(file_name) = path.file_name() else {
+        return Err(cannot(&"not a file name"));
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = fs::File::create(&temp)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(err) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(cannot(&err));
+    }
+    Ok(())
+}
+
+fn is_iso_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            4 | 7 => *byte == b'-',
+            _ => byte.is_ascii_digit(),
+        })
+}
+
+/// Today's date in UTC as YYYY-MM-DD.
+fn today_utc() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    civil_date(i64::try_from(seconds / 86_400).unwrap_or(0))
+}
+
+/// The proleptic Gregorian date of a count of days since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_date(days_since_epoch: i64) -> String {
+    let z = days_since_epoch + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn init_logging() {
@@ -403,4 +551,21 @@ fn run_sim(args: SimArgs) -> Result<()> {
         .await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_match_the_calendar() {
+        // Day 0 is 1970-01-01; 2000-03-01 is day 11,017 (30 years of 365 days plus 7 leap
+        // days, then 31 + 29 days into 2000); 2026-11-29 is day 20,786.
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+        assert_eq!(civil_date(11_017), "2000-03-01");
+        assert_eq!(civil_date(20_786), "2026-11-29");
+        assert!(is_iso_date("2026-11-29"));
+        assert!(!is_iso_date("2026-1-29") && !is_iso_date("29/11/2026"));
+    }
 }

@@ -1,6 +1,7 @@
 //! Everything the CLI prints: human tables and JSON. The only module that writes to
 //! stdout.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::path::Path;
@@ -8,7 +9,8 @@ use std::path::Path;
 use anyhow::Result;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 use costfloor_core::catalog::Catalog;
-use costfloor_core::money::{group_thousands, Money};
+use costfloor_core::litellm::{Diff, Figure, Import, NoteKind, PriceChange, Summary};
+use costfloor_core::money::{group_thousands, Money, UsdPerMtok};
 use costfloor_core::plan::{human_calls, Plan};
 use costfloor_core::sizing::Sizing;
 use costfloor_core::verdict::CheckStatus;
@@ -20,6 +22,26 @@ pub fn print_line(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{text}")?;
     Ok(())
+}
+
+/// Where a report goes: stdout, or stderr when stdout carries the overlay itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+fn write_to(stream: Stream, text: &str) -> Result<()> {
+    match stream {
+        Stream::Stdout => io::stdout().lock().write_all(text.as_bytes())?,
+        Stream::Stderr => io::stderr().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// Text as it is, e.g. a whole TOML file.
+pub fn print_text(text: &str) -> Result<()> {
+    write_to(Stream::Stdout, text)
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
@@ -594,4 +616,238 @@ pub fn print_catalog_entry(catalog: &Catalog, id: &str, json: bool) -> Result<()
         }
     }
     print_line(&t.to_string())
+}
+
+/// Entry ids listed per kind of note in the text summary; `--json` lists all.
+const NOTE_IDS_SHOWN: usize = 5;
+
+/// What an import read, kept and skipped: counts by reason, every entry skipped for a
+/// problem in the file by name, and the notes on imported entries by kind.
+pub fn print_import_summary(import: &Import, out: Option<&Path>, stream: Stream) -> Result<()> {
+    let summary = &import.summary;
+    let mut text = String::new();
+    write_summary(&mut text, summary)?;
+    if let Some(path) = out {
+        writeln!(
+            text,
+            "Wrote {} entries to {}; use it with --catalog {}",
+            count(summary.imported),
+            path.display(),
+            path.display()
+        )?;
+    }
+    write_to(stream, &text)
+}
+
+fn count(n: usize) -> String {
+    group_thousands(&n.to_string())
+}
+
+fn write_summary(out: &mut String, summary: &Summary) -> fmt::Result {
+    let only = if summary.providers.is_empty() {
+        String::new()
+    } else {
+        format!(" (--only {})", summary.providers.join(", "))
+    };
+    writeln!(out, "{}{only}:", summary.file)?;
+    let mut rows: Vec<(String, usize, String)> = vec![
+        ("entries read".into(), summary.entries_read, String::new()),
+        (
+            "imported (chat models)".into(),
+            summary.imported,
+            String::new(),
+        ),
+        (
+            "aliases, mapped to the entry they name".into(),
+            summary.aliases,
+            String::new(),
+        ),
+    ];
+    let mut modes: Vec<(&String, &usize)> = summary.other_modes.iter().collect();
+    modes.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let modes: Vec<String> = modes
+        .iter()
+        .map(|(mode, n)| format!("{mode} {}", count(**n)))
+        .collect();
+    rows.push((
+        "other modes, not imported".into(),
+        summary.other_modes_total(),
+        modes.join(", "),
+    ));
+    for (reason, n) in &summary.skipped {
+        rows.push((format!("skipped: {}", reason.describe()), *n, String::new()));
+    }
+    let width = rows
+        .iter()
+        .map(|row| row.0.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (label, n, detail) in rows {
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!("  ({detail})")
+        };
+        writeln!(out, "  {label:<width$}  {:>7}{detail}", count(n))?;
+    }
+    let reported: Vec<_> = summary
+        .skipped_entries
+        .iter()
+        .filter(|skipped| skipped.reason.is_reported())
+        .collect();
+    if !reported.is_empty() {
+        writeln!(out, "Not imported, for a problem in the file:")?;
+        for skipped in reported {
+            writeln!(out, "  {}: {}", skipped.litellm_key, skipped.detail)?;
+        }
+    }
+    let mut by_kind: BTreeMap<NoteKind, Vec<&str>> = BTreeMap::new();
+    for note in &summary.notes {
+        by_kind.entry(note.kind).or_default().push(&note.id);
+    }
+    if !by_kind.is_empty() {
+        writeln!(
+            out,
+            "Imported with less than LiteLLM lists (--json says what, entry by entry):"
+        )?;
+        for (kind, ids) in by_kind {
+            let mut shown = ids
+                .iter()
+                .take(NOTE_IDS_SHOWN)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if ids.len() > NOTE_IDS_SHOWN {
+                shown.push_str(&format!(", … {} more", count(ids.len() - NOTE_IDS_SHOWN)));
+            }
+            writeln!(
+                out,
+                "  {} {}:\n      {shown}",
+                count(ids.len()),
+                kind.describe()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The summary, the entries (LiteLLM key → id) and the diff as one JSON object.
+pub fn print_import_json(
+    import: &Import,
+    diff: Option<&Diff>,
+    out: Option<&Path>,
+    stream: Stream,
+) -> Result<()> {
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        litellm_key: &'a str,
+        id: &'a str,
+        litellm_provider: &'a str,
+        aliases: &'a [String],
+    }
+    #[derive(Serialize)]
+    struct Report<'a> {
+        summary: &'a Summary,
+        entries: Vec<Entry<'a>>,
+        out: Option<String>,
+        diff: Option<&'a Diff>,
+    }
+    let report = Report {
+        summary: &import.summary,
+        entries: import
+            .entries
+            .iter()
+            .map(|entry| Entry {
+                litellm_key: &entry.litellm_key,
+                id: &entry.model.id,
+                litellm_provider: &entry.litellm_provider,
+                aliases: &entry.aliases,
+            })
+            .collect(),
+        out: out.map(|path| path.display().to_string()),
+        diff,
+    };
+    let mut text = serde_json::to_string_pretty(&report)?;
+    text.push('\n');
+    write_to(stream, &text)
+}
+
+/// A price exactly, with at least two decimals: `$22.50`, `$0.025`.
+fn usd_per_mtok(price: UsdPerMtok) -> String {
+    let micro = price.micro_usd();
+    let whole = group_thousands(&(micro / 1_000_000).to_string());
+    let fraction = format!("{:06}", micro % 1_000_000);
+    let digits = fraction.trim_end_matches('0').len().max(2);
+    format!("${whole}.{}", &fraction[..digits])
+}
+
+fn figure(value: Figure) -> String {
+    match value {
+        Figure::UsdPerMtok(price) => usd_per_mtok(price),
+        Figure::Discount(0.0) => "none".to_string(),
+        Figure::Discount(fraction) => format!("{}% off", fraction * 100.0),
+        Figure::Tokens(tokens) => number(tokens as f64, 0),
+        Figure::Absent => "-".to_string(),
+    }
+}
+
+fn change(price_change: &PriceChange) -> String {
+    match (
+        price_change.old,
+        price_change.new,
+        price_change.percent_change(),
+    ) {
+        (Figure::Discount(_), _, Some(points)) => format!("{points:+.1} points"),
+        (_, _, Some(percent)) => format!("{percent:+.1}%"),
+        (Figure::Absent, _, None) => "added".to_string(),
+        (_, Figure::Absent, None) => "removed".to_string(),
+        _ => "from zero".to_string(),
+    }
+}
+
+/// Every price that differs between the catalog and the import, and what each lacks.
+pub fn print_price_diff(diff: &Diff) -> Result<()> {
+    let mut out = String::new();
+    let compared = diff.unchanged.len() + {
+        let mut ids: Vec<&str> = diff.changes.iter().map(|c| c.id.as_str()).collect();
+        ids.dedup();
+        ids.len()
+    };
+    if diff.changes.is_empty() {
+        writeln!(
+            out,
+            "\nNo price differs from the current catalog for the {} entries both have.",
+            count(compared)
+        )?;
+    } else {
+        let mut t = table(&["API model", "price", "catalog", "import", "change"]);
+        for price_change in &diff.changes {
+            t.add_row(vec![
+                Cell::new(&price_change.id),
+                Cell::new(price_change.price),
+                right(figure(price_change.old)),
+                right(figure(price_change.new)),
+                right(change(price_change)),
+            ]);
+        }
+        writeln!(
+            out,
+            "\nPrices that differ from the current catalog ({} of the {} entries both have):\n{t}",
+            count(compared - diff.unchanged.len()),
+            count(compared)
+        )?;
+    }
+    writeln!(
+        out,
+        "{} imported entries are not in the current catalog.",
+        count(diff.new_ids.len())
+    )?;
+    if !diff.missing.is_empty() {
+        writeln!(
+            out,
+            "In the current catalog but not in the import: {}",
+            diff.missing.join(", ")
+        )?;
+    }
+    write_to(Stream::Stdout, &out)
 }

@@ -1,12 +1,13 @@
 //! The cost core of costfloor: catalog, exact money, workload, sizing, deployment
-//! costs, break-even, hybrid optimum and verdict. It does no I/O: callers read files
-//! and pass text in, and render the serialisable results.
+//! costs, break-even, hybrid optimum, verdict, and the import of LiteLLM's prices. It
+//! does no I/O: callers read files and pass text in, and render the serialisable results.
 
 pub mod breakeven;
 pub mod catalog;
 pub mod cost;
 pub mod error;
 pub mod hybrid;
+pub mod litellm;
 pub mod money;
 pub mod plan;
 pub mod sizing;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
+mod litellm;
 mod plan;
 mod serve;
 mod size;
