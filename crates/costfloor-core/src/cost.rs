@@ -245,8 +245,8 @@ pub struct ApiCost {
     pub tier: PriceTier,
 }
 
-/// Token counts for `calls` calls of a shape, split by the workload's cache shares.
-/// Cache writes are all 5-minute writes (the workload has no 1-hour share).
+/// Token counts for `calls` calls of a shape, split by the workload's cache shares
+/// (reads, 5-minute writes and 1-hour writes).
 pub fn monthly_tokens(
     calls: f64,
     input_tokens: f64,
@@ -256,11 +256,13 @@ pub fn monthly_tokens(
     let input_total = calls * input_tokens;
     let cache_read = (input_total * workload.cached_input_share).round() as u64;
     let cache_write = (input_total * workload.cache_write_share).round() as u64;
+    let cache_write_1h = (input_total * workload.cache_write_1h_share).round() as u64;
     TokenCounts {
-        input: (input_total.round() as u64).saturating_sub(cache_read + cache_write),
+        input: (input_total.round() as u64)
+            .saturating_sub(cache_read + cache_write + cache_write_1h),
         cache_read,
         cache_write,
-        cache_write_1h: 0,
+        cache_write_1h,
         output: (calls * output_tokens).round() as u64,
     }
 }
