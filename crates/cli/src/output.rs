@@ -11,6 +11,7 @@ use costfloor_core::catalog::Catalog;
 use costfloor_core::money::{group_thousands, Money};
 use costfloor_core::plan::{human_calls, Plan};
 use costfloor_core::sizing::Sizing;
+use costfloor_core::usage_export::Derivation;
 use costfloor_core::verdict::CheckStatus;
 use serde::Serialize;
 
@@ -19,6 +20,13 @@ use crate::commands::input_failure;
 pub fn print_line(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Text that is already laid out (a generated file), as is.
+pub fn print_text(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
     Ok(())
 }
 
@@ -594,4 +602,28 @@ pub fn print_catalog_entry(catalog: &Catalog, id: &str, json: bool) -> Result<()
         }
     }
     print_line(&t.to_string())
+}
+
+/// What `workload from-usage` derived and assumed, and where the workload went.
+pub fn print_usage_summary(derivation: &Derivation, path: &Path) -> Result<()> {
+    let mut out = String::new();
+    writeln!(out, "Workload written to {}", path.display())?;
+    for line in derivation.summary() {
+        writeln!(out, "{line}")?;
+    }
+    writeln!(out, "Assumed or not in the exports:")?;
+    for note in &derivation.notes {
+        writeln!(out, "- {note}")?;
+    }
+    let api = derivation
+        .price
+        .as_ref()
+        .map_or(String::new(), |p| format!(" --api {}", p.main_model));
+    writeln!(
+        out,
+        "Next: costfloor plan --workload {}{api}",
+        path.display()
+    )?;
+    io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
 }

@@ -1782,6 +1782,18 @@ fn whole(value: f64) -> String {
     group_thousands(&format!("{:.0}", value.max(0.0)))
 }
 
+/// `3,333.3`: thousands separators and one decimal, `.0` dropped.
+fn one_decimal(value: f64) -> String {
+    let text = format!("{:.1}", value.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, "0"));
+    let sign = if value < 0.0 { "-" } else { "" };
+    if fraction == "0" {
+        format!("{sign}{}", group_thousands(whole))
+    } else {
+        format!("{sign}{}.{fraction}", group_thousands(whole))
+    }
+}
+
 fn tokens_text(count: u64) -> String {
     group_thousands(&count.to_string())
 }
@@ -1812,7 +1824,8 @@ fn usd_precise(money: Money) -> String {
 }
 
 impl Derivation {
-    /// What was read, derived and assumed, one line each, for a person.
+    /// What was read and derived, one line each, for a person; what was assumed or
+    /// missing is in `notes`.
     pub fn summary(&self) -> Vec<String> {
         let mut lines = Vec::new();
         let inputs: Vec<String> = self
@@ -1876,9 +1889,9 @@ impl Derivation {
             whole(per_month)
         ));
         lines.push(format!(
-            "Per call: {:.1} input + {:.1} output tokens",
-            w.input_tokens.unwrap_or(0.0),
-            w.output_tokens.unwrap_or(0.0)
+            "Per call: {} input + {} output tokens",
+            one_decimal(w.input_tokens.unwrap_or(0.0)),
+            one_decimal(w.output_tokens.unwrap_or(0.0))
         ));
         lines.push(format!(
             "Shares of input: {} cache reads, {} 5-minute and {} 1-hour cache writes; batch: {} of tokens",
@@ -1893,11 +1906,11 @@ impl Derivation {
                 .iter()
                 .map(|task| {
                     format!(
-                        "{} {:.1}% ({:.0} in + {:.0} out)",
+                        "{} {:.1}% ({} in + {} out)",
                         task.name,
                         task.share * 100.0,
-                        task.input_tokens.unwrap_or(0.0),
-                        task.output_tokens.unwrap_or(0.0)
+                        one_decimal(task.input_tokens.unwrap_or(0.0)),
+                        one_decimal(task.output_tokens.unwrap_or(0.0))
                     )
                 })
                 .collect();
@@ -1910,27 +1923,34 @@ impl Derivation {
             ));
         }
         if let Some(check) = &self.cross_check {
-            let relative = if check.catalog > Money::ZERO {
+            let difference = if check.difference == Money::ZERO {
+                "no difference".to_string()
+            } else if check.catalog > Money::ZERO {
                 format!(
-                    " ({:+.2}%)",
+                    "difference {} ({:+.4}%)",
+                    usd_precise(check.difference),
                     100.0 * check.difference.usd_f64() / check.catalog.usd_f64()
                 )
             } else {
+                format!("difference {}", usd_precise(check.difference))
+            };
+            let other = if check.reported_other == Money::ZERO {
                 String::new()
+            } else {
+                format!(
+                    "; {} for other items (web search, code execution) not compared",
+                    check.reported_other
+                )
             };
             lines.push(format!(
-                "Cost report: {} for tokens against {} at catalog prices: difference {}{relative}; {} for other items (web search, code execution) not compared",
-                check.reported_tokens,
-                check.catalog,
-                usd_precise(check.difference),
-                check.reported_other
+                "Cost report: {} for tokens against {} at catalog prices: {difference}{other}",
+                check.reported_tokens, check.catalog
             ));
         }
-        lines.extend(self.notes.iter().cloned());
         lines
     }
 
-    /// The workload file's text: the summary as comments, then the TOML.
+    /// The workload file's text: the summary and notes as comments, then the TOML.
     pub fn to_toml(&self) -> Result<String, ExportError> {
         let body = toml::to_string(&self.workload).map_err(|err| {
             ExportError::options(format!("cannot write the workload as TOML: {err}"))
@@ -1939,14 +1959,42 @@ impl Derivation {
             "# A workload derived by `costfloor workload from-usage`, for `costfloor plan --workload`.\n",
         );
         for line in self.summary() {
-            text.push_str("# ");
-            text.push_str(&line);
-            text.push('\n');
+            for (index, part) in wrap(&line, 86).iter().enumerate() {
+                let indent = if index == 0 { "" } else { "  " };
+                text.push_str(&format!("# {indent}{part}\n"));
+            }
+        }
+        text.push_str("#\n# Assumed or not in the exports:\n");
+        for note in &self.notes {
+            for (index, part) in wrap(note, 84).iter().enumerate() {
+                let bullet = if index == 0 { "- " } else { "  " };
+                text.push_str(&format!("# {bullet}{part}\n"));
+            }
         }
         text.push('\n');
         text.push_str(&body);
         Ok(text)
     }
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word
+/// stays whole).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 #[cfg(test)]
