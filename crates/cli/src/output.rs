@@ -611,7 +611,7 @@ pub fn print_usage_summary(derivation: &Derivation, path: &Path) -> Result<()> {
     for line in derivation.summary() {
         writeln!(out, "{line}")?;
     }
-    writeln!(out, "Assumed or not in the exports:")?;
+    writeln!(out, "Notes:")?;
     for note in &derivation.notes {
         writeln!(out, "- {note}")?;
     }

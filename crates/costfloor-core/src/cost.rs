@@ -457,6 +457,24 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_with_one_hour_writes_prices_them_at_the_one_hour_rate() {
+        let catalog = Catalog::embedded().unwrap();
+        let haiku = catalog.api_model("claude-haiku-4.5").unwrap();
+        let w = workload(
+            &catalog,
+            "cache_write_share = 0.1\ncache_write_1h_share = 0.25",
+            WorkloadFlags::default(),
+        );
+        // Scenario 1's 10B input tokens: 1B 5-minute writes × $1.25 = $1,250, 2.5B
+        // 1-hour writes × $2 = $5,000, 6.5B uncached × $1 = $6,500; 2B output × $5 =
+        // $10,000. $22,750.
+        let cost = api_cost(haiku, &w);
+        assert_eq!(cost.tokens.cache_write_1h, 2_500_000_000);
+        assert_eq!(cost.tokens.input, 6_500_000_000);
+        assert_eq!(cost.total, Money::from_whole_usd(22_750));
+    }
+
+    #[test]
     fn one_hour_writes_fall_back_to_the_five_minute_price_then_input() {
         let catalog = Catalog::embedded().unwrap();
         let mut model = catalog.api_model("claude-haiku-4.5").unwrap().clone();

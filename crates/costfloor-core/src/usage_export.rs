@@ -1964,7 +1964,7 @@ impl Derivation {
                 text.push_str(&format!("# {indent}{part}\n"));
             }
         }
-        text.push_str("#\n# Assumed or not in the exports:\n");
+        text.push_str("#\n# Notes:\n");
         for note in &self.notes {
             for (index, part) in wrap(note, 84).iter().enumerate() {
                 let bullet = if index == 0 { "- " } else { "  " };
@@ -2197,6 +2197,56 @@ mod tests {
             err.starts_with("b.json: page 1, data[0].results[0]: the same bucket"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn pages_may_come_as_an_array_and_a_missing_page_is_said() {
+        let first = anthropic_page(ONE_RESULT).replace("\"has_more\":false", "\"has_more\":true");
+        let second = first.replace("2025-07-01T", "2025-07-02T").replace(
+            "2025-07-02T00:00:00Z\",\"results",
+            "2025-07-03T00:00:00Z\",\"results",
+        );
+        let export = parse_export("a.json", &format!("[{first}, {second}]")).unwrap();
+        assert_eq!((export.pages, export.usage.len()), (2, 2));
+        assert!(export.incomplete);
+        let derived = derive(
+            &[export],
+            &DeriveOptions {
+                mean_input_tokens: Some(43.0),
+                ..Default::default()
+            },
+            &catalog(),
+        )
+        .unwrap();
+        assert!(
+            derived.notes.iter().any(|n| n.contains("has_more = true")),
+            "{:?}",
+            derived.notes
+        );
+        // Two equal days: the busiest is 1.0× the mean, × the catalog's 2.0.
+        assert_eq!(derived.workload.peak_to_average, Some(2.0));
+    }
+
+    #[test]
+    fn hourly_buckets_short_of_a_day_give_no_profile() {
+        let text =
+            anthropic_page(ONE_RESULT).replace("2025-07-02T00:00:00Z", "2025-07-01T01:00:00Z");
+        let export = parse_export("a.json", &text).unwrap();
+        let derived = derive(
+            &[export],
+            &DeriveOptions {
+                mean_input_tokens: Some(43.0),
+                ..Default::default()
+            },
+            &catalog(),
+        )
+        .unwrap();
+        assert_eq!(derived.workload.hourly_profile, None);
+        assert_eq!(derived.workload.peak_to_average, None);
+        assert!(derived
+            .notes
+            .iter()
+            .any(|n| n.contains("cover only 1 of the 24 hours")));
     }
 
     #[test]

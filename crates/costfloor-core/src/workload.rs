@@ -488,6 +488,45 @@ mod tests {
     }
 
     #[test]
+    fn cache_shares_together_are_at_most_one() {
+        let w = build(
+            "cached_input_share = 0.5\ncache_write_share = 0.2\ncache_write_1h_share = 0.3",
+            WorkloadFlags::default(),
+        )
+        .unwrap();
+        assert_eq!(w.cache_write_1h_share, 0.3);
+        // 0.5 + 0.2 + 0.4 = 1.1 of the same input tokens.
+        let err = build(
+            "cached_input_share = 0.5\ncache_write_share = 0.2\ncache_write_1h_share = 0.4",
+            WorkloadFlags::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cache_write_1h_share"), "{err}");
+    }
+
+    #[test]
+    fn a_workload_file_written_reads_back_the_same() {
+        let file = WorkloadFile {
+            calls_per_month: Some(82_125.0),
+            cache_write_1h_share: Some(0.025),
+            hourly_profile: Some(vec![1.0; 24]),
+            task: vec![TaskFile {
+                name: "chat".to_string(),
+                share: 1.0,
+                input_tokens: Some(2000.0),
+                output_tokens: None,
+                self_host: Eligibility::Unknown,
+            }],
+            ..Default::default()
+        };
+        let text = toml::to_string(&file).unwrap();
+        let back = WorkloadFile::parse("w.toml", &text).unwrap();
+        assert_eq!(toml::to_string(&back).unwrap(), text);
+        assert!(!text.contains("p99_prompt_tokens"), "{text}");
+    }
+
+    #[test]
     fn tasks_give_mean_tokens_when_top_level_is_absent() {
         let text = "[[task]]\nname='a'\nshare=0.5\ninput_tokens=100\noutput_tokens=10\n\
                     [[task]]\nname='b'\nshare=0.5\ninput_tokens=300\noutput_tokens=30\n";
