@@ -143,6 +143,9 @@ pub struct CostRecord {
     pub amount: Money,
     /// False for Anthropic's `web_search` and `code_execution` costs.
     pub for_tokens: bool,
+    /// Anthropic's `cost_type` is null: the report is not grouped by description, so
+    /// its amounts mix token and other costs.
+    pub ungrouped: bool,
     pub location: Location,
 }
 
@@ -579,7 +582,8 @@ impl Parser<'_> {
         Ok(CostRecord {
             bucket,
             amount,
-            for_tokens: cost_type.is_none_or(|t| t == "tokens"),
+            for_tokens: cost_type.as_deref().is_none_or(|t| t == "tokens"),
+            ungrouped: cost_type.is_none(),
             location: at,
         })
     }
@@ -615,6 +619,7 @@ impl Parser<'_> {
             bucket,
             amount: self.money(&at, "amount.", amount, "value", 1_000_000_000_000, "USD")?,
             for_tokens: true,
+            ungrouped: false,
             location: at,
         })
     }
@@ -1738,6 +1743,11 @@ fn cross_check(
         .filter(|r| !r.for_tokens)
         .map(|r| r.amount)
         .sum();
+    if records.iter().any(|r| r.ungrouped) {
+        notes.push(
+            "The Anthropic cost report is not grouped by description: its web search and code execution costs, if any, count as token costs (export it with group_by[]=description to separate them).".to_string(),
+        );
+    }
     let cost_buckets: Vec<Bucket> = records.iter().map(|r| r.bucket).collect();
     let usage_buckets: BTreeSet<(i64, i64)> = usage
         .iter()
@@ -2247,6 +2257,37 @@ mod tests {
             .notes
             .iter()
             .any(|n| n.contains("cover only 1 of the 24 hours")));
+    }
+
+    #[test]
+    fn a_cost_report_is_compared_with_the_catalog_price() {
+        let usage = parse_export("a.json", &anthropic_page(ONE_RESULT)).unwrap();
+        // Ungrouped: no cost_type. "1.2345" cents = $0.012345.
+        let report = anthropic_page(r#"{"amount":"1.2345","currency":"USD"}"#);
+        let cost = parse_export("c.json", &report).unwrap();
+        assert_eq!(cost.format, ExportFormat::AnthropicCost);
+        let derived = derive(
+            &[usage, cost],
+            &DeriveOptions {
+                mean_input_tokens: Some(43.0),
+                ..Default::default()
+            },
+            &catalog(),
+        )
+        .unwrap();
+        // Haiku 4.5 in the batch tier: 100 × $1 + 300 × $0.10 + 20 × $1.25 + 10 × $2 +
+        // 50 × $5 = 100 + 30 + 25 + 20 + 250 = 425 micro-USD, half off: 212.5 micro-USD.
+        let check = derived.cross_check.unwrap();
+        assert_eq!(check.catalog, Money::from_pico_usd(212_500_000));
+        assert_eq!(check.reported_tokens, Money::from_pico_usd(12_345_000_000));
+        assert_eq!(
+            check.difference,
+            Money::from_pico_usd(12_345_000_000 - 212_500_000)
+        );
+        assert!(derived
+            .notes
+            .iter()
+            .any(|n| n.contains("not grouped by description")));
     }
 
     #[test]
