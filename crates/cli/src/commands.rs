@@ -14,7 +14,7 @@ use costfloor_core::plan::{plan, PlanRequest, DEFAULT_API_IDS, DEFAULT_DEPLOYMEN
 use costfloor_core::sizing::{size, SizingInput};
 use costfloor_core::workload::{Workload, WorkloadFile, WorkloadFlags};
 
-use crate::{chart, output};
+use crate::{chart, from_usage, output};
 
 /// An error the user caused and can fix (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,8 @@ enum Command {
     Size(SizeArgs),
     /// Prices, GPU specs, open models and deployment presets.
     Catalog(CatalogArgs),
+    /// Workloads from data you already have: `from-usage` reads provider usage exports.
+    Workload(from_usage::WorkloadArgs),
     /// The hybrid gateway: OpenAI- and Anthropic-compatible, with routing, fallback,
     /// spill-over and a ledger.
     Serve(ServeArgs),
@@ -214,12 +216,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => run_plan(args),
         Command::Size(args) => run_size(args),
         Command::Catalog(args) => run_catalog(args),
+        Command::Workload(args) => from_usage::run(args),
         Command::Serve(args) => run_serve(args),
         Command::Sim(args) => run_sim(args),
     }
 }
 
-fn read_input_file(path: &Path) -> Result<String> {
+pub fn read_input_file(path: &Path) -> Result<String> {
     fs::read_to_string(path)
         .map_err(|err| input_failure(format!("cannot read {}: {err}", path.display())))
 }

@@ -3,6 +3,7 @@
 
 mod chart;
 mod commands;
+mod from_usage;
 mod output;
 
 use std::io::Write;

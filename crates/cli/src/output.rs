@@ -13,6 +13,7 @@ use costfloor_core::litellm::{Diff, Figure, Import, NoteKind, PriceChange, Summa
 use costfloor_core::money::{group_thousands, Money, UsdPerMtok};
 use costfloor_core::plan::{human_calls, Plan};
 use costfloor_core::sizing::Sizing;
+use costfloor_core::usage_export::Derivation;
 use costfloor_core::verdict::CheckStatus;
 use serde::Serialize;
 
@@ -850,4 +851,28 @@ pub fn print_price_diff(diff: &Diff) -> Result<()> {
         )?;
     }
     write_to(Stream::Stdout, &out)
+}
+
+/// What `workload from-usage` derived and assumed, and where the workload went.
+pub fn print_usage_summary(derivation: &Derivation, path: &Path) -> Result<()> {
+    let mut out = String::new();
+    writeln!(out, "Workload written to {}", path.display())?;
+    for line in derivation.summary() {
+        writeln!(out, "{line}")?;
+    }
+    writeln!(out, "Notes:")?;
+    for note in &derivation.notes {
+        writeln!(out, "- {note}")?;
+    }
+    let api = derivation
+        .price
+        .as_ref()
+        .map_or(String::new(), |p| format!(" --api {}", p.main_model));
+    writeln!(
+        out,
+        "Next: costfloor plan --workload {}{api}",
+        path.display()
+    )?;
+    io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
 }

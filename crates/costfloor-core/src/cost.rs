@@ -245,8 +245,8 @@ pub struct ApiCost {
     pub tier: PriceTier,
 }
 
-/// Token counts for `calls` calls of a shape, split by the workload's cache shares.
-/// Cache writes are all 5-minute writes (the workload has no 1-hour share).
+/// Token counts for `calls` calls of a shape, split by the workload's cache shares
+/// (reads, 5-minute writes and 1-hour writes).
 pub fn monthly_tokens(
     calls: f64,
     input_tokens: f64,
@@ -256,11 +256,13 @@ pub fn monthly_tokens(
     let input_total = calls * input_tokens;
     let cache_read = (input_total * workload.cached_input_share).round() as u64;
     let cache_write = (input_total * workload.cache_write_share).round() as u64;
+    let cache_write_1h = (input_total * workload.cache_write_1h_share).round() as u64;
     TokenCounts {
-        input: (input_total.round() as u64).saturating_sub(cache_read + cache_write),
+        input: (input_total.round() as u64)
+            .saturating_sub(cache_read + cache_write + cache_write_1h),
         cache_read,
         cache_write,
-        cache_write_1h: 0,
+        cache_write_1h,
         output: (calls * output_tokens).round() as u64,
     }
 }
@@ -452,6 +454,24 @@ mod tests {
         let cost = price_tokens(haiku, &tokens, PriceTier::Standard, BatchShare::NONE);
         assert_eq!(cost.cache_write_1h, Money::from_pico_usd(6_000 * 1_000_000));
         assert_eq!(cost.cache_write, Money::from_pico_usd(2_500 * 1_000_000));
+    }
+
+    #[test]
+    fn a_workload_with_one_hour_writes_prices_them_at_the_one_hour_rate() {
+        let catalog = Catalog::embedded().unwrap();
+        let haiku = catalog.api_model("claude-haiku-4.5").unwrap();
+        let w = workload(
+            &catalog,
+            "cache_write_share = 0.1\ncache_write_1h_share = 0.25",
+            WorkloadFlags::default(),
+        );
+        // Scenario 1's 10B input tokens: 1B 5-minute writes × $1.25 = $1,250, 2.5B
+        // 1-hour writes × $2 = $5,000, 6.5B uncached × $1 = $6,500; 2B output × $5 =
+        // $10,000. $22,750.
+        let cost = api_cost(haiku, &w);
+        assert_eq!(cost.tokens.cache_write_1h, 2_500_000_000);
+        assert_eq!(cost.tokens.input, 6_500_000_000);
+        assert_eq!(cost.total, Money::from_whole_usd(22_750));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The cost core of costfloor: catalog, exact money, workload, sizing, deployment
-//! costs, break-even, hybrid optimum, verdict, and the import of LiteLLM's prices. It
-//! does no I/O: callers read files and pass text in, and render the serialisable results.
+//! costs, break-even, hybrid optimum and verdict, the import of LiteLLM's prices, and
+//! the workload derived from provider usage exports. It does no I/O: callers read files
+//! and pass text in, and render the serialisable results.
 
 pub mod breakeven;
 pub mod catalog;
@@ -11,5 +12,6 @@ pub mod litellm;
 pub mod money;
 pub mod plan;
 pub mod sizing;
+pub mod usage_export;
 pub mod verdict;
 pub mod workload;

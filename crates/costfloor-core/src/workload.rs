@@ -34,8 +34,10 @@ pub struct Workload {
     pub output_tokens: f64,
     /// Share of input tokens read from the prompt cache.
     pub cached_input_share: f64,
-    /// Share of input tokens written to the prompt cache.
+    /// Share of input tokens written to the 5-minute prompt cache.
     pub cache_write_share: f64,
+    /// Share of input tokens written to the 1-hour prompt cache.
+    pub cache_write_1h_share: f64,
     /// Share of calls that can go through a batch API.
     pub batch_share: BatchShare,
     pub peak_to_average: f64,
@@ -47,37 +49,55 @@ pub struct Workload {
     pub tasks: Vec<Task>,
 }
 
-/// The workload file. Every field is optional; missing ones take the defaults.
-#[derive(Debug, Default, Deserialize)]
+/// The workload file. Every field is optional; missing ones take the defaults. The
+/// same struct is read by `plan --workload` and written by `workload from-usage`, so
+/// the two never disagree on a field name.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub calls_per_month: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_input_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_write_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_to_average: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hourly_profile: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub p99_prompt_tokens: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloFile>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task: Vec<TaskFile>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SloFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tpot_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskFile {
     pub name: String,
     pub share: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<f64>,
     #[serde(default = "unknown")]
     pub self_host: Eligibility,
@@ -162,10 +182,15 @@ impl Workload {
         let cached_input_share =
             share("cached_input_share", file.cached_input_share.unwrap_or(0.0))?;
         let cache_write_share = share("cache_write_share", file.cache_write_share.unwrap_or(0.0))?;
-        if cached_input_share + cache_write_share > 1.0 + 1e-9 {
+        let cache_write_1h_share = share(
+            "cache_write_1h_share",
+            file.cache_write_1h_share.unwrap_or(0.0),
+        )?;
+        let cache_total = cached_input_share + cache_write_share + cache_write_1h_share;
+        if cache_total > 1.0 + 1e-9 {
             return Err(InputError::invalid(
-                "cached_input_share + cache_write_share",
-                cached_input_share + cache_write_share,
+                "cached_input_share + cache_write_share + cache_write_1h_share",
+                cache_total,
                 "a total <= 1 (they are shares of the same input tokens)",
             ));
         }
@@ -266,6 +291,7 @@ impl Workload {
             output_tokens,
             cached_input_share,
             cache_write_share,
+            cache_write_1h_share,
             batch_share,
             peak_to_average,
             hourly_profile,
@@ -459,6 +485,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sum"), "{err}");
+    }
+
+    #[test]
+    fn cache_shares_together_are_at_most_one() {
+        let w = build(
+            "cached_input_share = 0.5\ncache_write_share = 0.2\ncache_write_1h_share = 0.3",
+            WorkloadFlags::default(),
+        )
+        .unwrap();
+        assert_eq!(w.cache_write_1h_share, 0.3);
+        // 0.5 + 0.2 + 0.4 = 1.1 of the same input tokens.
+        let err = build(
+            "cached_input_share = 0.5\ncache_write_share = 0.2\ncache_write_1h_share = 0.4",
+            WorkloadFlags::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cache_write_1h_share"), "{err}");
+    }
+
+    #[test]
+    fn a_workload_file_written_reads_back_the_same() {
+        let file = WorkloadFile {
+            calls_per_month: Some(82_125.0),
+            cache_write_1h_share: Some(0.025),
+            hourly_profile: Some(vec![1.0; 24]),
+            task: vec![TaskFile {
+                name: "chat".to_string(),
+                share: 1.0,
+                input_tokens: Some(2000.0),
+                output_tokens: None,
+                self_host: Eligibility::Unknown,
+            }],
+            ..Default::default()
+        };
+        let text = toml::to_string(&file).unwrap();
+        let back = WorkloadFile::parse("w.toml", &text).unwrap();
+        assert_eq!(toml::to_string(&back).unwrap(), text);
+        assert!(!text.contains("p99_prompt_tokens"), "{text}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod plan;
 mod serve;
 mod size;
 mod tidy;
+mod workload;
 
 use std::process::{Command, Output};
 
