@@ -61,6 +61,8 @@ pub struct ServerFile {
     /// A catalog file overriding the embedded prices and deployments.
     pub catalog: Option<PathBuf>,
     pub ledger_queue_capacity: Option<usize>,
+    /// Seconds between samples of the backends' metrics endpoints (default 15; 0: off).
+    pub sample_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +144,11 @@ pub struct BackendFile {
     pub max_in_flight: Option<u32>,
     /// Catalog deployment id: marks the backend self-hosted (marginal cost 0).
     pub deployment: Option<String>,
+    /// The server's Prometheus endpoint (vLLM's `/metrics`; the llama.cpp server's with
+    /// `--metrics`), sampled for utilisation.
+    pub metrics_url: Option<String>,
+    /// A DCGM exporter's endpoint for this backend's GPUs.
+    pub dcgm_url: Option<String>,
     /// Catalog API model id whose prices this backend charges.
     pub price: Option<String>,
     #[serde(default)]
@@ -204,6 +211,9 @@ pub struct BackendConfig {
     pub deployment: Option<String>,
     pub price: Option<ApiModel>,
     pub timeouts: Timeouts,
+    /// Sampled for utilisation, with `dcgm_url`.
+    pub metrics_url: Option<reqwest::Url>,
+    pub dcgm_url: Option<reqwest::Url>,
     /// The file form, to tell whether a reload changed this backend.
     pub source: BackendFile,
 }
@@ -240,6 +250,8 @@ pub struct Config {
     pub default_max_tokens: u32,
     pub ledger: PathBuf,
     pub ledger_queue_capacity: usize,
+    /// `None`: the backends' metrics endpoints are not sampled.
+    pub sample_interval: Option<Duration>,
     pub drain: Duration,
     pub admin_key: Option<Secret>,
     pub max_attempts: u32,
@@ -420,7 +432,27 @@ impl ConfigFile {
                         None => Ok(Duration::from_millis(default)),
                     }
                 };
+            let metrics_endpoint = |field: &str, value: &Option<String>| {
+                value
+                    .as_deref()
+                    .map(|url| match reqwest::Url::parse(url) {
+                        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(parsed),
+                        _ => Err(err(format!(
+                            "{what}.{field} = {url:?} is not allowed: expected an http:// or https:// URL, e.g. http://127.0.0.1:8000/metrics"
+                        ))),
+                    })
+                    .transpose()
+            };
+            let metrics_url = metrics_endpoint("metrics_url", &b.metrics_url)?;
+            let dcgm_url = metrics_endpoint("dcgm_url", &b.dcgm_url)?;
+            if (metrics_url.is_some() || dcgm_url.is_some()) && b.deployment.is_none() {
+                return Err(err(format!(
+                    "{what}: metrics_url and dcgm_url are for self-hosted backends (set `deployment`)"
+                )));
+            }
             backends.push(BackendConfig {
+                metrics_url,
+                dcgm_url,
                 name: b.name.clone(),
                 kind: b.kind,
                 endpoint,
@@ -520,6 +552,10 @@ impl ConfigFile {
                 .map(|p| base_dir.join(p))
                 .unwrap_or_else(|| PathBuf::from("costfloor.db")),
             ledger_queue_capacity: server.ledger_queue_capacity.unwrap_or(8192),
+            sample_interval: match server.sample_interval_seconds.unwrap_or(15) {
+                0 => None,
+                seconds => Some(Duration::from_secs(seconds)),
+            },
             drain: Duration::from_secs(server.drain_seconds.unwrap_or(30)),
             admin_key,
             max_attempts,

@@ -14,6 +14,7 @@
 //! - [`forward`]: trying a route's targets.
 //! - [`relay`]: answering, whole or streamed.
 //! - [`row`]: the ledger row and its price.
+//! - [`sampler`]: utilisation samples of self-hosted backends' metrics endpoints.
 //! - [`error`]: errors answered to clients, and the server's own.
 
 pub mod auth;
@@ -26,5 +27,6 @@ pub mod proxy;
 mod relay;
 mod row;
 pub mod runtime;
+pub mod sampler;
 pub mod server;
 pub mod state;

@@ -18,6 +18,8 @@ pub const OVERHEAD: &str = "costfloor_gateway_overhead_seconds";
 pub const IN_FLIGHT: &str = "costfloor_backend_in_flight";
 pub const CIRCUIT: &str = "costfloor_circuit_state";
 pub const UPSTREAM_ATTEMPTS: &str = "costfloor_upstream_attempts_total";
+/// Samples of backends' metrics endpoints, by `result` (`ok`, `error`, `unknown_format`).
+pub const SAMPLES: &str = "costfloor_backend_samples_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

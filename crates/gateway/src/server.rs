@@ -287,6 +287,23 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
         reload_lock: Arc::new(tokio::sync::Mutex::new(())),
     };
     let shutdown = CancellationToken::new();
+    let sampler = match state.runtime.load().config.sample_interval {
+        Some(interval) => {
+            let path = state.runtime.load().config.ledger.clone();
+            let store =
+                ledger::SampleStore::open(&path).map_err(|source| GatewayError::LedgerOpen {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            Some(tokio::spawn(crate::sampler::run(
+                state.clone(),
+                Arc::new(store),
+                interval,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     if options.handle_signals {
         spawn_signal_handlers(state.clone(), shutdown.clone())?;
     }
@@ -311,6 +328,9 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
                     tracing::warn!("drain deadline passed; closing the remaining connections");
                 }
             }
+        }
+        if let Some(sampler) = sampler {
+            let _ = sampler.await;
         }
         // The server future is gone: every request either finished or was dropped,
         // and dropped ones queued their rows. Wait for rows still waiting on room.

@@ -9,6 +9,8 @@
 //! * **Reading** — [`LedgerReader`] opens the same file read-only and answers the questions the
 //!   `report` command asks: per-group sums ([`LedgerReader::summary`]), latency samples
 //!   ([`LedgerReader::latencies_us`], [`LedgerReader::ttft_us`]), counts and raw rows.
+//! * **Backend samples** — [`SampleStore`] writes the gateway's samples of self-hosted
+//!   backends' metrics endpoints, [`read_samples`] reads them back for utilisation.
 //!
 //! # Units
 //!
@@ -41,12 +43,14 @@
 mod error;
 mod reader;
 mod row;
+mod samples;
 mod schema;
 mod writer;
 
 pub use error::LedgerError;
 pub use reader::{GroupSummary, LedgerReader, ReportFilter};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
+pub use samples::{read_samples, BackendSample, SampleStore};
 pub use schema::{DEFAULT_FILE_NAME, SCHEMA_VERSION};
 pub use writer::{Ledger, LedgerHandle, LedgerOptions, LedgerWriter, WriterReport};
 

@@ -52,6 +52,24 @@ const MIGRATIONS: &[&str] = &[
     // `cache_write_tokens` counts writes of both lifetimes, priced as 5-minute ones.
     "ALTER TABLE requests ADD COLUMN requested_model TEXT;
     ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0;",
+    // 3: samples of each self-hosted backend's metrics endpoint, for utilisation. Every
+    // series is optional: a server exports some of them, under the names of its version.
+    "CREATE TABLE backend_samples (
+        id                        INTEGER PRIMARY KEY,
+        backend                   TEXT    NOT NULL,
+        sampled_at_unix_ms        INTEGER NOT NULL,
+        source                    TEXT    NOT NULL,
+        requests_running          REAL,
+        requests_waiting          REAL,
+        kv_cache_usage            REAL,
+        prompt_tokens_total       REAL,
+        generation_tokens_total   REAL,
+        decode_steps_total        REAL,
+        gpu_util                  REAL,
+        gpu_engine_active         REAL,
+        gpus                      INTEGER
+    ) STRICT;
+    CREATE INDEX backend_samples_backend_at ON backend_samples (backend, sampled_at_unix_ms);",
 ];
 
 /// The schema version this build writes and reads (`PRAGMA user_version` after migrating).

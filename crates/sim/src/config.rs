@@ -56,6 +56,19 @@ pub struct SimConfig {
     pub seed: u64,
     /// Faults applied to the API requests that follow start-up.
     pub faults: FaultPlan,
+    /// The names `GET /metrics` uses: vLLM's (default) or the llama.cpp server's.
+    pub metrics_format: MetricsFormat,
+}
+
+/// Which server's metric names `GET /metrics` exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsFormat {
+    /// vLLM's `vllm:*` series.
+    #[default]
+    Vllm,
+    /// The llama.cpp server's `llamacpp:*` series (its `--metrics` endpoint).
+    Llamacpp,
 }
 
 impl Default for SimConfig {
@@ -71,6 +84,7 @@ impl Default for SimConfig {
             max_body_bytes: 32 * 1024 * 1024,
             seed: 0,
             faults: FaultPlan::default(),
+            metrics_format: MetricsFormat::Vllm,
         }
     }
 }

@@ -116,7 +116,9 @@ use http::{header, HeaderMap, StatusCode};
 use serde_json::json;
 
 pub use api::FAULT_HEADER;
-pub use config::{ConfigError, FaultError, FaultKind, FaultPlan, FaultStep, SimConfig};
+pub use config::{
+    ConfigError, FaultError, FaultKind, FaultPlan, FaultStep, MetricsFormat, SimConfig,
+};
 pub use state::{SimState, SimStats, TokenStats};
 
 /// The simulator's routes, sharing `state`.

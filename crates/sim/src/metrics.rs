@@ -1,4 +1,5 @@
-//! vLLM-style Prometheus metrics (`GET /metrics`).
+//! vLLM-style Prometheus metrics (`GET /metrics`), or the llama.cpp server's
+//! ([`render_llamacpp`]).
 //!
 //! Names, help texts and histogram buckets follow vLLM's V1 engine
 //! (`vllm/v1/metrics/loggers.py`); every sample carries the `model_name` and `engine`
@@ -216,6 +217,50 @@ pub fn render(model: &str, g: Gauges, m: &MetricValues) -> String {
         );
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", num(h.count as f64));
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", num(h.sum));
+    }
+    out
+}
+
+/// The llama.cpp server's `/metrics` (`tools/server/server.cpp`, with `--metrics`):
+/// unlabelled `llamacpp:*` series. Decode steps are counted as generated tokens, one
+/// step per token, as for a single sequence.
+pub fn render_llamacpp(g: Gauges, m: &MetricValues) -> String {
+    let mut out = String::with_capacity(1024);
+    for (name, kind, help, v) in [
+        (
+            "prompt_tokens_total",
+            "counter",
+            "Number of prompt tokens processed.",
+            m.prompt_tokens as f64,
+        ),
+        (
+            "tokens_predicted_total",
+            "counter",
+            "Number of generation tokens processed.",
+            m.generation_tokens as f64,
+        ),
+        (
+            "n_decode_total",
+            "counter",
+            "Total number of llama_decode() calls",
+            m.generation_tokens as f64,
+        ),
+        (
+            "requests_processing",
+            "gauge",
+            "Number of requests processing.",
+            g.running as f64,
+        ),
+        (
+            "requests_deferred",
+            "gauge",
+            "Number of requests deferred.",
+            g.waiting as f64,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP llamacpp:{name} {help}");
+        let _ = writeln!(out, "# TYPE llamacpp:{name} {kind}");
+        let _ = writeln!(out, "llamacpp:{name} {}", num(v));
     }
     out
 }

@@ -168,7 +168,12 @@ impl SimState {
             kv_cache_usage,
         };
         let values = lock(&self.inner.counters).metrics.clone();
-        metrics::render(self.inner.config.served_model_name(), gauges, &values)
+        match self.inner.config.metrics_format {
+            crate::config::MetricsFormat::Vllm => {
+                metrics::render(self.inner.config.served_model_name(), gauges, &values)
+            }
+            crate::config::MetricsFormat::Llamacpp => metrics::render_llamacpp(gauges, &values),
+        }
     }
 
     pub(crate) fn count_request(&self, endpoint: &str) {

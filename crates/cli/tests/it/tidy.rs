@@ -163,12 +163,34 @@ fn the_gateway_names_no_vendor_field() {
         let code = non_test_code(&file);
         for name in vendor {
             assert!(
-                !code.contains(name),
+                !contains_word(&code, name),
                 "{} names `{name}`: vendor JSON belongs in crates/wire (wire::pair)",
                 relative(&file)
             );
         }
     }
+}
+
+/// True when `code` holds `name` not as part of a longer identifier (so the Prometheus
+/// series `prompt_tokens_total` is not the JSON field `prompt_tokens`).
+fn contains_word(code: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    code.match_indices(name).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = code[at + name.len()..].chars().next();
+        let starts_ident = name.starts_with(ident);
+        let ends_ident = name.ends_with(ident);
+        !(starts_ident && before.is_some_and(ident)) && !(ends_ident && after.is_some_and(ident))
+    })
+}
+
+#[test]
+fn contains_word_respects_identifier_boundaries() {
+    assert!(contains_word("let x = u.prompt_tokens;", "prompt_tokens"));
+    assert!(contains_word("\"choices\"", "\"choices\""));
+    assert!(!contains_word("s.prompt_tokens_total", "prompt_tokens"));
+    assert!(!contains_word("my_stop_reason", "stop_reason"));
+    assert!(contains_word("json!({})", "json!"));
 }
 
 /// No gateway source file holds more than 700 lines of non-test code: a file that

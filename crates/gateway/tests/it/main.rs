@@ -5,6 +5,7 @@
 mod bad_input;
 mod faults;
 mod routing;
+mod sampling;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,0 +1,128 @@
+//! Samples of self-hosted backends' metrics endpoints (table `backend_samples`): what
+//! the gateway's sampler writes and what a utilisation report reads.
+//!
+//! Samples are few (one per backend per interval), so they are written directly on a
+//! connection of their own, off the request path, not through the request queue.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{named_params, params, Connection, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::{schema, ReportFilter, Result};
+
+/// One sample of one backend. Gauges and counters are as the server exported them;
+/// `None` where it exported no such series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendSample {
+    /// The gateway backend's name.
+    pub backend: String,
+    pub sampled_at_unix_ms: i64,
+    /// Which formats the values came from: `vllm`, `llamacpp`, `dcgm`, joined by `+`.
+    pub source: String,
+    /// Requests being processed (vLLM `num_requests_running`, llama.cpp `requests_processing`).
+    pub requests_running: Option<f64>,
+    /// Requests waiting (vLLM `num_requests_waiting`, llama.cpp `requests_deferred`).
+    pub requests_waiting: Option<f64>,
+    /// KV-cache usage, 0 to 1.
+    pub kv_cache_usage: Option<f64>,
+    /// Counter: prompt tokens processed since the server started.
+    pub prompt_tokens_total: Option<f64>,
+    /// Counter: tokens generated since the server started.
+    pub generation_tokens_total: Option<f64>,
+    /// Counter: decode steps (llama.cpp `n_decode_total`), which grows while it works.
+    pub decode_steps_total: Option<f64>,
+    /// Mean GPU utilisation over the backend's GPUs, 0 to 1 (DCGM `DCGM_FI_DEV_GPU_UTIL` / 100).
+    pub gpu_util: Option<f64>,
+    /// Mean graphics-engine activity, 0 to 1 (DCGM `DCGM_FI_PROF_GR_ENGINE_ACTIVE`).
+    pub gpu_engine_active: Option<f64>,
+    /// GPUs the DCGM series covered.
+    pub gpus: Option<i64>,
+}
+
+/// The writing side: one connection, used by the sampler task only.
+#[derive(Debug)]
+pub struct SampleStore {
+    conn: Mutex<Connection>,
+}
+
+impl SampleStore {
+    /// Opens (creating and migrating if needed) the ledger file for writing samples.
+    pub fn open(path: &Path) -> Result<SampleStore> {
+        Ok(SampleStore {
+            conn: Mutex::new(schema::open_rw(path)?),
+        })
+    }
+
+    /// Writes `samples` in one transaction. Blocking: call it off the async runtime.
+    pub fn insert(&self, samples: &[BackendSample]) -> Result<()> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO backend_samples (backend, sampled_at_unix_ms, source,
+                    requests_running, requests_waiting, kv_cache_usage, prompt_tokens_total,
+                    generation_tokens_total, decode_steps_total, gpu_util, gpu_engine_active, gpus)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for s in samples {
+                stmt.execute(params![
+                    s.backend,
+                    s.sampled_at_unix_ms,
+                    s.source,
+                    s.requests_running,
+                    s.requests_waiting,
+                    s.kv_cache_usage,
+                    s.prompt_tokens_total,
+                    s.generation_tokens_total,
+                    s.decode_steps_total,
+                    s.gpu_util,
+                    s.gpu_engine_active,
+                    s.gpus,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The samples in `filter` (by `sampled_at_unix_ms`), in time order per backend.
+pub fn read_samples(path: &Path, filter: &ReportFilter) -> Result<Vec<BackendSample>> {
+    let conn = schema::open_ro(path)?;
+    let mut stmt = conn.prepare(
+        "SELECT backend, sampled_at_unix_ms, source, requests_running, requests_waiting,
+                kv_cache_usage, prompt_tokens_total, generation_tokens_total,
+                decode_steps_total, gpu_util, gpu_engine_active, gpus
+         FROM backend_samples
+         WHERE (:since IS NULL OR sampled_at_unix_ms >= :since)
+           AND (:until IS NULL OR sampled_at_unix_ms < :until)
+         ORDER BY backend, sampled_at_unix_ms, id",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
+        sample_from_sql,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn sample_from_sql(r: &Row<'_>) -> rusqlite::Result<BackendSample> {
+    Ok(BackendSample {
+        backend: r.get(0)?,
+        sampled_at_unix_ms: r.get(1)?,
+        source: r.get(2)?,
+        requests_running: r.get(3)?,
+        requests_waiting: r.get(4)?,
+        kv_cache_usage: r.get(5)?,
+        prompt_tokens_total: r.get(6)?,
+        generation_tokens_total: r.get(7)?,
+        decode_steps_total: r.get(8)?,
+        gpu_util: r.get(9)?,
+        gpu_engine_active: r.get(10)?,
+        gpus: r.get(11)?,
+    })
+}
