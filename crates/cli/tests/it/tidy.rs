@@ -180,7 +180,7 @@ fn contains_word(code: &str, name: &str) -> bool {
         let after = code[at + name.len()..].chars().next();
         let starts_ident = name.starts_with(ident);
         let ends_ident = name.ends_with(ident);
-        !(starts_ident && before.is_some_and(ident)) && !(ends_ident && after.is_some_and(ident))
+        !(starts_ident && before.is_some_and(ident) || ends_ident && after.is_some_and(ident))
     })
 }
 
