@@ -17,10 +17,12 @@ import pytest
 
 from conftest import smollm2_gguf
 
-openai = pytest.importorskip("openai")
-anthropic = pytest.importorskip("anthropic")
+# The official SDKs are required (scripts/setup-python.sh installs them): a missing one
+# fails the run instead of skipping it.
+import anthropic  # noqa: E402
+import openai  # noqa: E402
 if importlib.util.find_spec("llama_cpp") is None:
-    pytest.skip("llama-cpp-python[server] is not installed (scripts/setup-python.sh)", allow_module_level=True)
+    pytest.fail("llama-cpp-python[server] is not installed (scripts/setup-python.sh installs it)", pytrace=False)
 
 TIMEOUT_S = 120
 TASK = {"x-costfloor-task": "classify"}
@@ -263,3 +265,52 @@ def test_self_hosted_backend_down_falls_back_to_the_api(launcher, gguf, sim) -> 
     assert row["input_tokens"] == r.usage.prompt_tokens
     assert row["output_tokens"] == r.usage.completion_tokens
     assert row["cost_nusd"] == haiku_cost_nusd(r.usage.prompt_tokens, r.usage.completion_tokens) > 0
+
+
+# Prompts of different lengths in the style of the workload, to calibrate on; the
+# target's length lies within theirs.
+CALIBRATION_PROMPTS = [
+    "Is this positive? Great.",
+    "Is this review positive or negative? Review: the battery died after a day.",
+    "Is this review positive or negative? Review: the screen is sharp and bright, the speakers "
+    "are loud, and setting it up took two minutes, but the case scratches easily.",
+]
+TARGET = "Is this review positive or negative? Review: slow shipping, but the blender is excellent."
+
+
+def test_streamed_input_estimate_is_calibrated_on_the_servers_own_counts(launcher, llama, sim) -> None:
+    """The llama.cpp server sends no usage on streams, so the gateway estimates the input.
+    Four characters a token misses the chat template and default system prompt, which are
+    most of a short prompt; the backend's own non-streamed counts calibrate it."""
+    gateway = launcher.gateway(**hybrid_backends(llama.url, sim.url), name="gateway-calibration")
+
+    def stream(oai, prompt: str) -> dict:
+        s = oai.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": prompt}], max_tokens=8,
+            temperature=0, stream=True, extra_headers=TASK,
+        )
+        request_id = s.response.headers["x-costfloor-request-id"]
+        list(s)
+        return gateway.row(request_id)
+
+    def counted(oai, prompt: str) -> int:
+        r = oai.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": prompt}], max_tokens=8,
+            temperature=0, extra_headers=TASK,
+        )
+        return r.usage.prompt_tokens
+
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-none", max_retries=0, timeout=TIMEOUT_S) as oai:
+        before = stream(oai, TARGET)
+        for prompt in CALIBRATION_PROMPTS:
+            counted(oai, prompt)
+        after = stream(oai, TARGET)
+        actual = counted(oai, TARGET)
+    print(f"input tokens: uncalibrated {before['input_tokens']}, calibrated {after['input_tokens']}, counted {actual}")
+    assert before["estimated"] == 1 and after["estimated"] == 1
+    # Uncalibrated: the text alone, far under the server's count.
+    assert before["input_tokens"] < 0.7 * actual, (before["input_tokens"], actual)
+    # Calibrated on three answers of the same server: within 10 %.
+    assert abs(after["input_tokens"] - actual) <= 0.1 * actual, (
+        f"calibrated estimate {after['input_tokens']}, the server counted {actual}"
+    )

@@ -19,8 +19,10 @@ import uuid
 import httpx
 import pytest
 
-openai = pytest.importorskip("openai")
-anthropic = pytest.importorskip("anthropic")
+# The official SDKs are required (scripts/setup-python.sh installs them): a missing one
+# fails the run instead of skipping it.
+import anthropic  # noqa: E402
+import openai  # noqa: E402
 
 OUTPUT_TOKENS = 12
 SYSTEM = "You are terse."

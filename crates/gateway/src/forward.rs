@@ -252,9 +252,17 @@ pub(crate) async fn forward(
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let deadline = sent_at + backend.config.timeouts.total;
-                    read_complete(pair, backend, response, deadline, input_estimate)
+                    let fallback_estimate = backend.calibration.estimate(input_estimate);
+                    read_complete(pair, backend, response, deadline, fallback_estimate)
                         .await
-                        .map(|completed| (status, Upstream::Complete(completed)))
+                        .map(|completed| {
+                            if !completed.estimated && backend.config.self_hosted() {
+                                backend
+                                    .calibration
+                                    .learn(input_estimate, completed.usage.total_input_tokens());
+                            }
+                            (status, Upstream::Complete(completed))
+                        })
                 }
                 Err(failure) => Err(failure),
             };

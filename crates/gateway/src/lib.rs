@@ -11,6 +11,7 @@
 //! - [`server`]: endpoints, readiness, metrics, admin, signals and graceful shutdown.
 //! - [`proxy`]: the request path, step by step.
 //! - [`auth`]: client and admin key checks.
+//! - [`calibration`]: input-token estimates learned per backend.
 //! - [`forward`]: trying a route's targets.
 //! - [`relay`]: answering, whole or streamed.
 //! - [`row`]: the ledger row and its price.
@@ -18,6 +19,7 @@
 //! - [`error`]: errors answered to clients, and the server's own.
 
 pub mod auth;
+pub mod calibration;
 pub mod circuit;
 pub mod config;
 pub mod error;

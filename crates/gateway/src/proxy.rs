@@ -182,7 +182,9 @@ async fn run(
         format,
         route,
         request_id: guard.row().request_id.clone(),
-        input_estimate,
+        // What a stream without reported usage records: the estimate as this backend's
+        // own counts have calibrated it.
+        input_estimate: backend.calibration.estimate(input_estimate),
         client_wants_usage: request.wants_stream_usage(),
         total_deadline: sent_at + backend.config.timeouts.total,
         attempts: *attempts,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use wire::pair::BackendProtocol;
 
+use crate::calibration::InputCalibration;
 use crate::circuit::Circuit;
 use crate::config::{BackendConfig, Config, RouteConfig};
 use crate::error::GatewayError;
@@ -27,6 +28,8 @@ pub struct Backend {
     pub client: reqwest::Client,
     pub circuit: Circuit,
     pub metrics: BackendMetrics,
+    /// The input-token estimate learned from this backend's own counts.
+    pub calibration: InputCalibration,
     in_flight: AtomicU32,
 }
 
@@ -124,6 +127,7 @@ impl Backend {
             client,
             circuit,
             metrics,
+            calibration: InputCalibration::default(),
             in_flight: AtomicU32::new(0),
         })
     }
