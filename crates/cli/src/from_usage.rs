@@ -25,6 +25,9 @@ enum WorkloadAction {
     /// A workload from provider usage exports: Anthropic's usage and cost reports,
     /// OpenAI's completions usage and costs (JSON, as the APIs return them).
     FromUsage(FromUsageArgs),
+    /// The workload the gateway observed: volume, tokens per call and p99, cache
+    /// shares, load shape and task mix from its ledger.
+    FromLedger(crate::from_ledger::FromLedgerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +85,7 @@ impl From<TaskByArg> for TaskBy {
 pub fn run(args: WorkloadArgs) -> Result<()> {
     match args.action {
         WorkloadAction::FromUsage(args) => from_usage(args),
+        WorkloadAction::FromLedger(args) => crate::from_ledger::from_ledger(args),
     }
 }
 
@@ -120,7 +124,7 @@ fn from_usage(args: FromUsageArgs) -> Result<()> {
 
 /// Writes `text` to a temporary file next to `path`, then renames it over `path`: a
 /// reader sees the old file or the whole new one, never a part.
-fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,

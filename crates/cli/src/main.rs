@@ -3,6 +3,7 @@
 
 mod chart;
 mod commands;
+mod from_ledger;
 mod from_usage;
 mod output;
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod hybrid;
 pub mod litellm;
 pub mod money;
+pub mod observed;
 pub mod plan;
 pub mod sizing;
 pub mod usage_export;

@@ -9,6 +9,8 @@
 //! * **Reading** — [`LedgerReader`] opens the same file read-only and answers the questions the
 //!   `report` command asks: per-group sums ([`LedgerReader::summary`]), latency samples
 //!   ([`LedgerReader::latencies_us`], [`LedgerReader::ttft_us`]), counts and raw rows.
+//! * **Traffic** — [`traffic_totals`] sums the successful requests of a period (volume,
+//!   token classes, p99 prompt, hours of the day, tasks) for the observed workload.
 //! * **Backend samples** — [`SampleStore`] writes the gateway's samples of self-hosted
 //!   backends' metrics endpoints, [`read_samples`] reads them back for utilisation.
 //!
@@ -45,6 +47,7 @@ mod reader;
 mod row;
 mod samples;
 mod schema;
+mod traffic;
 mod writer;
 
 pub use error::LedgerError;
@@ -52,6 +55,7 @@ pub use reader::{GroupSummary, LedgerReader, ReportFilter};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
 pub use samples::{read_samples, BackendSample, SampleStore};
 pub use schema::{DEFAULT_FILE_NAME, SCHEMA_VERSION};
+pub use traffic::{traffic_totals, TaskTotals, TrafficTotals};
 pub use writer::{Ledger, LedgerHandle, LedgerOptions, LedgerWriter, WriterReport};
 
 /// Result type of this crate.
