@@ -14,5 +14,6 @@ pub mod observed;
 pub mod plan;
 pub mod sizing;
 pub mod usage_export;
+pub mod utilisation;
 pub mod verdict;
 pub mod workload;
