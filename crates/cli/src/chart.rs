@@ -1,5 +1,6 @@
-//! The cost chart: monthly cost vs calls/month on log axes, one line per option,
-//! capacity steps visible, crossovers marked. Drawn with plotters' SVG backend.
+//! The cost chart: monthly cost vs calls/month on log axes, one line per option and one
+//! for the hybrid optimum, capacity steps visible, crossovers and this workload's volume
+//! marked. Drawn with plotters' SVG backend.
 
 use std::path::Path;
 
@@ -65,16 +66,18 @@ pub fn write_cost_chart(plan: &Plan, path: &Path) -> Result<()> {
 
     for (index, s) in series.iter().enumerate() {
         let color = PALETTE[index % PALETTE.len()];
-        let style = if s.kind == "api" {
-            color.stroke_width(2)
-        } else {
-            color.stroke_width(3)
+        let (style, label) = match s.kind {
+            "api" => (color.stroke_width(2), format!("{} (API)", s.id)),
+            "hybrid" => (
+                BLACK.stroke_width(2),
+                format!("{} (cheapest replica count, overflow to the API)", s.id),
+            ),
+            _ => (
+                color.stroke_width(3),
+                format!("{} (self-hosted, whole replicas for peak)", s.id),
+            ),
         };
-        let label = if s.kind == "api" {
-            format!("{} (API)", s.id)
-        } else {
-            format!("{} (self-hosted, whole replicas for peak)", s.id)
-        };
+        let color = if s.kind == "hybrid" { BLACK } else { color };
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), style))
             .map_err(|e| anyhow!("{e}"))?
@@ -114,6 +117,24 @@ pub fn write_cost_chart(plan: &Plan, path: &Path) -> Result<()> {
                 ("sans-serif", 13),
             )))
             .map_err(|e| anyhow!("{e}"))?;
+    }
+    // This workload's volume.
+    let volume = plan.workload.calls_per_month;
+    if (FROM_CALLS..=TO_CALLS).contains(&volume) {
+        let marker = RGBColor(200, 30, 30);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(volume, min_cost / 2.0), (volume, max_cost * 2.0)],
+                marker.mix(0.6).stroke_width(2),
+            )))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(format!(
+                "this workload: {} calls/month",
+                human_calls(volume)
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], marker.mix(0.6).stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

@@ -122,6 +122,43 @@ pub struct HybridPlan {
     pub all_self_hosted_replicas: u64,
     pub eligible_share: f64,
     pub optimum: Hybrid,
+    /// The optimiser's inputs, to rerun it at other volumes (sweeps and charts).
+    #[serde(skip)]
+    pub scale: Option<HybridScale>,
+}
+
+/// What the hybrid optimum depends on besides the volume.
+#[derive(Clone, Debug)]
+pub struct HybridScale {
+    calls_per_month: f64,
+    eligible_share: f64,
+    ineligible_api_cost: Money,
+    eligible_api_cost_per_call: Money,
+    profile: [f64; 24],
+    replica_calls_per_month: f64,
+    replica_monthly: Money,
+    fixed_non_replica: Money,
+    max_in_flight_per_replica: u32,
+}
+
+impl HybridScale {
+    /// The hybrid optimum's monthly cost at `calls_per_month`, the task mix and load
+    /// shape unchanged.
+    pub fn cost_at(&self, calls_per_month: f64) -> Money {
+        let ratio_ppb = (calls_per_month / self.calls_per_month * 1e9).round() as i128;
+        optimise(&HybridInput {
+            total_calls_per_month: calls_per_month,
+            eligible_calls_per_month: calls_per_month * self.eligible_share,
+            ineligible_api_cost: self.ineligible_api_cost.mul_ratio(ratio_ppb, 1_000_000_000),
+            eligible_api_cost_per_call: self.eligible_api_cost_per_call,
+            profile: self.profile,
+            replica_calls_per_month: self.replica_calls_per_month,
+            replica_monthly: self.replica_monthly,
+            fixed_non_replica: self.fixed_non_replica,
+            max_in_flight_per_replica: self.max_in_flight_per_replica,
+        })
+        .monthly_cost_usd
+    }
 }
 
 /// A self-hosted option's step model, kept for sweeps and charts.
@@ -541,6 +578,17 @@ fn hybrid_plan(
         fixed_non_replica: option.cost.fixed_non_gpu,
         max_in_flight_per_replica: sizing.best_batch,
     });
+    let scale = (workload.calls_per_month > 0.0).then(|| HybridScale {
+        calls_per_month: workload.calls_per_month,
+        eligible_share,
+        ineligible_api_cost: ineligible_cost,
+        eligible_api_cost_per_call: eligible_cost_per_call,
+        profile: workload.hourly_profile,
+        replica_calls_per_month: sizing.max_calls_per_month_per_replica,
+        replica_monthly,
+        fixed_non_replica: option.cost.fixed_non_gpu,
+        max_in_flight_per_replica: sizing.best_batch,
+    });
     Ok(HybridPlan {
         api: api.id.clone(),
         self_hosted: option.id.clone(),
@@ -549,6 +597,7 @@ fn hybrid_plan(
         all_self_hosted_replicas: option.capacity.required_replicas,
         eligible_share,
         optimum,
+        scale,
     })
 }
 
@@ -657,6 +706,17 @@ impl Plan {
             series.push(Series {
                 id: step.id.clone(),
                 kind: "self_hosted",
+                points,
+            });
+        }
+        if let Some(scale) = &self.hybrid.scale {
+            let points = volumes
+                .iter()
+                .map(|&v| (v, scale.cost_at(v).usd_f64()))
+                .collect();
+            series.push(Series {
+                id: format!("hybrid {} + {}", self.hybrid.self_hosted, self.hybrid.api),
+                kind: "hybrid",
                 points,
             });
         }
@@ -785,6 +845,30 @@ mod tests {
         assert!(plan.hybrid.optimum.monthly_cost_usd <= plan.hybrid.all_api_usd);
         // Some tasks may not self-host, so "self-host everything" is never the answer.
         assert_ne!(plan.verdict.recommendation, Recommendation::SelfHost);
+    }
+
+    #[test]
+    fn the_hybrid_sweep_meets_the_optimum_at_the_workloads_volume() {
+        let plan = plan_with(WorkloadFlags::default(), "");
+        let scale = plan.hybrid.scale.as_ref().unwrap();
+        // The seed's 10M calls: the same $15,695.12 the optimiser found.
+        assert_eq!(
+            scale.cost_at(plan.workload.calls_per_month),
+            plan.hybrid.optimum.monthly_cost_usd
+        );
+        let series = plan.sweep(&[1e5, 1e7, 1e8]);
+        let hybrid = series.iter().find(|s| s.kind == "hybrid").unwrap();
+        // Never dearer than all-API or all-self-hosted at the same volume: both are
+        // candidates of the optimiser (0 replicas, or enough for the peak).
+        for (index, &(volume, cost)) in hybrid.points.iter().enumerate() {
+            let api = series
+                .iter()
+                .find(|s| s.id == "claude-haiku-4.5")
+                .unwrap()
+                .points[index]
+                .1;
+            assert!(cost <= api + 1e-6, "{volume}: hybrid {cost} > API {api}");
+        }
     }
 
     #[test]
