@@ -578,7 +578,7 @@ fn hybrid_plan(
         fixed_non_replica: option.cost.fixed_non_gpu,
         max_in_flight_per_replica: sizing.best_batch,
     });
-    let scale = (workload.calls_per_month > 0.0).then(|| HybridScale {
+    let scale = (workload.calls_per_month > 0.0).then_some(HybridScale {
         calls_per_month: workload.calls_per_month,
         eligible_share,
         ineligible_api_cost: ineligible_cost,
