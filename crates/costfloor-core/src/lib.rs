@@ -12,6 +12,7 @@ pub mod litellm;
 pub mod money;
 pub mod observed;
 pub mod plan;
+pub mod review;
 pub mod sizing;
 pub mod usage_export;
 pub mod utilisation;
