@@ -8,7 +8,8 @@
 //!   bounded queue. The writer commits them in batches, one transaction per batch.
 //! * **Reading** — [`LedgerReader`] opens the same file read-only and answers the questions the
 //!   `report` command asks: per-group sums ([`LedgerReader::summary`]), latency samples
-//!   ([`LedgerReader::latencies_us`], [`LedgerReader::ttft_us`]), counts and raw rows.
+//!   ([`LedgerReader::latencies_us`], [`LedgerReader::ttft_us`]), counts and raw rows, and a streaming [`LedgerReader::scan`] of the
+//!   columns a report aggregates with [`LedgerReader::time_span`] for its period.
 //!
 //! # Units
 //!
@@ -45,7 +46,7 @@ mod schema;
 mod writer;
 
 pub use error::LedgerError;
-pub use reader::{GroupSummary, LedgerReader, ReportFilter};
+pub use reader::{GroupSummary, LedgerReader, ReportFilter, ScanRow, TimeSpan};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
 pub use schema::{DEFAULT_FILE_NAME, SCHEMA_VERSION};
 pub use writer::{Ledger, LedgerHandle, LedgerOptions, LedgerWriter, WriterReport};

@@ -4,6 +4,7 @@
 mod catalog;
 mod litellm;
 mod plan;
+mod report;
 mod serve;
 mod size;
 mod tidy;
