@@ -49,6 +49,9 @@ enum Command {
     /// The hybrid gateway: OpenAI- and Anthropic-compatible, with routing, fallback,
     /// spill-over and a ledger.
     Serve(ServeArgs),
+    /// What the gateway's traffic cost, what it would have cost on the API, latency and
+    /// traffic shape, from the ledger.
+    Report(ReportArgs),
     /// A simulated backend speaking the OpenAI and Anthropic wire formats, with faults.
     Sim(SimArgs),
 }
@@ -64,6 +67,29 @@ struct ServeArgs {
     /// Override server.listen (e.g. 127.0.0.1:0 for any free port).
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The ledger file the gateway writes (server.ledger in its config).
+    #[arg(long, value_name = "FILE", required_unless_present = "config")]
+    db: Option<PathBuf>,
+    /// The gateway config: its ledger, its catalog, and the deployment each self-hosted
+    /// backend names, for the fixed costs. Without it, fixed costs are unknown.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Start of the period: YYYY-MM-DD (UTC), YYYY-MM-DDTHH:MM:SSZ, or a span back from
+    /// now such as 30d or 12h (default: the first request in the ledger).
+    #[arg(long, value_name = "DATE|30d")]
+    since: Option<String>,
+    /// End of the period, excluded; same forms as --since (default: now).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Machine-readable output (schema: docs/report.md).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    catalog: CatalogFlag,
 }
 
 #[derive(Args, Debug)]
@@ -218,6 +244,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Catalog(args) => run_catalog(args),
         Command::Workload(args) => from_usage::run(args),
         Command::Serve(args) => run_serve(args),
+        Command::Report(args) => run_report(args),
         Command::Sim(args) => run_sim(args),
     }
 }
@@ -524,6 +551,126 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         );
         Ok(())
     })
+}
+
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// What `report` reads from a gateway config: its ledger, its catalog overlay, and the
+/// deployment each self-hosted backend names. Secrets are not read: a report needs none.
+struct GatewayFacts {
+    ledger: PathBuf,
+    catalog: Option<PathBuf>,
+    deployments: Vec<report::BackendDeployment>,
+}
+
+fn gateway_facts(path: &Path) -> Result<GatewayFacts> {
+    let text = read_input_file(path)?;
+    let file = gateway::config::ConfigFile::parse(&path.display().to_string(), &text)
+        .map_err(input_failure)?;
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    Ok(GatewayFacts {
+        // As the gateway resolves it (gateway::config): relative to the config's folder,
+        // or costfloor.db in the working directory.
+        ledger: file
+            .server
+            .ledger
+            .map(|ledger| base_dir.join(ledger))
+            .unwrap_or_else(|| PathBuf::from(ledger::DEFAULT_FILE_NAME)),
+        catalog: file.server.catalog.map(|catalog| base_dir.join(catalog)),
+        deployments: file
+            .backend
+            .into_iter()
+            .filter_map(|backend| {
+                backend
+                    .deployment
+                    .map(|deployment| report::BackendDeployment {
+                        backend: backend.name,
+                        deployment,
+                    })
+            })
+            .collect(),
+    })
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    let now = now_unix_ms();
+    let since = args
+        .since
+        .as_deref()
+        .map(|text| report::period::parse_time("--since", text, now))
+        .transpose()
+        .map_err(input_failure)?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|text| report::period::parse_time("--until", text, now))
+        .transpose()
+        .map_err(input_failure)?;
+    let facts = args.config.as_deref().map(gateway_facts).transpose()?;
+    // The config's catalog first, then --catalog over it.
+    let mut catalog = Catalog::embedded().context("the embedded catalog is invalid")?;
+    for path in facts
+        .as_ref()
+        .and_then(|facts| facts.catalog.as_ref())
+        .into_iter()
+        .chain(args.catalog.catalog.as_ref())
+    {
+        let text = read_input_file(path)?;
+        catalog
+            .overlay(&path.display().to_string(), &text)
+            .map_err(input_failure)?;
+    }
+    let (ledger_path, flag) = match (&args.db, &facts) {
+        (Some(db), _) => (db.clone(), "--db".to_string()),
+        (None, Some(facts)) => (
+            facts.ledger.clone(),
+            format!(
+                "server.ledger in {}",
+                args.config.as_deref().unwrap_or(Path::new("")).display()
+            ),
+        ),
+        (None, None) => {
+            return Err(input_failure(
+                "no ledger to read: pass --db FILE or --config gateway.toml",
+            ))
+        }
+    };
+    if !ledger_path.is_file() {
+        return Err(input_failure(format!(
+            "{flag} {}: no such file; expected the SQLite ledger that `costfloor serve` writes",
+            ledger_path.display()
+        )));
+    }
+    let reader = ledger::LedgerReader::open(&ledger_path)
+        .map_err(|err| input_failure(format!("{flag} {}: {err}", ledger_path.display())))?;
+    let request = report::ReportRequest {
+        since_unix_ms: since,
+        until_unix_ms: until,
+        now_unix_ms: now,
+        catalog: &catalog,
+        deployments: facts.as_ref().map(|facts| facts.deployments.as_slice()),
+    };
+    let report = report::build(&reader, &request).map_err(|err| {
+        if err.is_input() {
+            input_failure(err)
+        } else {
+            anyhow::Error::new(err)
+        }
+    })?;
+    if args.json {
+        output::print_json(&report)
+    } else {
+        output::print_report(&report)
+    }
 }
 
 fn run_sim(args: SimArgs) -> Result<()> {

@@ -876,3 +876,267 @@ pub fn print_usage_summary(derivation: &Derivation, path: &Path) -> Result<()> {
     io::stdout().lock().write_all(out.as_bytes())?;
     Ok(())
 }
+
+/// Money in a report: cents from $1 up, the digits it needs below (`$0.00188`).
+fn amount(a: report::Amount) -> String {
+    let money = a.money();
+    if money != Money::ZERO && money.cents().abs() < 100 {
+        let precise = costfloor_core::plan::format_usd_precise(Money::from_nano_usd(a.nusd.abs()));
+        let sign = if a.nusd < 0 { "-" } else { "" };
+        format!("{sign}{precise}")
+    } else {
+        money.to_string()
+    }
+}
+
+fn optional_amount(a: Option<report::Amount>) -> String {
+    a.map_or("unknown".to_string(), amount)
+}
+
+/// A group's name; requests refused before reaching a backend or route have none.
+fn group_name(name: &str) -> &str {
+    if name.is_empty() {
+        "(none)"
+    } else {
+        name
+    }
+}
+
+fn percent(share: Option<f64>) -> String {
+    share.map_or("-".to_string(), |s| format!("{:.1}%", s * 100.0))
+}
+
+fn latency_cells(p: Option<report::Percentiles>) -> [Cell; 3] {
+    match p {
+        Some(p) => [
+            right(number(p.p50_ms, 1)),
+            right(number(p.p95_ms, 1)),
+            right(number(p.p99_ms, 1)),
+        ],
+        None => [right("-"), right("-"), right("-")],
+    }
+}
+
+/// `costfloor report` as text: cost, self-hosted deployments, groups, latency, traffic.
+pub fn print_report(r: &report::Report) -> Result<()> {
+    let mut out = String::new();
+    write_report(&mut out, r)?;
+    io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn write_report(out: &mut String, r: &report::Report) -> fmt::Result {
+    writeln!(
+        out,
+        "costfloor report: {} to {} ({} days), {} requests\n",
+        r.period.since,
+        r.period.until,
+        number(r.period.days, 2),
+        group_thousands(&r.requests.to_string())
+    )?;
+    if let Some(message) = &r.message {
+        writeln!(out, "{message}")?;
+        for note in &r.notes {
+            writeln!(out, "- {note}")?;
+        }
+        return Ok(());
+    }
+    write_report_cost(out, r)?;
+    write_report_groups(out, "By backend", &r.by_backend)?;
+    write_report_groups(out, "By requested model", &r.by_requested_model)?;
+    write_report_latency(out, "Latency by backend", &r.latency.by_backend)?;
+    write_report_latency(out, "Latency by route", &r.latency.by_route)?;
+    write_report_traffic(out, r)?;
+    if !r.notes.is_empty() {
+        writeln!(out, "Notes")?;
+        for note in &r.notes {
+            writeln!(out, "- {note}")?;
+        }
+    }
+    Ok(())
+}
+
+fn write_report_cost(out: &mut String, r: &report::Report) -> fmt::Result {
+    let c = &r.cost;
+    let month_days = number(r.period.month_days, 2);
+    let mut costs = table(&[
+        "cost",
+        "this period",
+        &format!("per month ({month_days} days)"),
+    ]);
+    let month = c.per_month.as_ref();
+    let rows: [(&str, String, String); 5] = [
+        (
+            "API spend",
+            amount(c.period.api_spend),
+            month.map_or("-".into(), |m| amount(m.api_spend)),
+        ),
+        (
+            "self-hosted fixed (catalog deployments)",
+            optional_amount(c.period.self_hosted_fixed),
+            month.map_or("-".into(), |m| optional_amount(m.self_hosted_fixed)),
+        ),
+        (
+            "actual",
+            optional_amount(c.period.actual),
+            month.map_or("-".into(), |m| optional_amount(m.actual)),
+        ),
+        (
+            "the same traffic all on the API",
+            amount(c.period.counterfactual_all_api),
+            month.map_or("-".into(), |m| amount(m.counterfactual_all_api)),
+        ),
+        (
+            "savings",
+            optional_amount(c.period.savings),
+            month.map_or("-".into(), |m| optional_amount(m.savings)),
+        ),
+    ];
+    for (name, period, per_month) in rows {
+        costs.add_row(vec![Cell::new(name), right(period), right(per_month)]);
+    }
+    writeln!(out, "Cost\n{costs}")?;
+    if !r.self_hosted.is_empty() {
+        let mut backends = table(&[
+            "self-hosted backend",
+            "deployment",
+            "monthly",
+            "this period",
+            "requests",
+            "tokens",
+            "effective $/MTok",
+        ]);
+        for s in &r.self_hosted {
+            backends.add_row(vec![
+                Cell::new(&s.backend),
+                Cell::new(format!("{} ({} GPUs)", s.deployment, s.gpus)),
+                right(amount(s.monthly)),
+                right(amount(s.period)),
+                right(group_thousands(&s.requests.to_string())),
+                right(group_thousands(&s.tokens.to_string())),
+                right(
+                    s.effective_usd_per_mtok
+                        .map_or("-".to_string(), |e| format!("${}", number(e, 3))),
+                ),
+            ]);
+        }
+        writeln!(out, "{backends}")?;
+        if let Some(effective) = c.self_hosted_effective_usd_per_mtok {
+            writeln!(
+                out,
+                "Self-hosted effective price at this volume: ${}/MTok ({} tokens).",
+                number(effective, 3),
+                group_thousands(&c.self_hosted_tokens.to_string())
+            )?;
+        }
+    }
+    writeln!(out)
+}
+
+fn write_report_groups(
+    out: &mut String,
+    title: &str,
+    groups: &[report::GroupFigures],
+) -> fmt::Result {
+    let mut t = table(&[
+        "name",
+        "requests",
+        "share",
+        "errors",
+        "input tokens",
+        "output tokens",
+        "cost",
+        "on the API",
+        "estimated",
+    ]);
+    for g in groups {
+        let input =
+            g.input_tokens + g.cache_read_tokens + g.cache_write_tokens + g.cache_write_1h_tokens;
+        t.add_row(vec![
+            Cell::new(g.name.as_deref().map_or("(not recorded)", group_name)),
+            right(group_thousands(&g.requests.to_string())),
+            right(percent(g.share)),
+            right(group_thousands(&g.errors.to_string())),
+            right(group_thousands(&input.to_string())),
+            right(group_thousands(&g.output_tokens.to_string())),
+            right(amount(g.cost)),
+            right(amount(g.counterfactual)),
+            right(group_thousands(&g.estimated_requests.to_string())),
+        ]);
+    }
+    writeln!(out, "{title}\n{t}\n")
+}
+
+fn write_report_latency(
+    out: &mut String,
+    title: &str,
+    groups: &[report::LatencyGroup],
+) -> fmt::Result {
+    let mut t = table(&[
+        "name",
+        "successful",
+        "total p50 ms",
+        "p95",
+        "p99",
+        "with TTFT",
+        "TTFT p50 ms",
+        "p95",
+        "p99",
+    ]);
+    for g in groups.iter().filter(|g| g.requests > 0) {
+        let mut row = vec![
+            Cell::new(group_name(&g.name)),
+            right(group_thousands(&g.requests.to_string())),
+        ];
+        row.extend(latency_cells(g.total));
+        row.push(right(group_thousands(&g.ttft_requests.to_string())));
+        row.extend(latency_cells(g.ttft));
+        t.add_row(row);
+    }
+    writeln!(out, "{title} (successful requests)\n{t}\n")
+}
+
+fn write_report_traffic(out: &mut String, r: &report::Report) -> fmt::Result {
+    let t = &r.traffic;
+    writeln!(out, "Traffic")?;
+    if let (Some(average), Some(ratio), Some(peak_hour)) =
+        (t.average_calls_per_hour, t.peak_to_average, &t.peak_hour)
+    {
+        writeln!(
+            out,
+            "- calls per hour: {} on average over {} hours; peak {} in the hour from {peak_hour}, {ratio:.2}× the average",
+            number(average, 1),
+            group_thousands(&t.hours.to_string()),
+            group_thousands(&t.peak_calls_per_hour.to_string()),
+        )?;
+    }
+    for (what, o) in [
+        ("spilled over (a target was full)", &t.spilled),
+        ("fell back (sent to more than one backend)", &t.fell_back),
+        ("estimated token counts", &t.estimated),
+    ] {
+        writeln!(
+            out,
+            "- {what}: {} requests ({}), costing {} ({} on the API)",
+            group_thousands(&o.requests.to_string()),
+            percent(o.share),
+            amount(o.cost),
+            amount(o.counterfactual)
+        )?;
+    }
+    if t.errors.is_empty() {
+        writeln!(out, "- errors: none\n")?;
+        return Ok(());
+    }
+    writeln!(out)?;
+    let mut errors = table(&["outcome", "error kind", "requests", "share"]);
+    for e in &t.errors {
+        errors.add_row(vec![
+            Cell::new(&e.outcome),
+            Cell::new(e.error_kind.as_deref().unwrap_or("-")),
+            right(group_thousands(&e.requests.to_string())),
+            right(percent(e.share)),
+        ]);
+    }
+    writeln!(out, "Errors\n{errors}\n")
+}

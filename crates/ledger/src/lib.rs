@@ -8,7 +8,9 @@
 //!   bounded queue. The writer commits them in batches, one transaction per batch.
 //! * **Reading** — [`LedgerReader`] opens the same file read-only and answers the questions the
 //!   `report` command asks: per-group sums ([`LedgerReader::summary`]), latency samples
-//!   ([`LedgerReader::latencies_us`], [`LedgerReader::ttft_us`]), counts and raw rows.
+//!   ([`LedgerReader::latencies_us`], [`LedgerReader::ttft_us`]), counts and raw rows, and a
+//!   streaming [`LedgerReader::scan`] of the columns a report aggregates, with
+//!   [`LedgerReader::time_span`] for its period.
 //! * **Traffic** — [`traffic_totals`] sums the successful requests of a period (volume,
 //!   token classes, p99 prompt, hours of the day, tasks) for the observed workload.
 //! * **Backend samples** — [`SampleStore`] writes the gateway's samples of self-hosted
@@ -51,7 +53,7 @@ mod traffic;
 mod writer;
 
 pub use error::LedgerError;
-pub use reader::{GroupSummary, LedgerReader, ReportFilter};
+pub use reader::{GroupSummary, LedgerReader, ReportFilter, ScanRow, TimeSpan};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
 pub use samples::{read_samples, BackendSample, SampleStore};
 pub use schema::{DEFAULT_FILE_NAME, SCHEMA_VERSION};

@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::{named_params, Connection, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::{schema, LedgerRow, Result};
+use crate::{schema, LedgerRow, Outcome, Result};
 
 /// Which rows a report covers, by `started_at_unix_ms`: `since` inclusive, `until` exclusive.
 /// `None` leaves that side open; the default covers everything.
@@ -59,6 +59,59 @@ pub struct GroupSummary {
     pub estimated_rows: u64,
     /// Rows served by a self-hosted backend.
     pub self_hosted_rows: u64,
+}
+
+/// One row as [`LedgerReader::scan`] hands it over: the columns a report aggregates,
+/// borrowed from SQLite's buffers for the length of the callback (no allocation per row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanRow<'a> {
+    /// When the gateway received the request (Unix ms).
+    pub started_at_unix_ms: i64,
+    /// Gateway route.
+    pub route: &'a str,
+    /// Backend that answered (or the last one tried); empty if none was tried.
+    pub backend: &'a str,
+    /// What the client asked for; `None` on rows from before schema version 2.
+    pub requested_model: Option<&'a str>,
+    /// How the request ended.
+    pub outcome: Outcome,
+    /// Error class when the request did not succeed.
+    pub error_kind: Option<&'a str>,
+    /// Backends tried in order with their status, e.g. `a:full>b:200`.
+    pub fallback_chain: &'a str,
+    /// Uncached input tokens.
+    pub input_tokens: i64,
+    /// Cache-read input tokens.
+    pub cache_read_tokens: i64,
+    /// 5-minute cache-write input tokens.
+    pub cache_write_tokens: i64,
+    /// 1-hour cache-write input tokens.
+    pub cache_write_1h_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Time to first token (µs), when one was produced.
+    pub ttft_us: Option<i64>,
+    /// Total request time (µs).
+    pub total_us: i64,
+    /// Actual cost, nano-USD.
+    pub cost_nusd: i64,
+    /// What the reference API would have charged, nano-USD.
+    pub counterfactual_cost_nusd: i64,
+    /// Token counts estimated rather than reported.
+    pub estimated: bool,
+    /// Served by a self-hosted backend.
+    pub self_hosted: bool,
+}
+
+/// The first and last start time of the rows in a filter, and how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSpan {
+    /// Rows in the filter.
+    pub rows: u64,
+    /// Earliest `started_at_unix_ms`.
+    pub first_unix_ms: i64,
+    /// Latest `started_at_unix_ms`.
+    pub last_unix_ms: i64,
 }
 
 /// Read-only access to a ledger file. Safe to use while a gateway is writing to it (WAL).
@@ -197,6 +250,51 @@ impl LedgerReader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Calls `each` once per row in `filter`, in start-time order, in one streaming pass:
+    /// memory stays flat however many rows there are. Returns the number of rows seen.
+    pub fn scan(&self, filter: &ReportFilter, mut each: impl FnMut(&ScanRow<'_>)) -> Result<u64> {
+        let sql = format!(
+            "SELECT started_at_unix_ms, route, backend, requested_model, outcome, error_kind,
+                    fallback_chain, input_tokens, cache_read_tokens, cache_write_tokens,
+                    cache_write_1h_tokens, output_tokens, ttft_us, total_us, cost_nusd,
+                    counterfactual_cost_nusd, estimated, self_hosted
+             FROM requests
+             WHERE {FILTER_SQL}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(
+            named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
+        )?;
+        let mut seen = 0u64;
+        while let Some(r) = rows.next()? {
+            each(&scan_row(r)?);
+            seen += 1;
+        }
+        Ok(seen)
+    }
+
+    /// How many rows `filter` holds and their first and last start times; `None` when it
+    /// holds none. Answered from the start-time index.
+    pub fn time_span(&self, filter: &ReportFilter) -> Result<Option<TimeSpan>> {
+        let sql = format!(
+            "SELECT COUNT(*), MIN(started_at_unix_ms), MAX(started_at_unix_ms)
+             FROM requests WHERE {FILTER_SQL}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let (rows, first, last): (u64, Option<i64>, Option<i64>) = stmt.query_row(
+            named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(match (first, last) {
+            (Some(first_unix_ms), Some(last_unix_ms)) if rows > 0 => Some(TimeSpan {
+                rows,
+                first_unix_ms,
+                last_unix_ms,
+            }),
+            _ => None,
+        })
+    }
+
     /// Number of rows in the ledger.
     pub fn count(&self) -> Result<u64> {
         Ok(self
@@ -219,6 +317,29 @@ impl LedgerReader {
         let rows = stmt.query_map([limit], row_from_sql)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+fn scan_row<'a>(r: &'a Row<'_>) -> rusqlite::Result<ScanRow<'a>> {
+    Ok(ScanRow {
+        started_at_unix_ms: r.get(0)?,
+        route: r.get_ref(1)?.as_str()?,
+        backend: r.get_ref(2)?.as_str()?,
+        requested_model: r.get_ref(3)?.as_str_or_null()?,
+        outcome: r.get(4)?,
+        error_kind: r.get_ref(5)?.as_str_or_null()?,
+        fallback_chain: r.get_ref(6)?.as_str()?,
+        input_tokens: r.get(7)?,
+        cache_read_tokens: r.get(8)?,
+        cache_write_tokens: r.get(9)?,
+        cache_write_1h_tokens: r.get(10)?,
+        output_tokens: r.get(11)?,
+        ttft_us: r.get(12)?,
+        total_us: r.get(13)?,
+        cost_nusd: r.get(14)?,
+        counterfactual_cost_nusd: r.get(15)?,
+        estimated: r.get(16)?,
+        self_hosted: r.get(17)?,
+    })
 }
 
 fn row_from_sql(r: &Row<'_>) -> rusqlite::Result<LedgerRow> {

@@ -5,6 +5,7 @@ mod catalog;
 mod from_ledger;
 mod litellm;
 mod plan;
+mod report;
 mod serve;
 mod size;
 mod tidy;

@@ -10,20 +10,20 @@ use std::time::{Duration, Instant};
 
 use crate::{costfloor, input_error, temp_file};
 
-struct Served {
-    child: Child,
-    url: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     stderr: std::thread::JoinHandle<String>,
 }
 
-fn dir(name: &str) -> PathBuf {
+pub(crate) fn dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("costfloor-serve-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
+pub(crate) fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_costfloor"))
         .args([
             "serve",
@@ -55,7 +55,7 @@ fn serve(config: &Path, envs: &[(&str, &str)]) -> Served {
     Served { child, url, stderr }
 }
 
-fn signal(child: &Child, name: &str) {
+pub(crate) fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
@@ -63,7 +63,7 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-fn wait_exit(mut served: Served) -> String {
+pub(crate) fn wait_exit(mut served: Served) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = served.child.try_wait().unwrap() {
