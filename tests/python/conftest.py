@@ -251,10 +251,14 @@ def gateway_toml(
     backends: list[dict],
     routes: list[dict] = (),  # type: ignore[assignment]
     client_keys: list[dict] = (),  # type: ignore[assignment]
+    server: dict | None = None,
 ) -> str:
-    """A gateway config: ``[server]``, then ``[[client_key]]``, ``[[backend]]`` and
-    ``[[route]]`` tables from flat dicts (a nested dict becomes a sub-table)."""
-    out = ["[server]", f"ledger = {toml_value(str(ledger))}", ""]
+    """A gateway config: ``[server]`` (the ledger and ``server``'s fields), then
+    ``[[client_key]]``, ``[[backend]]`` and ``[[route]]`` tables from flat dicts (a
+    nested dict becomes a sub-table)."""
+    out = ["[server]", f"ledger = {toml_value(str(ledger))}"]
+    out += [f"{k} = {toml_value(v)}" for k, v in (server or {}).items()]
+    out.append("")
     for table, rows in (("client_key", client_keys), ("backend", backends), ("route", routes)):
         for row in rows:
             out.append(f"[[{table}]]")
@@ -270,10 +274,11 @@ def gateway_toml(
 class Gateway:
     """A running ``costfloor serve`` with its ledger."""
 
-    def __init__(self, service: Service, url: str, ledger: Path) -> None:
+    def __init__(self, service: Service, url: str, ledger: Path, config: Path | None = None) -> None:
         self.service = service
         self.url = url
         self.ledger = ledger
+        self.config = config
 
     def row(self, request_id: str, timeout: float = LEDGER_TIMEOUT_S) -> dict:
         """The ledger row of ``request_id``, polled read-only until the writer has it."""
@@ -337,13 +342,14 @@ class Launcher:
         client_keys: list[dict] = (),  # type: ignore[assignment]
         env: dict[str, str] | None = None,
         name: str = "gateway",
+        server: dict | None = None,
     ) -> Gateway:
         self._count += 1
         ledger = self.workdir / f"{name}-{self._count}.db"
         config = self.workdir / f"{name}-{self._count}.toml"
-        config.write_text(gateway_toml(ledger, backends, routes, client_keys))
+        config.write_text(gateway_toml(ledger, backends, routes, client_keys, server))
         service = self.costfloor(name, ["serve", "--config", str(config)], env)
-        return Gateway(service, service.url, ledger)
+        return Gateway(service, service.url, ledger, config)
 
     def llama(self, model: Path, name: str = "llama", attempts: int = 3) -> Service:
         """The llama.cpp server (llama-cpp-python) on a free port; ready once

@@ -88,6 +88,9 @@ struct ReportArgs {
     /// Machine-readable output (schema: docs/report.md).
     #[arg(long)]
     json: bool,
+    /// Also write the report as one self-contained HTML page (inline charts, no scripts).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     #[command(flatten)]
     catalog: CatalogFlag,
 }
@@ -567,6 +570,7 @@ struct GatewayFacts {
     ledger: PathBuf,
     catalog: Option<PathBuf>,
     deployments: Vec<report::BackendDeployment>,
+    setup: report::review::Setup,
 }
 
 fn gateway_facts(path: &Path) -> Result<GatewayFacts> {
@@ -577,7 +581,29 @@ fn gateway_facts(path: &Path) -> Result<GatewayFacts> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
+    let setup = report::review::Setup {
+        self_hosted: file
+            .backend
+            .iter()
+            .filter_map(|backend| {
+                backend
+                    .deployment
+                    .as_ref()
+                    .map(|deployment| report::review::SelfHostedBackend {
+                        backend: backend.name.clone(),
+                        deployment: deployment.clone(),
+                        max_in_flight: backend.max_in_flight.unwrap_or(0),
+                    })
+            })
+            .collect(),
+        api_models: file
+            .backend
+            .iter()
+            .filter_map(|backend| backend.price.clone())
+            .collect(),
+    };
     Ok(GatewayFacts {
+        setup,
         // As the gateway resolves it (gateway::config): relative to the config's folder,
         // or costfloor.db in the working directory.
         ledger: file
@@ -666,10 +692,39 @@ fn run_report(args: ReportArgs) -> Result<()> {
             anyhow::Error::new(err)
         }
     })?;
+    let section = report::review::build_review(
+        &ledger_path,
+        &report,
+        &catalog,
+        facts.as_ref().map(|facts| &facts.setup),
+    )
+    .map_err(|err| {
+        if err.is_input() {
+            input_failure(err)
+        } else {
+            anyhow::Error::new(err)
+        }
+    })?;
+    if let Some(path) = &args.html {
+        let page = crate::html::report_page(&report, &section)?;
+        crate::from_usage::write_atomically(path, &crate::html::render(&page))
+            .map_err(|err| input_failure(format!("--html {}: {err}", path.display())))?;
+    }
     if args.json {
-        output::print_json(&report)
+        #[derive(serde::Serialize)]
+        struct Whole<'a> {
+            #[serde(flatten)]
+            report: &'a report::Report,
+            #[serde(flatten)]
+            review: &'a report::review::ReviewSection,
+        }
+        output::print_json(&Whole {
+            report: &report,
+            review: &section,
+        })
     } else {
-        output::print_report(&report)
+        output::print_report(&report)?;
+        output::print_review(&section)
     }
 }
 

@@ -5,6 +5,7 @@ mod chart;
 mod commands;
 mod from_ledger;
 mod from_usage;
+mod html;
 mod output;
 
 use std::io::Write;

@@ -1140,3 +1140,106 @@ fn write_report_traffic(out: &mut String, r: &report::Report) -> fmt::Result {
     }
     writeln!(out, "Errors\n{errors}\n")
 }
+
+/// The review, utilisation and the observed workload, after the report's tables.
+pub fn print_review(section: &report::review::ReviewSection) -> Result<()> {
+    let mut out = String::new();
+    write_review(&mut out, section)?;
+    io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn write_review(out: &mut String, section: &report::review::ReviewSection) -> fmt::Result {
+    if !section.utilisation.is_empty() {
+        writeln!(
+            out,
+            "\nUtilisation per week (under {:.0}% means paying for GPUs that wait)",
+            section.threshold * 100.0
+        )?;
+        let mut t = table(&[
+            "backend",
+            "week of",
+            "basis",
+            "mean",
+            "peak",
+            "idle share cost",
+        ]);
+        for backend in &section.utilisation {
+            for week in &backend.weeks {
+                t.add_row(vec![
+                    Cell::new(&backend.backend),
+                    Cell::new(
+                        report::period::format_utc(week.week_start_unix_ms)
+                            .get(..10)
+                            .unwrap_or_default(),
+                    ),
+                    Cell::new(basis_label(backend.basis)),
+                    right(format!(
+                        "{:.0}%{}",
+                        week.mean * 100.0,
+                        if week.under_threshold { " (under)" } else { "" }
+                    )),
+                    right(format!("{:.0}%", week.peak * 100.0)),
+                    right(week.idle_cost.to_string()),
+                ]);
+            }
+            if backend.weeks.is_empty() {
+                t.add_row(vec![
+                    Cell::new(&backend.backend),
+                    Cell::new("-"),
+                    Cell::new(basis_label(backend.basis)),
+                    right("no data"),
+                    right("-"),
+                    right("-"),
+                ]);
+            }
+        }
+        writeln!(out, "{t}")?;
+    }
+    match (&section.review, &section.review_missing) {
+        (Some(review), missing) => {
+            writeln!(out, "\nReview on the observed workload")?;
+            let mut t = table(&["option", "monthly cost", "detail"]);
+            t.add_row(vec![
+                Cell::new("today"),
+                right(review.current_monthly_usd.to_string()),
+                Cell::new("API spend and fixed costs of the period, scaled to a month"),
+            ]);
+            for option in &review.options {
+                t.add_row(vec![
+                    Cell::new(&option.name),
+                    right(option.monthly_cost_usd.to_string()),
+                    Cell::new(&option.detail),
+                ]);
+            }
+            writeln!(out, "{t}")?;
+            writeln!(out, "{}", review.summary)?;
+            for change in &review.changes {
+                writeln!(out, "- {change}")?;
+            }
+            if let Some(missing) = missing {
+                writeln!(out, "Note: {missing}")?;
+            }
+        }
+        (None, Some(missing)) => writeln!(out, "\nReview: {missing}")?,
+        (None, None) => {}
+    }
+    if !section.observed_notes.is_empty() {
+        writeln!(
+            out,
+            "\nObserved workload (`costfloor workload from-ledger` writes it as a file)"
+        )?;
+        for note in &section.observed_notes {
+            writeln!(out, "- {note}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn basis_label(basis: costfloor_core::utilisation::Basis) -> &'static str {
+    match basis {
+        costfloor_core::utilisation::Basis::GpuUtil => "GPU utilisation (DCGM)",
+        costfloor_core::utilisation::Basis::ServerTokens => "server's tokens ÷ capacity",
+        costfloor_core::utilisation::Basis::LedgerTokens => "ledger's tokens ÷ capacity (estimate)",
+    }
+}

@@ -92,7 +92,7 @@ pub fn observed_workload(
         ..WorkloadFile::default()
     };
     notes.push(format!(
-        "{} answered calls over {:.1} hours, scaled to a month of {} hours",
+        "{} answered calls over {:.3} hours, scaled to a month of {} hours",
         traffic.calls, traffic.period_hours, assumptions.hours_per_month
     ));
     if traffic.period_hours >= 24.0 {

@@ -57,7 +57,9 @@ pub use reader::{GroupSummary, LedgerReader, ReportFilter, ScanRow, TimeSpan};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
 pub use samples::{read_samples, BackendSample, SampleStore};
 pub use schema::{DEFAULT_FILE_NAME, SCHEMA_VERSION};
-pub use traffic::{traffic_totals, TaskTotals, TrafficTotals};
+pub use traffic::{
+    backend_hourly_tokens, daily_costs, traffic_totals, DayCost, TaskTotals, TrafficTotals,
+};
 pub use writer::{Ledger, LedgerHandle, LedgerOptions, LedgerWriter, WriterReport};
 
 /// Result type of this crate.

@@ -123,3 +123,63 @@ pub fn traffic_totals(path: &Path, filter: &ReportFilter) -> Result<TrafficTotal
     totals.tasks = tasks.collect::<rusqlite::Result<_>>()?;
     Ok(totals)
 }
+
+/// One UTC day's cost sums (all requests, whatever their outcome).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayCost {
+    /// Midnight UTC.
+    pub day_unix_ms: i64,
+    pub requests: u64,
+    pub cost_nusd: i64,
+    pub counterfactual_cost_nusd: i64,
+}
+
+/// Cost sums per UTC day of `filter`, in day order.
+pub fn daily_costs(path: &Path, filter: &ReportFilter) -> Result<Vec<DayCost>> {
+    let conn = schema::open_ro(path)?;
+    let mut stmt = conn.prepare(
+        "SELECT started_at_unix_ms / 86400000 AS day, COUNT(*), SUM(cost_nusd),
+                SUM(counterfactual_cost_nusd)
+         FROM requests
+         WHERE (:since IS NULL OR started_at_unix_ms >= :since)
+           AND (:until IS NULL OR started_at_unix_ms < :until)
+         GROUP BY day ORDER BY day",
+    )?;
+    let days = stmt.query_map(
+        named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
+        |r| {
+            Ok(DayCost {
+                day_unix_ms: r.get::<_, i64>(0)? * 86_400_000,
+                requests: count(r.get(1)?),
+                cost_nusd: r.get(2)?,
+                counterfactual_cost_nusd: r.get(3)?,
+            })
+        },
+    )?;
+    Ok(days.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Tokens (every input class and output) a backend served per clock hour of `filter`,
+/// `(hour start, tokens)` in hour order: the ledger's estimate of its load.
+pub fn backend_hourly_tokens(
+    path: &Path,
+    filter: &ReportFilter,
+    backend: &str,
+) -> Result<Vec<(i64, u64)>> {
+    let conn = schema::open_ro(path)?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT started_at_unix_ms / 3600000 AS hour, SUM({ALL_INPUT} + output_tokens)
+         FROM requests
+         WHERE backend = :backend AND {SUCCESS_IN_PERIOD}
+         GROUP BY hour ORDER BY hour"
+    ))?;
+    let hours = stmt.query_map(
+        named_params! {
+            ":backend": backend,
+            ":since": filter.since_unix_ms,
+            ":until": filter.until_unix_ms,
+        },
+        |r| Ok((r.get::<_, i64>(0)? * 3_600_000, count(r.get(1)?))),
+    )?;
+    Ok(hours.collect::<rusqlite::Result<_>>()?)
+}

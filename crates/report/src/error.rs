@@ -56,6 +56,11 @@ pub enum ReportError {
     /// The ledger could not be read.
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
+
+    /// The observed workload or its plan was refused by the cost core (e.g. a period
+    /// without an answered request).
+    #[error(transparent)]
+    Plan(#[from] Box<costfloor_core::error::InputError>),
 }
 
 impl ReportError {

@@ -13,6 +13,7 @@ mod error;
 mod figures;
 pub mod fixed;
 pub mod period;
+pub mod review;
 pub mod tally;
 
 use costfloor_core::catalog::Catalog;

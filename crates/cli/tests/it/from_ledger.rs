@@ -194,7 +194,7 @@ fn a_day_of_traffic_gives_the_hourly_profile_on_stdout() {
     assert_eq!(profile[9].as_float(), Some(30.0));
     assert_eq!(profile[10].as_float(), Some(10.0));
     assert!(
-        text.contains("# - 40 answered calls over 24.0 hours"),
+        text.contains("# - 40 answered calls over 24.000 hours"),
         "{text}"
     );
 }
@@ -212,7 +212,7 @@ fn bad_periods_and_files_are_input_errors() {
         "yesterday",
     ]);
     assert!(
-        error.contains("--since = \"yesterday\" is not allowed"),
+        error.contains("--since \"yesterday\" is not allowed"),
         "{error}"
     );
     let error = input_error(&[

@@ -1,0 +1,311 @@
+//! The review, utilisation and daily cost: the sections built on the core's functions.
+//!
+//! - The observed workload is the extraction `workload from-ledger` writes
+//!   ([`observed_traffic`] then `costfloor_core::observed`), and the review reruns
+//!   `costfloor_core::plan` on it: nothing is priced here.
+//! - Utilisation per self-hosted backend comes from its metrics samples (DCGM, or the
+//!   server's token counters) over the capacity the plan's sizing gives its deployment,
+//!   else from the ledger's tokens (an estimate, labelled as one), per week
+//!   (`costfloor_core::utilisation`).
+
+use std::path::Path;
+
+use costfloor_core::catalog::Catalog;
+use costfloor_core::money::Money;
+use costfloor_core::observed::{observed_workload, ObservedTask, ObservedTraffic};
+use costfloor_core::plan::{plan, Plan, PlanRequest, DEFAULT_API_IDS, DEFAULT_DEPLOYMENT_IDS};
+use costfloor_core::review::{review, CurrentSetup, Review};
+use costfloor_core::utilisation::{self, Basis, MetricsSample, Point, Week};
+use costfloor_core::workload::{Workload, WorkloadFile, WorkloadFlags};
+use ledger::ReportFilter;
+use serde::Serialize;
+
+use crate::period::{format_utc, MS_PER_HOUR};
+use crate::{Report, ReportError};
+
+/// A self-hosted backend as the gateway config names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelfHostedBackend {
+    pub backend: String,
+    pub deployment: String,
+    /// `max_in_flight` (0: none).
+    pub max_in_flight: u32,
+}
+
+/// What runs today, from the gateway config.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    pub self_hosted: Vec<SelfHostedBackend>,
+    /// The catalog API models the API backends are priced as.
+    pub api_models: Vec<String>,
+}
+
+/// The observed traffic of a period, as the core's observed workload takes it. The
+/// period is `filter`'s; an open side ends at the first or last request, and a period
+/// that ends up shorter than a minute (one request) counts as a minute.
+pub fn observed_traffic(db: &Path, filter: &ReportFilter) -> Result<ObservedTraffic, ReportError> {
+    let totals = ledger::traffic_totals(db, filter)?;
+    let start = filter.since_unix_ms.or(totals.first_unix_ms).unwrap_or(0);
+    let end = filter
+        .until_unix_ms
+        .or(totals.last_unix_ms)
+        .unwrap_or(start);
+    let period_ms = match (filter.since_unix_ms, filter.until_unix_ms) {
+        (Some(since), Some(until)) if until > since => until - since,
+        _ => (end - start).max(60_000),
+    };
+    Ok(ObservedTraffic {
+        period_hours: period_ms as f64 / MS_PER_HOUR as f64,
+        calls: totals.calls,
+        estimated_calls: totals.estimated_calls,
+        input_tokens: totals.input_tokens,
+        cache_read_tokens: totals.cache_read_tokens,
+        cache_write_tokens: totals.cache_write_tokens,
+        cache_write_1h_tokens: totals.cache_write_1h_tokens,
+        output_tokens: totals.output_tokens,
+        p99_prompt_tokens: totals.p99_prompt_tokens,
+        calls_by_hour_of_day: totals.calls_by_hour_of_day,
+        busiest_hour_calls: totals.busiest_hour_calls,
+        tasks: totals
+            .tasks
+            .into_iter()
+            .map(|t| ObservedTask {
+                task: t.task,
+                calls: t.calls,
+                input_tokens: t.input_tokens,
+                output_tokens: t.output_tokens,
+            })
+            .collect(),
+    })
+}
+
+/// One day's cost: what the API charged, the fixed costs of the day, and the all-API
+/// counterfactual.
+#[derive(Clone, Debug, Serialize)]
+pub struct Day {
+    pub day: String,
+    pub day_unix_ms: i64,
+    pub requests: u64,
+    pub api_spend_usd: f64,
+    /// API spend plus a day of fixed costs; `null` when the fixed costs are unknown.
+    pub actual_usd: Option<f64>,
+    pub counterfactual_usd: f64,
+}
+
+/// One self-hosted backend's utilisation.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendUtilisation {
+    pub backend: String,
+    pub basis: Basis,
+    /// Tokens per second the deployment carries at the observed shape (the plan's sizing).
+    pub capacity_tokens_per_s: f64,
+    pub weeks: Vec<Week>,
+    /// Weeks under the threshold, by their Monday (UTC).
+    pub weeks_under_threshold: Vec<String>,
+    #[serde(serialize_with = "costfloor_core::cost::usd")]
+    pub idle_cost_usd: Money,
+    #[serde(skip)]
+    pub points: Vec<Point>,
+}
+
+/// The sections past cost, latency and traffic.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReviewSection {
+    /// The workload observed over the period, as `workload from-ledger` writes it.
+    pub observed_workload: Option<WorkloadFile>,
+    pub observed_notes: Vec<String>,
+    /// The plan on the observed workload against today's setup.
+    pub review: Option<Review>,
+    /// Why there is no review, when there is none.
+    pub review_missing: Option<String>,
+    pub threshold: f64,
+    pub utilisation: Vec<BackendUtilisation>,
+    pub daily: Vec<Day>,
+    /// The plan on the observed workload (for the cost-vs-volume chart).
+    #[serde(skip)]
+    pub plan: Option<Plan>,
+}
+
+fn usd(nusd: i64) -> f64 {
+    Money::from_nano_usd(nusd).usd_f64()
+}
+
+/// Builds the review, utilisation and daily sections for `report`'s period.
+pub fn build_review(
+    db: &Path,
+    report: &Report,
+    catalog: &Catalog,
+    setup: Option<&Setup>,
+) -> Result<ReviewSection, ReportError> {
+    let filter = ReportFilter {
+        since_unix_ms: Some(report.period.since_unix_ms),
+        until_unix_ms: Some(report.period.until_unix_ms),
+    };
+    let threshold = catalog.assumptions.min_utilization;
+    // A day of every deployment's monthly cost: monthly × 24 h ÷ the month's hours.
+    let month_microhours = (catalog.assumptions.hours_per_month * 1e6).round() as i128;
+    let fixed_daily: Money = report
+        .self_hosted
+        .iter()
+        .map(|s| s.monthly.money().mul_ratio(24_000_000, month_microhours))
+        .sum();
+    let fixed_known = report.cost.fixed_costs_known;
+    let daily = ledger::daily_costs(db, &filter)?
+        .into_iter()
+        .map(|d| Day {
+            day: format_utc(d.day_unix_ms)[..10].to_string(),
+            day_unix_ms: d.day_unix_ms,
+            requests: d.requests,
+            api_spend_usd: usd(d.cost_nusd),
+            actual_usd: fixed_known
+                .then(|| (Money::from_nano_usd(d.cost_nusd) + fixed_daily).usd_f64()),
+            counterfactual_usd: usd(d.counterfactual_cost_nusd),
+        })
+        .collect();
+    let mut section = ReviewSection {
+        observed_workload: None,
+        observed_notes: Vec::new(),
+        review: None,
+        review_missing: None,
+        threshold,
+        utilisation: Vec::new(),
+        daily,
+        plan: None,
+    };
+    let traffic = observed_traffic(db, &filter)?;
+    let observed = match observed_workload(&traffic, &catalog.assumptions) {
+        Ok(observed) => observed,
+        Err(error) => {
+            section.review_missing = Some(format!("no observed workload: {error}"));
+            return Ok(section);
+        }
+    };
+    let workload = Workload::build(
+        observed.file.clone(),
+        &WorkloadFlags::default(),
+        &catalog.assumptions,
+    )
+    .map_err(Box::new)?;
+    let setup = setup.cloned().unwrap_or_default();
+    let deployment = setup
+        .self_hosted
+        .first()
+        .map(|s| s.deployment.clone())
+        .unwrap_or_else(|| DEFAULT_DEPLOYMENT_IDS[0].to_string());
+    let deployment = catalog
+        .deployment(&deployment)
+        .map(|d| d.id.clone())
+        .unwrap_or(deployment);
+    let api = setup
+        .api_models
+        .first()
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_API_IDS[0].to_string());
+    let plan = plan(
+        catalog,
+        &PlanRequest {
+            workload,
+            api_ids: vec![api],
+            deployment_ids: vec![deployment.clone()],
+            compare_owned: false,
+        },
+    )
+    .map_err(Box::new)?;
+    // The capacity of one deployment as given, at the observed shape.
+    let capacity = plan
+        .options
+        .iter()
+        .find(|o| o.deployment.as_deref() == Some(deployment.as_str()))
+        .and_then(|o| o.capacity.as_ref())
+        .map_or(0.0, |c| c.provided_tokens_per_s);
+    let samples = ledger::read_samples(db, &filter)?;
+    let week_hours = |week_start: i64| {
+        let week_end = week_start + 7 * 24 * MS_PER_HOUR;
+        let start = week_start.max(report.period.since_unix_ms);
+        let end = week_end.min(report.period.until_unix_ms);
+        (end - start).max(0) as f64 / MS_PER_HOUR as f64
+    };
+    for backend in &setup.self_hosted {
+        let own: Vec<MetricsSample> = samples
+            .iter()
+            .filter(|s| s.backend == backend.backend)
+            .map(|s| MetricsSample {
+                at_unix_ms: s.sampled_at_unix_ms,
+                gpu_util: s.gpu_util,
+                prompt_tokens_total: s.prompt_tokens_total,
+                generation_tokens_total: s.generation_tokens_total,
+            })
+            .collect();
+        let (basis, points) = match utilisation::from_samples(&own, capacity) {
+            Some(found) => found,
+            None => (
+                Basis::LedgerTokens,
+                utilisation::from_ledger_hours(
+                    &ledger::backend_hourly_tokens(db, &filter, &backend.backend)?,
+                    capacity,
+                ),
+            ),
+        };
+        let monthly = report
+            .self_hosted
+            .iter()
+            .find(|s| s.backend == backend.backend)
+            .map_or(Money::ZERO, |s| s.monthly.money());
+        let weeks = utilisation::weekly(
+            &points,
+            threshold,
+            monthly,
+            catalog.assumptions.hours_per_month,
+            week_hours,
+        );
+        section.utilisation.push(BackendUtilisation {
+            backend: backend.backend.clone(),
+            basis,
+            capacity_tokens_per_s: capacity,
+            weeks_under_threshold: weeks
+                .iter()
+                .filter(|w| w.under_threshold)
+                .map(|w| format_utc(w.week_start_unix_ms)[..10].to_string())
+                .collect(),
+            idle_cost_usd: weeks.iter().map(|w| w.idle_cost).sum(),
+            weeks,
+            points,
+        });
+    }
+    let actual_monthly = report
+        .cost
+        .per_month
+        .as_ref()
+        .and_then(|m| m.actual.or(Some(m.api_spend)))
+        .map_or(Money::ZERO, |a| a.money());
+    let current = CurrentSetup {
+        deployment: setup
+            .self_hosted
+            .first()
+            .map(|s| deployment_id(catalog, &s.deployment)),
+        replicas: setup
+            .self_hosted
+            .iter()
+            .filter(|s| deployment_id(catalog, &s.deployment) == deployment)
+            .count() as u64,
+        max_in_flight_per_replica: setup.self_hosted.first().map_or(0, |s| s.max_in_flight),
+        monthly_cost: actual_monthly,
+    };
+    if !report.cost.fixed_costs_known && !setup.self_hosted.is_empty() {
+        section.review_missing = Some(
+            "today's fixed costs are unknown (pass --config): the review compares API spend only"
+                .to_string(),
+        );
+    }
+    section.review = Some(review(&plan, &current));
+    section.observed_workload = Some(observed.file);
+    section.observed_notes = observed.notes;
+    section.plan = Some(plan);
+    Ok(section)
+}
+
+fn deployment_id(catalog: &Catalog, id: &str) -> String {
+    catalog
+        .deployment(id)
+        .map_or_else(|_| id.to_string(), |d| d.id.clone())
+}
