@@ -486,6 +486,12 @@ pub fn report_page(
     page.sections.push(review);
 
     page.sections.push(Section {
+        id: "quality".into(),
+        heading: "Quality".into(),
+        paragraphs: vec![section.quality_note.clone()],
+        ..Section::default()
+    });
+    page.sections.push(Section {
         id: "notes".into(),
         heading: "Notes".into(),
         paragraphs: if r.notes.is_empty() {

@@ -1224,6 +1224,7 @@ fn write_review(out: &mut String, section: &report::review::ReviewSection) -> fm
         (None, Some(missing)) => writeln!(out, "\nReview: {missing}")?,
         (None, None) => {}
     }
+    writeln!(out, "\n{}", section.quality_note)?;
     if !section.observed_notes.is_empty() {
         writeln!(
             out,

@@ -69,7 +69,7 @@ pub fn review(plan: &Plan, current: &CurrentSetup) -> Review {
         detail: format!(
             "{} replica(s), {:.0}% of calls self-hosted, spill over above {} in flight per replica",
             optimum.replicas,
-            optimum.self_hosted_share * 100.0,
+            (optimum.self_hosted_share * 100.0).max(0.0),
             optimum.spillover_max_in_flight_per_replica
         ),
     });

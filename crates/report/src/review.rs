@@ -121,6 +121,10 @@ pub struct ReviewSection {
     pub threshold: f64,
     pub utilisation: Vec<BackendUtilisation>,
     pub daily: Vec<Day>,
+    /// Quality per task from comparisons of the two sides; `null` when none was
+    /// recorded, with `quality_note` saying so.
+    pub quality: Option<Vec<String>>,
+    pub quality_note: String,
     /// The plan on the observed workload (for the cost-vs-volume chart).
     #[serde(skip)]
     pub plan: Option<Plan>,
@@ -170,6 +174,10 @@ pub fn build_review(
         threshold,
         utilisation: Vec::new(),
         daily,
+        quality: None,
+        quality_note: "Quality: no comparison of the self-hosted and API answers is recorded for \
+             this period; compare both on samples of your own traffic before moving a task."
+            .to_string(),
         plan: None,
     };
     let traffic = observed_traffic(db, &filter)?;

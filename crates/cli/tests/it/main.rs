@@ -6,6 +6,7 @@ mod from_ledger;
 mod litellm;
 mod plan;
 mod report;
+mod review;
 mod serve;
 mod size;
 mod tidy;
