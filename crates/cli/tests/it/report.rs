@@ -350,6 +350,23 @@ async fn an_empty_ledger_or_period_says_so_and_bad_flags_exit_2() {
         err.contains("--db") && err.contains("missing.db") && err.contains("no such file"),
         "{err}"
     );
+    let err = input_error(&[
+        "report",
+        "--config",
+        dir.join("nowhere.toml").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--config") && err.contains("nowhere.toml"),
+        "{err}"
+    );
+    let not_a_ledger = dir.join("notes.txt");
+    std::fs::write(
+        &not_a_ledger,
+        "not a database, just text that is long enough",
+    )
+    .unwrap();
+    let err = input_error(&["report", "--db", not_a_ledger.to_str().unwrap()]);
+    assert!(err.contains("--db") && err.contains("notes.txt"), "{err}");
     let err = input_error(&["report"]);
     assert!(err.contains("--db"), "{err}");
     let bad_config = dir.join("gateway.toml");
