@@ -574,7 +574,12 @@ struct GatewayFacts {
 }
 
 fn gateway_facts(path: &Path) -> Result<GatewayFacts> {
-    let text = read_input_file(path)?;
+    let text = fs::read_to_string(path).map_err(|err| {
+        input_failure(format!(
+            "--config {}: cannot read it ({err}); expected the gateway's TOML config",
+            path.display()
+        ))
+    })?;
     let file = gateway::config::ConfigFile::parse(&path.display().to_string(), &text)
         .map_err(input_failure)?;
     let base_dir = match path.parent() {

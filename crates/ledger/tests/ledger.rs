@@ -680,3 +680,80 @@ fn handle_is_cheap_to_share() {
     assert_send::<ledger::LedgerWriter>();
     assert_send::<LedgerReader>();
 }
+
+#[tokio::test]
+async fn scan_streams_the_rows_of_a_period_and_time_span_bounds_them() {
+    let dir = TempDir::new("scan");
+    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    // Three rows 1 s apart from 1_700_000_000_000 ms; the second has no requested model
+    // and failed.
+    let rows: Vec<LedgerRow> = (0..3i64)
+        .map(|n| LedgerRow {
+            started_at_unix_ms: 1_700_000_000_000 + n * 1_000,
+            requested_model: (n != 1).then(|| "cheap".to_string()),
+            outcome: if n == 1 {
+                Outcome::UpstreamError
+            } else {
+                Outcome::Success
+            },
+            error_kind: (n == 1).then(|| "timeout".to_string()),
+            ttft_us: (n != 1).then_some(40_000 + n),
+            ..row(&format!("r{n}"))
+        })
+        .collect();
+    for r in &rows {
+        handle.record(r.clone()).await;
+    }
+    handle.close().await;
+    writer.closed().await.unwrap();
+    let reader = LedgerReader::open(&dir.db()).unwrap();
+    let mut seen = Vec::new();
+    let all = ReportFilter::default();
+    let count = reader
+        .scan(&all, |r| {
+            seen.push((
+                r.started_at_unix_ms,
+                r.requested_model.map(str::to_string),
+                r.outcome,
+                r.error_kind.map(str::to_string),
+                r.ttft_us,
+                r.cost_nusd,
+                r.counterfactual_cost_nusd,
+                r.self_hosted,
+            ))
+        })
+        .unwrap();
+    assert_eq!(count, 3);
+    let expected: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.started_at_unix_ms,
+                r.requested_model.clone(),
+                r.outcome,
+                r.error_kind.clone(),
+                r.ttft_us,
+                r.cost_nusd,
+                r.counterfactual_cost_nusd,
+                r.self_hosted,
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    // `since` is inclusive and `until` exclusive: [+1 s, +2 s) holds only the second row.
+    let middle = ReportFilter {
+        since_unix_ms: Some(1_700_000_001_000),
+        until_unix_ms: Some(1_700_000_002_000),
+    };
+    assert_eq!(reader.scan(&middle, |_| {}).unwrap(), 1);
+    let span = reader.time_span(&all).unwrap().unwrap();
+    assert_eq!(
+        (span.rows, span.first_unix_ms, span.last_unix_ms),
+        (3, 1_700_000_000_000, 1_700_000_002_000)
+    );
+    let none = ReportFilter {
+        since_unix_ms: Some(1_800_000_000_000),
+        until_unix_ms: None,
+    };
+    assert_eq!(reader.time_span(&none).unwrap(), None);
+}

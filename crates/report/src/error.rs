@@ -20,7 +20,10 @@ pub enum ReportError {
     },
 
     /// `--since` is not before `--until`.
-    #[error("--since {since} is not before --until {until}: the period would be empty")]
+    #[error(
+        "--since {since} is not before --until {until} (--until defaults to now): the period \
+         would be empty; give a start before the end"
+    )]
     BadPeriod {
         /// The start, as given.
         since: String,

@@ -4,11 +4,11 @@
 //! divide by.
 
 use costfloor_core::catalog::Ownership;
-use costfloor_core::money::{Money, UsdPerMtok};
+use costfloor_core::money::{group_thousands, Money, UsdPerMtok};
 use serde::Serialize;
 
 use crate::period::{format_utc, MS_PER_DAY, MS_PER_HOUR};
-use crate::tally::{Group, Totals, LATENCY_SIGNIFICANT_DIGITS};
+use crate::tally::{Group, Keyed, Totals, LATENCY_SIGNIFICANT_DIGITS};
 use crate::{hours_spanned, nano, Inputs, ReportError};
 
 /// The whole report (`report --json`).
@@ -316,7 +316,7 @@ pub(crate) fn report(inputs: Inputs<'_>) -> Result<Report, ReportError> {
             None => format!("{looked}: the ledger is empty."),
             Some(span) => format!(
                 "{looked}. The ledger holds {} requests, from {} to {}: widen --since/--until to cover them.",
-                span.rows,
+                group_thousands(&span.rows.to_string()),
                 format_utc(span.first_unix_ms),
                 format_utc(span.last_unix_ms)
             ),
@@ -354,11 +354,12 @@ pub(crate) fn report(inputs: Inputs<'_>) -> Result<Report, ReportError> {
         }
         let unmapped: Vec<&str> = tally
             .by_backend
-            .iter()
+            .sorted()
+            .into_iter()
             .filter(|(name, group)| {
-                group.totals.self_hosted > 0 && !fixed.iter().any(|f| &f.backend == *name)
+                group.totals.self_hosted > 0 && !fixed.iter().any(|f| f.backend == *name)
             })
-            .map(|(name, _)| name.as_str())
+            .map(|(name, _)| name)
             .collect();
         if !unmapped.is_empty() {
             notes.push(format!(
@@ -406,15 +407,15 @@ pub(crate) fn report(inputs: Inputs<'_>) -> Result<Report, ReportError> {
     if tally.all.estimated > 0 {
         notes.push(format!(
             "{} of {} requests ({:.1}%) carry estimated token counts (the backend reported no usage): their costs and counterfactuals are estimates too.",
-            tally.all.estimated,
-            all,
+            group_thousands(&tally.all.estimated.to_string()),
+            group_thousands(&all.to_string()),
             100.0 * tally.all.estimated as f64 / all as f64
         ));
     }
     if tally.all.self_hosted_without_counterfactual > 0 {
         notes.push(format!(
             "{} self-hosted requests have no counterfactual cost: their route names no reference_api and has no API target to price them by.",
-            tally.all.self_hosted_without_counterfactual
+            group_thousands(&tally.all.self_hosted_without_counterfactual.to_string())
         ));
     }
 
@@ -464,12 +465,22 @@ pub(crate) fn report(inputs: Inputs<'_>) -> Result<Report, ReportError> {
         estimated: overflow(&tally.estimated, all)?,
     };
 
-    let by = |groups: &std::collections::BTreeMap<String, Group>| {
+    let by = |groups: &Keyed<Group>| {
         groups
-            .iter()
-            .map(|(name, group)| group_figures(Some(name.clone()), &group.totals, all))
+            .sorted()
+            .into_iter()
+            .map(|(name, group)| group_figures(Some(name.to_string()), &group.totals, all))
             .collect::<Result<Vec<_>, _>>()
     };
+    let mut by_requested_model = tally
+        .by_requested_model
+        .sorted()
+        .into_iter()
+        .map(|(name, totals)| group_figures(Some(name.to_string()), totals, all))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tally.requested_model_unrecorded.requests > 0 {
+        by_requested_model.push(group_figures(None, &tally.requested_model_unrecorded, all)?);
+    }
     Ok(Report {
         period: Period {
             since: format_utc(since),
@@ -484,22 +495,20 @@ pub(crate) fn report(inputs: Inputs<'_>) -> Result<Report, ReportError> {
         cost,
         self_hosted,
         by_backend: by(&tally.by_backend)?,
-        by_requested_model: tally
-            .by_requested_model
-            .iter()
-            .map(|(name, totals)| group_figures(name.clone(), totals, all))
-            .collect::<Result<_, _>>()?,
+        by_requested_model,
         by_route: by(&tally.by_route)?,
         latency: LatencyFigures {
             significant_digits: LATENCY_SIGNIFICANT_DIGITS,
             by_backend: tally
                 .by_backend
-                .iter()
+                .sorted()
+                .into_iter()
                 .map(|(name, group)| latency_group(name, group))
                 .collect(),
             by_route: tally
                 .by_route
-                .iter()
+                .sorted()
+                .into_iter()
                 .map(|(name, group)| latency_group(name, group))
                 .collect(),
         },

@@ -143,11 +143,12 @@ impl Path {
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     pub all: Totals,
-    pub by_backend: BTreeMap<String, Group>,
-    pub by_route: BTreeMap<String, Group>,
-    /// Keyed by the alias the client asked for; `None` for rows from before the ledger
-    /// recorded it.
-    pub by_requested_model: BTreeMap<Option<String>, Totals>,
+    pub by_backend: Keyed<Group>,
+    pub by_route: Keyed<Group>,
+    /// Keyed by the alias the client asked for.
+    pub by_requested_model: Keyed<Totals>,
+    /// Rows from before the ledger recorded what the client asked for.
+    pub requested_model_unrecorded: Totals,
     /// Hour index (start ms ÷ 3,600,000) → requests started in it.
     pub per_hour: BTreeMap<i64, u64>,
     pub spilled: Totals,
@@ -158,45 +159,73 @@ pub struct Tally {
     pub errors: BTreeMap<(&'static str, Option<String>), u64>,
 }
 
-fn group<'m>(map: &'m mut BTreeMap<String, Group>, key: &str) -> &'m mut Group {
-    if !map.contains_key(key) {
-        map.insert(
-            key.to_string(),
-            Group {
-                totals: Totals::default(),
-                latency: Latency::new(),
-            },
-        );
+/// A few groups by name. A short vector searched in order beats a tree here: there are
+/// a handful of backends, routes and aliases, and `==` on strings of different lengths
+/// costs no byte comparison.
+#[derive(Debug, Clone)]
+pub struct Keyed<T> {
+    entries: Vec<(String, T)>,
+}
+
+impl<T> Default for Keyed<T> {
+    fn default() -> Self {
+        Keyed {
+            entries: Vec::new(),
+        }
     }
-    map.get_mut(key)
-        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+impl<T> Keyed<T> {
+    /// The value of `key`, made by `make` the first time.
+    fn entry(&mut self, key: &str, make: impl FnOnce() -> T) -> &mut T {
+        let index = match self.entries.iter().position(|(k, _)| k == key) {
+            Some(index) => index,
+            None => {
+                self.entries.push((key.to_string(), make()));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[index].1
+    }
+
+    pub fn get(&self, key: &str) -> Option<&T> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Every group, ordered by name.
+    pub fn sorted(&self) -> Vec<(&str, &T)> {
+        let mut sorted: Vec<(&str, &T)> =
+            self.entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        sorted
+    }
+}
+
+fn new_group() -> Group {
+    Group {
+        totals: Totals::default(),
+        latency: Latency::new(),
+    }
 }
 
 impl Tally {
     /// Adds one row.
     pub fn add(&mut self, row: &ScanRow<'_>) {
         self.all.add(row);
-        for (map, key) in [
+        for (groups, key) in [
             (&mut self.by_backend, row.backend),
             (&mut self.by_route, row.route),
         ] {
-            let group = group(map, key);
+            let group = groups.entry(key, new_group);
             group.totals.add(row);
             group.latency.add(row);
         }
-        let requested = row.requested_model;
-        match self
-            .by_requested_model
-            .iter_mut()
-            .find(|(key, _)| key.as_deref() == requested)
-        {
-            Some((_, totals)) => totals.add(row),
-            None => {
-                let mut totals = Totals::default();
-                totals.add(row);
-                self.by_requested_model
-                    .insert(requested.map(str::to_string), totals);
-            }
+        match row.requested_model {
+            Some(requested) => self
+                .by_requested_model
+                .entry(requested, Totals::default)
+                .add(row),
+            None => self.requested_model_unrecorded.add(row),
         }
         *self
             .per_hour

@@ -350,6 +350,23 @@ async fn an_empty_ledger_or_period_says_so_and_bad_flags_exit_2() {
         err.contains("--db") && err.contains("missing.db") && err.contains("no such file"),
         "{err}"
     );
+    let err = input_error(&[
+        "report",
+        "--config",
+        dir.join("nowhere.toml").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--config") && err.contains("nowhere.toml"),
+        "{err}"
+    );
+    let not_a_ledger = dir.join("notes.txt");
+    std::fs::write(
+        &not_a_ledger,
+        "not a database, just text that is long enough",
+    )
+    .unwrap();
+    let err = input_error(&["report", "--db", not_a_ledger.to_str().unwrap()]);
+    assert!(err.contains("--db") && err.contains("notes.txt"), "{err}");
     let err = input_error(&["report"]);
     assert!(err.contains("--db"), "{err}");
     let bad_config = dir.join("gateway.toml");
@@ -359,4 +376,57 @@ async fn an_empty_ledger_or_period_says_so_and_bad_flags_exit_2() {
         err.contains("backend `a`.deployment") && err.contains("no-such-deployment"),
         "{err}"
     );
+}
+
+/// Report never prices differently from plan: the same deployment, under the same
+/// catalog overlay, has the same monthly cost in both.
+#[tokio::test]
+async fn fixed_costs_match_plan_under_the_same_catalog() {
+    let dir = dir("report-plan");
+    let path = dir.join("costfloor.db");
+    let (handle, writer) = ledger::Ledger::open(&path, ledger::LedgerOptions::default()).unwrap();
+    handle.close().await;
+    writer.closed().await.unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[server]\nledger = 'costfloor.db'\n\
+         [[backend]]\nname = 'llama'\ntype = 'openai_compatible'\nbase_url = 'http://127.0.0.1:9/v1'\nmodel = 'm'\n\
+         deployment = 'seed-llama-3.3-70b-4xa100'\n",
+    )
+    .unwrap();
+    // The seed deployment with its GPUs at $2,000 a month: 4 × $2,000 + $2,000 ops =
+    // $10,000.
+    let overlay = dir.join("catalog.toml");
+    std::fs::write(
+        &overlay,
+        "[[deployment]]\nid = 'llama-3.3-70b-4xa100'\nmodel = 'llama-3.3-70b'\ngpu = 'a100-80gb'\ngpus = 4\n\
+         precision = 'bf16'\ngpu_usd_per_month = 2000\nops_usd_per_month = 2000\nas_of = '2026-11-29'\nsource = 'test'\n",
+    )
+    .unwrap();
+    let (config, overlay) = (config.to_str().unwrap(), overlay.to_str().unwrap());
+    for catalog in [None, Some(overlay)] {
+        let mut plan_args = vec!["plan", "--json", "--deployment", "llama-3.3-70b-4xa100"];
+        let mut report_args = vec!["report", "--json", "--config", config];
+        if let Some(overlay) = catalog {
+            plan_args.extend(["--catalog", overlay]);
+            report_args.extend(["--catalog", overlay]);
+        }
+        let plan = json(&plan_args);
+        let report = json(&report_args);
+        let planned = plan["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == "llama-3.3-70b-4xa100")
+            .unwrap()["monthly_cost_usd"]
+            .as_f64()
+            .unwrap();
+        let reported = &report["self_hosted"][0];
+        // The config's former id resolves to the current one.
+        assert_eq!(reported["deployment"], "llama-3.3-70b-4xa100");
+        assert_eq!(reported["monthly"]["usd"].as_f64().unwrap(), planned);
+        let expected = if catalog.is_some() { 10_000.0 } else { 8_000.0 };
+        assert_eq!(planned, expected);
+    }
 }
