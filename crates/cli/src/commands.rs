@@ -690,7 +690,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
         catalog: &catalog,
         deployments: facts.as_ref().map(|facts| facts.deployments.as_slice()),
     };
-    let report = report::build(&reader, &request).map_err(|err| {
+    let (report, observed) = report::build_with_observed(&reader, &request).map_err(|err| {
         if err.is_input() {
             input_failure(err)
         } else {
@@ -700,6 +700,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
     let section = report::review::build_review(
         &ledger_path,
         &report,
+        &observed,
         &catalog,
         facts.as_ref().map(|facts| &facts.setup),
     )

@@ -70,7 +70,9 @@ pub fn from_ledger(args: FromLedgerArgs) -> Result<()> {
             args.db.display()
         )));
     }
-    let traffic = report::review::observed_traffic(&args.db, &filter)
+    let reader = ledger::LedgerReader::open(&args.db)
+        .map_err(|e| input_failure(format!("--db {}: {e}", args.db.display())))?;
+    let traffic = report::review::observed_traffic(&reader, &filter)
         .map_err(|e| input_failure(format!("--db {}: {e}", args.db.display())))?;
     let observed = observed_workload(&traffic, &catalog.assumptions).map_err(input_failure)?;
     let body = toml::to_string(&observed.file)?;

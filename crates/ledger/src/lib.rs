@@ -11,8 +11,6 @@
 //!   ([`LedgerReader::latencies_us`], [`LedgerReader::ttft_us`]), counts and raw rows, and a
 //!   streaming [`LedgerReader::scan`] of the columns a report aggregates, with
 //!   [`LedgerReader::time_span`] for its period.
-//! * **Traffic** — [`traffic_totals`] sums the successful requests of a period (volume,
-//!   token classes, p99 prompt, hours of the day, tasks) for the observed workload.
 //! * **Backend samples** — [`SampleStore`] writes the gateway's samples of self-hosted
 //!   backends' metrics endpoints, [`read_samples`] reads them back for utilisation.
 //!
@@ -49,7 +47,6 @@ mod reader;
 mod row;
 mod samples;
 mod schema;
-mod traffic;
 mod writer;
 
 pub use error::LedgerError;
@@ -57,9 +54,6 @@ pub use reader::{GroupSummary, LedgerReader, ReportFilter, ScanRow, TimeSpan};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
 pub use samples::{read_samples, BackendSample, SampleStore};
 pub use schema::{DEFAULT_FILE_NAME, SCHEMA_VERSION};
-pub use traffic::{
-    backend_hourly_tokens, daily_costs, traffic_totals, DayCost, TaskTotals, TrafficTotals,
-};
 pub use writer::{Ledger, LedgerHandle, LedgerOptions, LedgerWriter, WriterReport};
 
 /// Result type of this crate.

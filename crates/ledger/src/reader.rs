@@ -101,6 +101,8 @@ pub struct ScanRow<'a> {
     pub estimated: bool,
     /// Served by a self-hosted backend.
     pub self_hosted: bool,
+    /// The task label, if the request had one.
+    pub task: Option<&'a str>,
 }
 
 /// The first and last start time of the rows in a filter, and how many there are.
@@ -257,7 +259,7 @@ impl LedgerReader {
             "SELECT started_at_unix_ms, route, backend, requested_model, outcome, error_kind,
                     fallback_chain, input_tokens, cache_read_tokens, cache_write_tokens,
                     cache_write_1h_tokens, output_tokens, ttft_us, total_us, cost_nusd,
-                    counterfactual_cost_nusd, estimated, self_hosted
+                    counterfactual_cost_nusd, estimated, self_hosted, task
              FROM requests
              WHERE {FILTER_SQL}"
         );
@@ -339,6 +341,7 @@ fn scan_row<'a>(r: &'a Row<'_>) -> rusqlite::Result<ScanRow<'a>> {
         counterfactual_cost_nusd: r.get(15)?,
         estimated: r.get(16)?,
         self_hosted: r.get(17)?,
+        task: r.get_ref(18)?.as_str_or_null()?,
     })
 }
 

@@ -12,6 +12,7 @@
 mod error;
 mod figures;
 pub mod fixed;
+pub mod observed;
 pub mod period;
 pub mod review;
 pub mod tally;
@@ -23,6 +24,7 @@ use ledger::{LedgerReader, ReportFilter};
 pub use error::ReportError;
 pub use figures::*;
 pub use fixed::BackendDeployment;
+pub use observed::Observed;
 
 use crate::fixed::FixedCost;
 use crate::period::MS_PER_HOUR;
@@ -46,6 +48,14 @@ pub struct ReportRequest<'a> {
 
 /// Builds the report: resolves the period, prices the deployments, scans the rows once.
 pub fn build(reader: &LedgerReader, request: &ReportRequest<'_>) -> Result<Report, ReportError> {
+    build_with_observed(reader, request).map(|(report, _)| report)
+}
+
+/// [`build`], keeping what the same pass gathered for the review and utilisation.
+pub fn build_with_observed(
+    reader: &LedgerReader,
+    request: &ReportRequest<'_>,
+) -> Result<(Report, Observed), ReportError> {
     let until = request.until_unix_ms.unwrap_or(request.now_unix_ms);
     let since = match request.since_unix_ms {
         Some(since) => Some(since),
@@ -75,21 +85,26 @@ pub fn build(reader: &LedgerReader, request: &ReportRequest<'_>) -> Result<Repor
         None => None,
     };
     let mut tally = Tally::default();
-    reader.scan(&filter, |row| tally.add(row))?;
+    let mut observed = Observed::default();
+    reader.scan(&filter, |row| {
+        tally.add(row);
+        observed.add(row);
+    })?;
     let ledger_span = if tally.all.requests == 0 {
         reader.time_span(&ReportFilter::default())?
     } else {
         None
     };
     let month_ms = fixed::month_ms(request.catalog);
-    figures::report(Inputs {
+    let report = figures::report(Inputs {
         since,
         until,
         month_ms,
         tally: &tally,
         fixed: fixed.as_deref(),
         ledger_span,
-    })
+    })?;
+    Ok((report, observed))
 }
 
 /// What [`figures::report`] turns into a [`Report`].

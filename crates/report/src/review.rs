@@ -12,16 +12,16 @@ use std::path::Path;
 
 use costfloor_core::catalog::Catalog;
 use costfloor_core::money::Money;
-use costfloor_core::observed::{observed_workload, ObservedTask, ObservedTraffic};
+use costfloor_core::observed::{observed_workload, ObservedTraffic};
 use costfloor_core::plan::{plan, Plan, PlanRequest, DEFAULT_API_IDS, DEFAULT_DEPLOYMENT_IDS};
 use costfloor_core::review::{review, CurrentSetup, Review};
 use costfloor_core::utilisation::{self, Basis, MetricsSample, Point, Week};
 use costfloor_core::workload::{Workload, WorkloadFile, WorkloadFlags};
-use ledger::ReportFilter;
+use ledger::{LedgerReader, ReportFilter};
 use serde::Serialize;
 
-use crate::period::{format_utc, MS_PER_HOUR};
-use crate::{Report, ReportError};
+use crate::period::{format_utc, MS_PER_DAY, MS_PER_HOUR};
+use crate::{Observed, Report, ReportError};
 
 /// A self-hosted backend as the gateway config names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,43 +40,15 @@ pub struct Setup {
     pub api_models: Vec<String>,
 }
 
-/// The observed traffic of a period, as the core's observed workload takes it. The
-/// period is `filter`'s; an open side ends at the first or last request, and a period
-/// that ends up shorter than a minute (one request) counts as a minute.
-pub fn observed_traffic(db: &Path, filter: &ReportFilter) -> Result<ObservedTraffic, ReportError> {
-    let totals = ledger::traffic_totals(db, filter)?;
-    let start = filter.since_unix_ms.or(totals.first_unix_ms).unwrap_or(0);
-    let end = filter
-        .until_unix_ms
-        .or(totals.last_unix_ms)
-        .unwrap_or(start);
-    let period_ms = match (filter.since_unix_ms, filter.until_unix_ms) {
-        (Some(since), Some(until)) if until > since => until - since,
-        _ => (end - start).max(60_000),
-    };
-    Ok(ObservedTraffic {
-        period_hours: period_ms as f64 / MS_PER_HOUR as f64,
-        calls: totals.calls,
-        estimated_calls: totals.estimated_calls,
-        input_tokens: totals.input_tokens,
-        cache_read_tokens: totals.cache_read_tokens,
-        cache_write_tokens: totals.cache_write_tokens,
-        cache_write_1h_tokens: totals.cache_write_1h_tokens,
-        output_tokens: totals.output_tokens,
-        p99_prompt_tokens: totals.p99_prompt_tokens,
-        calls_by_hour_of_day: totals.calls_by_hour_of_day,
-        busiest_hour_calls: totals.busiest_hour_calls,
-        tasks: totals
-            .tasks
-            .into_iter()
-            .map(|t| ObservedTask {
-                task: t.task,
-                calls: t.calls,
-                input_tokens: t.input_tokens,
-                output_tokens: t.output_tokens,
-            })
-            .collect(),
-    })
+/// The observed traffic of a period, as the core's observed workload takes it: one scan
+/// of the rows (the report gathers the same in its own pass, [`crate::build_with_observed`]).
+pub fn observed_traffic(
+    reader: &LedgerReader,
+    filter: &ReportFilter,
+) -> Result<ObservedTraffic, ReportError> {
+    let mut observed = Observed::default();
+    reader.scan(filter, |row| observed.add(row))?;
+    Ok(observed.traffic(filter.since_unix_ms, filter.until_unix_ms))
 }
 
 /// One day's cost: what the API charged, the fixed costs of the day, and the all-API
@@ -130,14 +102,11 @@ pub struct ReviewSection {
     pub plan: Option<Plan>,
 }
 
-fn usd(nusd: i64) -> f64 {
-    Money::from_nano_usd(nusd).usd_f64()
-}
-
 /// Builds the review, utilisation and daily sections for `report`'s period.
 pub fn build_review(
     db: &Path,
     report: &Report,
+    observed: &Observed,
     catalog: &Catalog,
     setup: Option<&Setup>,
 ) -> Result<ReviewSection, ReportError> {
@@ -154,16 +123,21 @@ pub fn build_review(
         .map(|s| s.monthly.money().mul_ratio(24_000_000, month_microhours))
         .sum();
     let fixed_known = report.cost.fixed_costs_known;
-    let daily = ledger::daily_costs(db, &filter)?
-        .into_iter()
-        .map(|d| Day {
-            day: format_utc(d.day_unix_ms)[..10].to_string(),
-            day_unix_ms: d.day_unix_ms,
-            requests: d.requests,
-            api_spend_usd: usd(d.cost_nusd),
-            actual_usd: fixed_known
-                .then(|| (Money::from_nano_usd(d.cost_nusd) + fixed_daily).usd_f64()),
-            counterfactual_usd: usd(d.counterfactual_cost_nusd),
+    let daily = observed
+        .days
+        .iter()
+        .map(|(&day, d)| {
+            let day_unix_ms = day * MS_PER_DAY;
+            let cost = Money::from_pico_usd(d.cost_nusd * 1000);
+            Day {
+                day: format_utc(day_unix_ms)[..10].to_string(),
+                day_unix_ms,
+                requests: d.requests,
+                api_spend_usd: cost.usd_f64(),
+                actual_usd: fixed_known.then(|| (cost + fixed_daily).usd_f64()),
+                counterfactual_usd: Money::from_pico_usd(d.counterfactual_cost_nusd * 1000)
+                    .usd_f64(),
+            }
         })
         .collect();
     let mut section = ReviewSection {
@@ -180,16 +154,16 @@ pub fn build_review(
             .to_string(),
         plan: None,
     };
-    let traffic = observed_traffic(db, &filter)?;
-    let observed = match observed_workload(&traffic, &catalog.assumptions) {
-        Ok(observed) => observed,
+    let traffic = observed.traffic(filter.since_unix_ms, filter.until_unix_ms);
+    let observed_file = match observed_workload(&traffic, &catalog.assumptions) {
+        Ok(file) => file,
         Err(error) => {
             section.review_missing = Some(format!("no observed workload: {error}"));
             return Ok(section);
         }
     };
     let workload = Workload::build(
-        observed.file.clone(),
+        observed_file.file.clone(),
         &WorkloadFlags::default(),
         &catalog.assumptions,
     )
@@ -248,10 +222,7 @@ pub fn build_review(
             Some(found) => found,
             None => (
                 Basis::LedgerTokens,
-                utilisation::from_ledger_hours(
-                    &ledger::backend_hourly_tokens(db, &filter, &backend.backend)?,
-                    capacity,
-                ),
+                utilisation::from_ledger_hours(&observed.backend_hours(&backend.backend), capacity),
             ),
         };
         let monthly = report
@@ -306,8 +277,8 @@ pub fn build_review(
         );
     }
     section.review = Some(review(&plan, &current));
-    section.observed_workload = Some(observed.file);
-    section.observed_notes = observed.notes;
+    section.observed_workload = Some(observed_file.file);
+    section.observed_notes = observed_file.notes;
     section.plan = Some(plan);
     Ok(section)
 }
