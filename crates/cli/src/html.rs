@@ -330,10 +330,28 @@ pub fn report_page(
             ]
         })
         .collect();
+    let slo_line = if section.slo.misses.is_empty() {
+        format!(
+            "Every backend and route kept its p99 time to first token within the SLO of {:.0} ms.",
+            section.slo.ttft_ms
+        )
+    } else {
+        format!(
+            "Over the SLO of {:.0} ms to first token (p99): {}.",
+            section.slo.ttft_ms,
+            section
+                .slo
+                .misses
+                .iter()
+                .map(|m| format!("{} {} at {:.0} ms", m.kind, m.name, m.ttft_p99_ms))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     page.sections.push(Section {
         id: "latency".into(),
         heading: "Latency".into(),
-        paragraphs: vec![],
+        paragraphs: vec![slo_line],
         charts: vec![latency_chart],
         tables: vec![Table {
             caption: Some("Per backend, p50 / p95 / p99 in ms".into()),

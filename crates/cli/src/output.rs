@@ -1224,6 +1224,26 @@ fn write_review(out: &mut String, section: &report::review::ReviewSection) -> fm
         (None, Some(missing)) => writeln!(out, "\nReview: {missing}")?,
         (None, None) => {}
     }
+    if section.slo.misses.is_empty() {
+        writeln!(
+            out,
+            "\nLatency SLO: every backend and route kept p99 time to first token within {:.0} ms.",
+            section.slo.ttft_ms
+        )?;
+    } else {
+        writeln!(
+            out,
+            "\nLatency SLO ({:.0} ms to first token, p99) missed by:",
+            section.slo.ttft_ms
+        )?;
+        for miss in &section.slo.misses {
+            writeln!(
+                out,
+                "- {} {}: {:.0} ms",
+                miss.kind, miss.name, miss.ttft_p99_ms
+            )?;
+        }
+    }
     writeln!(out, "\n{}", section.quality_note)?;
     if !section.observed_notes.is_empty() {
         writeln!(

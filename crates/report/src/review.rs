@@ -80,6 +80,43 @@ pub struct BackendUtilisation {
     pub points: Vec<Point>,
 }
 
+/// A backend or route whose p99 time to first token is over the SLO.
+#[derive(Clone, Debug, Serialize)]
+pub struct SloMiss {
+    /// `backend` or `route`.
+    pub kind: &'static str,
+    pub name: String,
+    pub ttft_p99_ms: f64,
+}
+
+/// The latency SLO check: the catalog's time to first token (`slo_ttft_ms`) against
+/// each backend's and route's p99 of streamed requests.
+#[derive(Clone, Debug, Serialize)]
+pub struct SloCheck {
+    pub ttft_ms: f64,
+    pub misses: Vec<SloMiss>,
+}
+
+fn slo_check(report: &Report, ttft_ms: f64) -> SloCheck {
+    let groups = [
+        ("backend", &report.latency.by_backend),
+        ("route", &report.latency.by_route),
+    ];
+    let misses = groups
+        .into_iter()
+        .flat_map(|(kind, list)| {
+            list.iter().filter_map(move |g| {
+                g.ttft.filter(|p| p.p99_ms > ttft_ms).map(|p| SloMiss {
+                    kind,
+                    name: g.name.clone(),
+                    ttft_p99_ms: p.p99_ms,
+                })
+            })
+        })
+        .collect();
+    SloCheck { ttft_ms, misses }
+}
+
 /// The sections past cost, latency and traffic.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReviewSection {
@@ -93,6 +130,7 @@ pub struct ReviewSection {
     pub threshold: f64,
     pub utilisation: Vec<BackendUtilisation>,
     pub daily: Vec<Day>,
+    pub slo: SloCheck,
     /// Quality per task from comparisons of the two sides; `null` when none was
     /// recorded, with `quality_note` saying so.
     pub quality: Option<Vec<String>>,
@@ -148,6 +186,7 @@ pub fn build_review(
         threshold,
         utilisation: Vec::new(),
         daily,
+        slo: slo_check(report, catalog.assumptions.slo_ttft_ms),
         quality: None,
         quality_note: "Quality: no comparison of the self-hosted and API answers is recorded for \
              this period; compare both on samples of your own traffic before moving a task."

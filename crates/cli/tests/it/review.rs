@@ -132,3 +132,84 @@ fn one_replica_for_twenty_million_calls_needs_two_more() {
         "{changes:?}"
     );
 }
+
+/// The catalog's SLO of 2,000 ms to first token (`slo_ttft_ms`): a backend whose
+/// streamed requests take 3 s to the first token is named, one at 0.1 s is not.
+#[test]
+fn a_backend_over_the_ttft_slo_is_named() {
+    let dir = std::env::temp_dir().join(format!("costfloor-review-slo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("costfloor.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (handle, writer) = Ledger::open(&db, LedgerOptions::default()).unwrap();
+        for i in 0..20 {
+            let slow = i % 2 == 0;
+            let at = HOUR_START + i * 1_000;
+            handle
+                .record(LedgerRow {
+                    request_id: format!("s{i}"),
+                    started_at_unix_ms: at,
+                    finished_at_unix_ms: at + 3_500,
+                    client_key: None,
+                    route: "auto".into(),
+                    backend: if slow { "slow" } else { "fast" }.into(),
+                    model: "m".into(),
+                    requested_model: Some("auto".into()),
+                    task: None,
+                    stream: true,
+                    input_tokens: 100,
+                    cache_read_tokens: 0,
+                    cache_write_tokens: 0,
+                    cache_write_1h_tokens: 0,
+                    output_tokens: 20,
+                    ttft_us: Some(if slow { 3_000_000 } else { 100_000 }),
+                    total_us: 3_500_000,
+                    overhead_us: 20,
+                    http_status: 200,
+                    outcome: Outcome::Success,
+                    error_kind: None,
+                    fallback_chain: "x:200".into(),
+                    cost_nusd: 0,
+                    counterfactual_cost_nusd: 0,
+                    estimated: false,
+                    self_hosted: false,
+                })
+                .await;
+        }
+        handle.close().await;
+        writer.closed().await.unwrap();
+    });
+    let report = json(&[
+        "report",
+        "--db",
+        db.to_str().unwrap(),
+        "--since",
+        "2026-11-02T09:00:00Z",
+        "--until",
+        "2026-11-02T10:00:00Z",
+        "--json",
+    ]);
+    let slo = &report["slo"];
+    assert_eq!(slo["ttft_ms"].as_f64(), Some(2_000.0));
+    let misses: Vec<(String, String)> = slo["misses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().to_string(),
+                m["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // `slow` misses; the route `auto` carries both, so its p99 (the slow half) misses too.
+    assert_eq!(
+        misses,
+        [
+            ("backend".to_string(), "slow".to_string()),
+            ("route".to_string(), "auto".to_string())
+        ]
+    );
+}
