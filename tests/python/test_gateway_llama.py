@@ -11,6 +11,8 @@ server is down.
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import time
 
 import pytest
@@ -278,7 +280,7 @@ CALIBRATION_PROMPTS = [
 TARGET = "Is this review positive or negative? Review: slow shipping, but the blender is excellent."
 
 
-def test_streamed_input_estimate_is_calibrated_on_the_servers_own_counts(launcher, llama, sim) -> None:
+def test_streamed_input_estimate_is_calibrated_on_the_servers_own_counts(launcher, llama, sim, costfloor_bin) -> None:
     """The llama.cpp server sends no usage on streams, so the gateway estimates the input.
     Four characters a token misses the chat template and default system prompt, which are
     most of a short prompt; the backend's own non-streamed counts calibrate it."""
@@ -294,11 +296,12 @@ def test_streamed_input_estimate_is_calibrated_on_the_servers_own_counts(launche
         return gateway.row(request_id)
 
     def counted(oai, prompt: str) -> int:
-        r = oai.chat.completions.create(
+        raw = oai.chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": prompt}], max_tokens=8,
             temperature=0, extra_headers=TASK,
         )
-        return r.usage.prompt_tokens
+        gateway.row(raw.headers["x-costfloor-request-id"])  # written before the report reads
+        return raw.parse().usage.prompt_tokens
 
     with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-none", max_retries=0, timeout=TIMEOUT_S) as oai:
         before = stream(oai, TARGET)
@@ -314,3 +317,15 @@ def test_streamed_input_estimate_is_calibrated_on_the_servers_own_counts(launche
     assert abs(after["input_tokens"] - actual) <= 0.1 * actual, (
         f"calibrated estimate {after['input_tokens']}, the server counted {actual}"
     )
+
+    # The report measures the same calibration on the rows with exact counts: the two
+    # streams are the estimated rows, the four non-streamed answers the exact ones.
+    done = subprocess.run(
+        [str(costfloor_bin), "report", "--config", str(gateway.config), "--json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    estimates = {e["backend"]: e for e in json.loads(done.stdout)["estimates"]}
+    llama_estimates = estimates["llama"]
+    assert (llama_estimates["estimated_rows"], llama_estimates["exact_rows"]) == (2, 4), llama_estimates
+    assert llama_estimates["rmse_share"] < 0.1, llama_estimates

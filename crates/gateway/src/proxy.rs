@@ -146,6 +146,7 @@ async fn run(
         row.requested_model = Some(request.model().to_string());
         row.task = task.clone();
         row.input_tokens = input_estimate as i64;
+        row.input_estimate = Some(input_estimate as i64);
         row.estimated = true;
     }
     let Some(route) = runtime.route(&RouteQuery {

@@ -156,6 +156,7 @@ fn empty_row(request_id: String) -> LedgerRow {
         counterfactual_cost_nusd: 0,
         estimated: false,
         self_hosted: false,
+        input_estimate: None,
     }
 }
 

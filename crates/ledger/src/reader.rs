@@ -103,6 +103,8 @@ pub struct ScanRow<'a> {
     pub self_hosted: bool,
     /// The task label, if the request had one.
     pub task: Option<&'a str>,
+    /// The gateway's raw input estimate (schema version 4 on).
+    pub input_estimate: Option<i64>,
 }
 
 /// The first and last start time of the rows in a filter, and how many there are.
@@ -259,7 +261,7 @@ impl LedgerReader {
             "SELECT started_at_unix_ms, route, backend, requested_model, outcome, error_kind,
                     fallback_chain, input_tokens, cache_read_tokens, cache_write_tokens,
                     cache_write_1h_tokens, output_tokens, ttft_us, total_us, cost_nusd,
-                    counterfactual_cost_nusd, estimated, self_hosted, task
+                    counterfactual_cost_nusd, estimated, self_hosted, task, input_estimate
              FROM requests
              WHERE {FILTER_SQL}"
         );
@@ -312,7 +314,7 @@ impl LedgerReader {
                     cache_write_tokens, output_tokens, ttft_us, total_us, overhead_us,
                     http_status, outcome, error_kind, fallback_chain, cost_nusd,
                     counterfactual_cost_nusd, estimated, self_hosted, requested_model,
-                    cache_write_1h_tokens
+                    cache_write_1h_tokens, input_estimate
              FROM requests ORDER BY id LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -342,6 +344,7 @@ fn scan_row<'a>(r: &'a Row<'_>) -> rusqlite::Result<ScanRow<'a>> {
         estimated: r.get(16)?,
         self_hosted: r.get(17)?,
         task: r.get_ref(18)?.as_str_or_null()?,
+        input_estimate: r.get(19)?,
     })
 }
 
@@ -373,5 +376,6 @@ fn row_from_sql(r: &Row<'_>) -> rusqlite::Result<LedgerRow> {
         self_hosted: r.get(23)?,
         requested_model: r.get(24)?,
         cache_write_1h_tokens: r.get(25)?,
+        input_estimate: r.get(26)?,
     })
 }

@@ -71,6 +71,9 @@ pub struct LedgerRow {
     pub estimated: bool,
     /// Whether the serving backend is self-hosted (cost is amortised hardware, not an invoice).
     pub self_hosted: bool,
+    /// The gateway's raw estimate of the input tokens (about four characters a token,
+    /// before calibration); `None` on rows from before schema version 4.
+    pub input_estimate: Option<i64>,
 }
 
 /// How a request ended.

@@ -70,6 +70,10 @@ const MIGRATIONS: &[&str] = &[
         gpus                      INTEGER
     ) STRICT;
     CREATE INDEX backend_samples_backend_at ON backend_samples (backend, sampled_at_unix_ms);",
+    // 4: the gateway's own input estimate (about four characters a token, before any
+    // calibration), so a report can measure how good its estimates are against the
+    // backends' exact counts. NULL on older rows.
+    "ALTER TABLE requests ADD COLUMN input_estimate INTEGER;",
 ];
 
 /// The schema version this build writes and reads (`PRAGMA user_version` after migrating).

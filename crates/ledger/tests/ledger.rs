@@ -71,6 +71,7 @@ fn row(id: &str) -> LedgerRow {
         counterfactual_cost_nusd: 5_678,
         estimated: false,
         self_hosted: true,
+        input_estimate: None,
     }
 }
 
@@ -295,9 +296,9 @@ async fn opening_twice_is_idempotent() {
     assert_eq!(count(&dir.db()), 3);
 }
 
-/// A file written by schema version 1 (before `requested_model` and 1-hour cache
-/// writes) migrates in place; its rows keep their values, with no requested model and
-/// no 1-hour writes, and new rows carry both.
+/// A file written by schema version 1 (before `requested_model`, 1-hour cache writes and
+/// the input estimate) migrates in place; its rows keep their values, with none of them,
+/// and new rows carry all three.
 #[tokio::test]
 async fn version_1_files_migrate_and_keep_their_rows() {
     let dir = TempDir::new("v1");
@@ -332,6 +333,7 @@ async fn version_1_files_migrate_and_keep_their_rows() {
         .record(LedgerRow {
             cache_write_tokens: 40,
             cache_write_1h_tokens: 60,
+            input_estimate: Some(77),
             ..row("new")
         })
         .await;
@@ -347,6 +349,8 @@ async fn version_1_files_migrate_and_keep_their_rows() {
     assert_eq!(rows[1].requested_model.as_deref(), Some("cheap"));
     assert_eq!(rows[1].cache_write_tokens, 40);
     assert_eq!(rows[1].cache_write_1h_tokens, 60);
+    assert_eq!(rows[0].input_estimate, None);
+    assert_eq!(rows[1].input_estimate, Some(77));
 }
 
 #[test]

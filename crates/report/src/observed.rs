@@ -28,6 +28,48 @@ pub struct DaySums {
     pub counterfactual_cost_nusd: i128,
 }
 
+/// How well a backend's input estimates fit its exact counts: least-squares sums over
+/// its rows with a reported count and a recorded raw estimate.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FitSums {
+    pub n: u64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+    yy: f64,
+}
+
+impl FitSums {
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1;
+        self.x += x;
+        self.y += y;
+        self.xx += x * x;
+        self.xy += x * y;
+        self.yy += y * y;
+    }
+
+    /// The root-mean-square error, in tokens, of `overhead + ratio × estimate` fitted by
+    /// least squares (the gateway's calibration), and the mean count; `None` under two
+    /// rows or without spread in the estimates.
+    pub fn rmse(&self) -> Option<(f64, f64)> {
+        let n = self.n as f64;
+        let spread = n * self.xx - self.x * self.x;
+        if self.n < 2 || spread <= 0.0 {
+            return None;
+        }
+        let ratio = (n * self.xy - self.x * self.y) / spread;
+        let overhead = (self.y - ratio * self.x) / n;
+        // SSE = Σ(y − a − b·x)² expanded over the sums.
+        let sse = self.yy + n * overhead * overhead + ratio * ratio * self.xx
+            - 2.0 * overhead * self.y
+            - 2.0 * ratio * self.xy
+            + 2.0 * overhead * ratio * self.x;
+        Some(((sse.max(0.0) / n).sqrt(), self.y / n))
+    }
+}
+
 /// The accumulators.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -51,6 +93,8 @@ pub struct Observed {
     pub days: BTreeMap<i64, DaySums>,
     /// Backend → hour index → tokens of its answered calls.
     backend_hours: Vec<(String, BTreeMap<i64, u64>)>,
+    /// Self-hosted backend → (rows with estimated counts, fit of exact rows).
+    pub estimates: Vec<(String, u64, FitSums)>,
 }
 
 impl Default for Observed {
@@ -72,6 +116,7 @@ impl Default for Observed {
             tasks: Vec::new(),
             days: BTreeMap::new(),
             backend_hours: Vec::new(),
+            estimates: Vec::new(),
         }
     }
 }
@@ -145,6 +190,22 @@ impl Observed {
             }
         };
         *hours.entry(hour).or_default() += all_input + output;
+        if row.self_hosted {
+            let entry = match self.estimates.iter().position(|(b, ..)| b == row.backend) {
+                Some(index) => &mut self.estimates[index],
+                None => {
+                    self.estimates
+                        .push((row.backend.to_string(), 0, FitSums::default()));
+                    let last = self.estimates.len() - 1;
+                    &mut self.estimates[last]
+                }
+            };
+            if row.estimated {
+                entry.1 += 1;
+            } else if let Some(estimate) = row.input_estimate.filter(|e| *e > 0) {
+                entry.2.add(estimate as f64, all_input as f64);
+            }
+        }
     }
 
     /// The traffic as the core's observed workload takes it, over `[since, until)` when
@@ -202,5 +263,34 @@ impl Observed {
             .find(|(b, _)| b == backend)
             .map(|(_, hours)| hours.iter().map(|(&h, &t)| (h * MS_PER_HOUR, t)).collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmse_of_the_least_squares_line() {
+        let mut exact = FitSums::default();
+        // y = 30 + 1.2 x exactly: no error, mean of 36, 42, 54.
+        for x in [5.0, 10.0, 20.0] {
+            exact.add(x, 30.0 + 1.2 * x);
+        }
+        let (rmse, mean) = exact.rmse().unwrap();
+        assert!(rmse < 1e-9, "{rmse}");
+        assert!((mean - 44.0).abs() < 1e-9);
+        // (0, 11), (1, 9), (2, 13): x̄ = 1, ȳ = 11, Σ(x−x̄)(y−ȳ) = 2, Σ(x−x̄)² = 2, so the
+        // least-squares line is y = 10 + x, the residuals 1, −2, 1, and the RMSE
+        // √((1 + 4 + 1) / 3) = √2.
+        let mut noisy = FitSums::default();
+        for (x, y) in [(0.0, 11.0), (1.0, 9.0), (2.0, 13.0)] {
+            noisy.add(x, y);
+        }
+        let (rmse, _) = noisy.rmse().unwrap();
+        assert!((rmse - 2f64.sqrt()).abs() < 1e-9, "{rmse}");
+        let mut one = FitSums::default();
+        one.add(5.0, 7.0);
+        assert!(one.rmse().is_none());
     }
 }

@@ -80,6 +80,20 @@ pub struct BackendUtilisation {
     pub points: Vec<Point>,
 }
 
+/// How good a self-hosted backend's estimated input counts are.
+#[derive(Clone, Debug, Serialize)]
+pub struct EstimateQuality {
+    pub backend: String,
+    /// Answered rows whose counts were estimated (the backend reported none).
+    pub estimated_rows: u64,
+    /// Rows with an exact count and the raw estimate, that the error is measured on.
+    pub exact_rows: u64,
+    /// The calibrated estimate's root-mean-square error on those rows, in tokens, and as
+    /// a share of their mean input; `null` under two rows.
+    pub rmse_tokens: Option<f64>,
+    pub rmse_share: Option<f64>,
+}
+
 /// A backend or route whose p99 time to first token is over the SLO.
 #[derive(Clone, Debug, Serialize)]
 pub struct SloMiss {
@@ -131,6 +145,8 @@ pub struct ReviewSection {
     pub utilisation: Vec<BackendUtilisation>,
     pub daily: Vec<Day>,
     pub slo: SloCheck,
+    /// Per self-hosted backend: estimated rows and the error of the calibrated estimate.
+    pub estimates: Vec<EstimateQuality>,
     /// Quality per task from comparisons of the two sides; `null` when none was
     /// recorded, with `quality_note` saying so.
     pub quality: Option<Vec<String>>,
@@ -187,6 +203,20 @@ pub fn build_review(
         utilisation: Vec::new(),
         daily,
         slo: slo_check(report, catalog.assumptions.slo_ttft_ms),
+        estimates: observed
+            .estimates
+            .iter()
+            .map(|(backend, estimated_rows, fit)| {
+                let rmse = fit.rmse();
+                EstimateQuality {
+                    backend: backend.clone(),
+                    estimated_rows: *estimated_rows,
+                    exact_rows: fit.n,
+                    rmse_tokens: rmse.map(|(e, _)| e),
+                    rmse_share: rmse.map(|(e, mean)| if mean > 0.0 { e / mean } else { 0.0 }),
+                }
+            })
+            .collect(),
         quality: None,
         quality_note: "Quality: no comparison of the self-hosted and API answers is recorded for \
              this period; compare both on samples of your own traffic before moving a task."

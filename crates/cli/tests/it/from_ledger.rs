@@ -40,6 +40,7 @@ fn row(id: usize, at: i64, task: Option<&str>, tokens: [i64; 5], outcome: Outcom
         counterfactual_cost_nusd: 0,
         estimated: id.is_multiple_of(10),
         self_hosted: true,
+        input_estimate: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn ledger(name: &str, calls: usize, self_hosted: usize) -> PathBuf {
                     counterfactual_cost_nusd: 2_000_000,
                     estimated: false,
                     self_hosted: on_llama,
+                    input_estimate: None,
                 })
                 .await;
         }
@@ -175,6 +176,7 @@ fn a_backend_over_the_ttft_slo_is_named() {
                     counterfactual_cost_nusd: 0,
                     estimated: false,
                     self_hosted: false,
+                    input_estimate: None,
                 })
                 .await;
         }

@@ -54,6 +54,7 @@ fn row(id: usize, started_at_unix_ms: i64, backend: &str) -> LedgerRow {
         counterfactual_cost_nusd: 0,
         estimated: false,
         self_hosted: false,
+        input_estimate: None,
     }
 }
 
