@@ -681,7 +681,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
             ledger_path.display()
         )));
     }
-    let reader = ledger::LedgerReader::open(&ledger_path)
+    let reader = ledger::LedgerReader::open_migrating(&ledger_path)
         .map_err(|err| input_failure(format!("{flag} {}: {err}", ledger_path.display())))?;
     let request = report::ReportRequest {
         since_unix_ms: since,
@@ -730,6 +730,10 @@ fn run_report(args: ReportArgs) -> Result<()> {
         })
     } else {
         output::print_report(&report)?;
+        if report.message.is_some() {
+            // An empty period: the report has said what it looked at.
+            return Ok(());
+        }
         output::print_review(&section)
     }
 }

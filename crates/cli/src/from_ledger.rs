@@ -70,7 +70,7 @@ pub fn from_ledger(args: FromLedgerArgs) -> Result<()> {
             args.db.display()
         )));
     }
-    let reader = ledger::LedgerReader::open(&args.db)
+    let reader = ledger::LedgerReader::open_migrating(&args.db)
         .map_err(|e| input_failure(format!("--db {}: {e}", args.db.display())))?;
     let traffic = report::review::observed_traffic(&reader, &filter)
         .map_err(|e| input_failure(format!("--db {}: {e}", args.db.display())))?;

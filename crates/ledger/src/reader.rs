@@ -155,6 +155,20 @@ impl LedgerReader {
         })
     }
 
+    /// Like [`LedgerReader::open`], but a ledger written by an older build (schema
+    /// version 1 or later) is first migrated in place, as the gateway would on start:
+    /// the migrations only add tables and columns, so an older gateway still writing
+    /// to it keeps working. A file that is not a ledger (version 0) is left alone.
+    pub fn open_migrating(path: &Path) -> Result<Self> {
+        match schema::open_ro(path) {
+            Err(crate::LedgerError::OlderSchema { found, .. }) if found >= 1 => {
+                drop(schema::open_rw(path)?);
+                Self::open(path)
+            }
+            other => Ok(Self { conn: other? }),
+        }
+    }
+
     /// Per-group totals for rows in `filter`, grouped by (backend, route, model, task) and ordered
     /// by those keys (a missing task sorts first).
     pub fn summary(&self, filter: &ReportFilter) -> Result<Vec<GroupSummary>> {

@@ -328,6 +328,18 @@ async fn version_1_files_migrate_and_keep_their_rows() {
         )
         .unwrap();
     }
+    // A read-only open refuses the old file; the migrating one brings it up to date.
+    assert!(matches!(
+        LedgerReader::open(&dir.db()).unwrap_err(),
+        LedgerError::OlderSchema { found: 1, .. }
+    ));
+    assert_eq!(
+        LedgerReader::open_migrating(&dir.db())
+            .unwrap()
+            .count()
+            .unwrap(),
+        1
+    );
     let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
     handle
         .record(LedgerRow {
@@ -390,6 +402,11 @@ fn reader_rejects_missing_and_unmigrated_files() {
         .unwrap();
     assert!(matches!(
         LedgerReader::open(&dir.db()).unwrap_err(),
+        LedgerError::OlderSchema { found: 0, .. }
+    ));
+    // Not a ledger: not migrated either.
+    assert!(matches!(
+        LedgerReader::open_migrating(&dir.db()).unwrap_err(),
         LedgerError::OlderSchema { found: 0, .. }
     ));
 }
