@@ -21,6 +21,16 @@ pub struct CurrentSetup {
     pub monthly_cost: Money,
 }
 
+/// What else the plan found on the observed workload: the hybrid optimum on other
+/// deployments of the same model, and tasks that cost less on the API.
+#[derive(Clone, Debug, Default)]
+pub struct Alternatives {
+    /// `(deployment, hybrid optimum per month, replicas)`.
+    pub deployments: Vec<(String, Money, u64)>,
+    /// `(task, hybrid optimum per month with the task on the API only)`.
+    pub tasks_on_api: Vec<(String, Money)>,
+}
+
 /// One option of the review, from the plan on the observed workload.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReviewOption {
@@ -46,8 +56,9 @@ pub struct Review {
     pub summary: String,
 }
 
-/// The review of `current` against `plan` (built on the observed workload).
-pub fn review(plan: &Plan, current: &CurrentSetup) -> Review {
+/// The review of `current` against `plan` (built on the observed workload) and the
+/// `alternatives` found with the same plan on other deployments and task splits.
+pub fn review(plan: &Plan, current: &CurrentSetup, alternatives: &Alternatives) -> Review {
     let hybrid = &plan.hybrid;
     let optimum = &hybrid.optimum;
     let mut options = vec![ReviewOption {
@@ -73,6 +84,22 @@ pub fn review(plan: &Plan, current: &CurrentSetup) -> Review {
             optimum.spillover_max_in_flight_per_replica
         ),
     });
+    // A cheaper deployment for the hybrid, if any beats the current one by 1%.
+    let better_deployment = alternatives
+        .deployments
+        .iter()
+        .filter(|(id, cost, _)| {
+            !hybrid.self_hosted.starts_with(id.as_str())
+                && cost.mul_ratio(101, 100) < optimum.monthly_cost_usd
+        })
+        .min_by_key(|(_, cost, _)| *cost);
+    if let Some((id, cost, replicas)) = better_deployment {
+        options.push(ReviewOption {
+            name: format!("hybrid ({id} + {})", hybrid.api),
+            monthly_cost_usd: *cost,
+            detail: format!("{replicas} replica(s) of {id}, the API for the rest"),
+        });
+    }
     let best = options
         .iter()
         .min_by_key(|o| o.monthly_cost_usd)
@@ -82,25 +109,26 @@ pub fn review(plan: &Plan, current: &CurrentSetup) -> Review {
     let still_cheapest = best.monthly_cost_usd.mul_ratio(101, 100) >= current.monthly_cost;
     let mut changes = Vec::new();
     if !still_cheapest {
-        let hybrid_is_best = best.monthly_cost_usd == optimum.monthly_cost_usd;
-        if hybrid_is_best && optimum.replicas != current.replicas {
+        // On today's deployment: the replica count the optimum wants, when it saves.
+        if optimum.replicas > 0
+            && optimum.replicas != current.replicas
+            && optimum.monthly_cost_usd.mul_ratio(101, 100) < current.monthly_cost
+        {
             let (more_or_fewer, n) = if optimum.replicas > current.replicas {
                 ("more", optimum.replicas - current.replicas)
             } else {
                 ("fewer", current.replicas - optimum.replicas)
             };
             changes.push(format!(
-                "run {} replica(s) of {} ({n} {more_or_fewer} than today's {}), with the API taking the rest",
-                optimum.replicas, hybrid.self_hosted, current.replicas
+                "run {} replica(s) of {} ({n} {more_or_fewer} than today's {}), with the API taking the rest: {}/month",
+                optimum.replicas, hybrid.self_hosted, current.replicas, optimum.monthly_cost_usd
             ));
         }
-        if let Some(deployment) = &current.deployment {
-            if !hybrid.self_hosted.starts_with(deployment.as_str()) {
-                changes.push(format!(
-                    "move the self-hosted side from {deployment} to {}",
-                    hybrid.self_hosted
-                ));
-            }
+        if let Some((id, cost, replicas)) = better_deployment {
+            changes.push(format!(
+                "move the self-hosted side from {} to {id} ({replicas} replica(s)): {cost}/month",
+                current.deployment.as_deref().unwrap_or(&hybrid.self_hosted)
+            ));
         }
         if best.monthly_cost_usd == hybrid.all_api_usd && current.replicas > 0 {
             changes.push(format!(
@@ -110,6 +138,14 @@ pub fn review(plan: &Plan, current: &CurrentSetup) -> Review {
         }
         if changes.is_empty() {
             changes.push(format!("switch to {}", best.name));
+        }
+    }
+    for (task, cost) in &alternatives.tasks_on_api {
+        if cost.mul_ratio(101, 100) < optimum.monthly_cost_usd {
+            changes.push(format!(
+                "move task `{task}` to the API: the hybrid then costs {cost}/month instead of {}",
+                optimum.monthly_cost_usd
+            ));
         }
     }
     if optimum.replicas > 0
@@ -206,6 +242,7 @@ mod tests {
                 monthly_cost: today,
                 ..current(1, 0)
             },
+            &Alternatives::default(),
         );
         assert!(!review.still_cheapest);
         assert!(
@@ -220,17 +257,17 @@ mod tests {
 
     #[test]
     fn fewer_replicas_when_the_traffic_shrank() {
-        // At 4M calls one replica carries the eligible peak; today runs three.
-        let plan = plan_at(4e6);
-        let replicas = plan.hybrid.optimum.replicas;
-        assert!(replicas < 3);
-        let review = review(&plan, &current(3, 20_000));
+        // At 10M calls the optimum is one replica and the API for the peaks ($15,695.12,
+        // README); today runs three ($20,000 of fixed costs).
+        let plan = plan_at(10e6);
+        assert_eq!(plan.hybrid.optimum.replicas, 1);
+        let review = review(&plan, &current(3, 20_000), &Alternatives::default());
         assert!(!review.still_cheapest);
         assert!(
             review
                 .changes
                 .iter()
-                .any(|c| c.contains("fewer than today's 3")),
+                .any(|c| c.contains("2 fewer than today's 3")),
             "{:?}",
             review.changes
         );
@@ -247,6 +284,7 @@ mod tests {
                 monthly_cost: optimum,
                 ..current(plan.hybrid.optimum.replicas, 0)
             },
+            &Alternatives::default(),
         );
         assert!(review.still_cheapest, "{}", review.summary);
         assert!(review.changes.is_empty(), "{:?}", review.changes);
@@ -254,10 +292,38 @@ mod tests {
     }
 
     #[test]
+    fn a_cheaper_deployment_and_a_task_better_on_the_api_are_named() {
+        let plan = plan_at(30e6);
+        let optimum = plan.hybrid.optimum.monthly_cost_usd;
+        let alternatives = Alternatives {
+            deployments: vec![("cheaper-preset".into(), optimum.mul_ratio(1, 2), 2)],
+            tasks_on_api: vec![("summarise".into(), optimum.mul_ratio(9, 10))],
+        };
+        let review = review(&plan, &current(1, 100_000), &alternatives);
+        assert_eq!(review.cheapest_monthly_usd, optimum.mul_ratio(1, 2));
+        assert!(
+            review
+                .changes
+                .iter()
+                .any(|c| c.contains("to cheaper-preset (2 replica(s))")),
+            "{:?}",
+            review.changes
+        );
+        assert!(
+            review
+                .changes
+                .iter()
+                .any(|c| c.contains("move task `summarise` to the API")),
+            "{:?}",
+            review.changes
+        );
+    }
+
+    #[test]
     fn a_small_volume_goes_back_to_the_api() {
         // 100K calls: the API's $200 against $8,000 of GPUs and ops.
         let plan = plan_at(1e5);
-        let review = review(&plan, &current(1, 8_000));
+        let review = review(&plan, &current(1, 8_000), &Alternatives::default());
         assert_eq!(review.cheapest_monthly_usd, Money::from_whole_usd(200));
         assert!(
             review.changes.iter().any(|c| c.contains("send every call")),

@@ -14,9 +14,9 @@ use costfloor_core::catalog::Catalog;
 use costfloor_core::money::Money;
 use costfloor_core::observed::{observed_workload, ObservedTraffic};
 use costfloor_core::plan::{plan, Plan, PlanRequest, DEFAULT_API_IDS, DEFAULT_DEPLOYMENT_IDS};
-use costfloor_core::review::{review, CurrentSetup, Review};
+use costfloor_core::review::{review, Alternatives, CurrentSetup, Review};
 use costfloor_core::utilisation::{self, Basis, MetricsSample, Point, Week};
-use costfloor_core::workload::{Workload, WorkloadFile, WorkloadFlags};
+use costfloor_core::workload::{Eligibility, Workload, WorkloadFile, WorkloadFlags};
 use ledger::{LedgerReader, ReportFilter};
 use serde::Serialize;
 
@@ -252,16 +252,20 @@ pub fn build_review(
         .first()
         .cloned()
         .unwrap_or_else(|| DEFAULT_API_IDS[0].to_string());
-    let plan = plan(
-        catalog,
-        &PlanRequest {
-            workload,
-            api_ids: vec![api],
-            deployment_ids: vec![deployment.clone()],
-            compare_owned: false,
-        },
-    )
-    .map_err(Box::new)?;
+    let plan_for = |workload: Workload, deployment: &str| {
+        plan(
+            catalog,
+            &PlanRequest {
+                workload,
+                api_ids: vec![api.clone()],
+                deployment_ids: vec![deployment.to_string()],
+                compare_owned: false,
+            },
+        )
+        .map_err(Box::new)
+    };
+    let plan = plan_for(workload.clone(), &deployment)?;
+    let alternatives = alternatives(catalog, &workload, &deployment, &plan_for);
     // The capacity of one deployment as given, at the observed shape.
     let capacity = plan
         .options
@@ -345,11 +349,53 @@ pub fn build_review(
                 .to_string(),
         );
     }
-    section.review = Some(review(&plan, &current));
+    section.review = Some(review(&plan, &current, &alternatives));
     section.observed_workload = Some(observed_file.file);
     section.observed_notes = observed_file.notes;
     section.plan = Some(plan);
     Ok(section)
+}
+
+/// The plan of a workload on one deployment.
+type PlanFor<'a> =
+    dyn Fn(Workload, &str) -> Result<Plan, Box<costfloor_core::error::InputError>> + 'a;
+
+/// The hybrid optimum on every other catalog deployment of the same model, and with
+/// each task of at least 5% of the calls kept on the API. A plan that cannot be made
+/// (a deployment the model does not fit) is left out.
+fn alternatives(
+    catalog: &Catalog,
+    workload: &Workload,
+    deployment: &str,
+    plan_for: &PlanFor<'_>,
+) -> Alternatives {
+    let model = catalog.deployment(deployment).map(|d| d.model.clone()).ok();
+    let deployments = catalog
+        .deployments
+        .values()
+        .filter(|d| Some(&d.model) == model.as_ref() && d.id != deployment)
+        .filter_map(|d| {
+            let plan = plan_for(workload.clone(), &d.id).ok()?;
+            let optimum = &plan.hybrid.optimum;
+            Some((d.id.clone(), optimum.monthly_cost_usd, optimum.replicas))
+        })
+        .collect();
+    let tasks_on_api = workload
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, task)| task.share >= 0.05 && workload.tasks.len() > 1)
+        .filter_map(|(index, task)| {
+            let mut split = workload.clone();
+            split.tasks[index].self_host = Eligibility::No;
+            let plan = plan_for(split, deployment).ok()?;
+            Some((task.name.clone(), plan.hybrid.optimum.monthly_cost_usd))
+        })
+        .collect();
+    Alternatives {
+        deployments,
+        tasks_on_api,
+    }
 }
 
 fn deployment_id(catalog: &Catalog, id: &str) -> String {
