@@ -174,16 +174,7 @@ pub struct Reference {
 }
 
 fn utc_label(unix_ms: i64, with_time: bool) -> String {
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
-    let days = unix_ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let (_, month, day) = costfloor_core::calendar::civil_from_days(unix_ms.div_euclid(86_400_000));
     let hour = unix_ms.rem_euclid(86_400_000) / 3_600_000;
     if with_time {
         format!("{month:02}-{day:02} {hour:02}h")

@@ -4,6 +4,7 @@
 //! and pass text in, and render the serialisable results.
 
 pub mod breakeven;
+pub mod calendar;
 pub mod catalog;
 pub mod cost;
 pub mod error;
