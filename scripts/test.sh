@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (a Python
 # venv with the official openai and anthropic SDKs, pytest, Playwright and the llama.cpp
-# server with the SmolLM2-135M-Instruct GGUF; Debian's Chromium), builds, and runs every
-# Rust and Python test.
+# server with the SmolLM2-135M-Instruct GGUF; llama.cpp's own C++ server, built from the
+# same sources; Debian's Chromium), builds, and runs every Rust and Python test.
 # Installs are cached under ${COSTFLOOR_CACHE:-~/.cache/costfloor} between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== setting up the Python test environment (cached)"
 venv="$(bash scripts/setup-python.sh | tail -n 1)"
 echo "venv: $venv"
+
+echo "== building llama.cpp's own server for the utilisation test (cached)"
+llama_server="$(bash scripts/setup-llama-server.sh "$venv" | tail -n 1)"
+echo "llama-server: $llama_server"
 
 echo "== setting up the browser for the HTML report test"
 chromium="$(bash scripts/setup-browser.sh | tail -n 1)"
@@ -30,7 +34,7 @@ set -e
 
 echo "== Python tests (official SDKs, llama.cpp server)"
 set +e
-COSTFLOOR_BIN="$PWD/target/debug/costfloor" COSTFLOOR_VENV="$venv" \
+COSTFLOOR_BIN="$PWD/target/debug/costfloor" COSTFLOOR_VENV="$venv" COSTFLOOR_LLAMA_SERVER="$llama_server" \
   "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
 py_status=$?
 set -e

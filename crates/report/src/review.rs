@@ -273,7 +273,15 @@ pub fn build_review(
         .find(|o| o.deployment.as_deref() == Some(deployment.as_str()))
         .and_then(|o| o.capacity.as_ref())
         .map_or(0.0, |c| c.provided_tokens_per_s);
-    let samples = ledger::read_samples(db, &filter)?;
+    // From an hour before the period, so its first interval has a sample to start from
+    // (counters are read as differences); points are kept inside the period.
+    let samples = ledger::read_samples(
+        db,
+        &ReportFilter {
+            since_unix_ms: filter.since_unix_ms.map(|since| since - MS_PER_HOUR),
+            until_unix_ms: filter.until_unix_ms,
+        },
+    )?;
     let week_hours = |week_start: i64| {
         let week_end = week_start + 7 * 24 * MS_PER_HOUR;
         let start = week_start.max(report.period.since_unix_ms);
@@ -292,7 +300,10 @@ pub fn build_review(
             })
             .collect();
         let (basis, points) = match utilisation::from_samples(&own, capacity) {
-            Some(found) => found,
+            Some((basis, mut points)) => {
+                points.retain(|p| p.at_unix_ms >= report.period.since_unix_ms);
+                (basis, points)
+            }
             None => (
                 Basis::LedgerTokens,
                 utilisation::from_ledger_hours(&observed.backend_hours(&backend.backend), capacity),
