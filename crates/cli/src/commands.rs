@@ -420,7 +420,8 @@ fn run_import_litellm(args: ImportLitellmArgs, flag: &CatalogFlag, json: bool) -
         output::Stream::Stdout
     };
     match &args.out {
-        Some(path) => write_atomically(path, &overlay)?,
+        Some(path) => write_atomically(path, &overlay)
+            .map_err(|err| input_failure(format!("cannot write {}: {err}", path.display())))?,
         None if !args.diff => output::print_text(&overlay)?,
         None => {}
     }
@@ -436,13 +437,14 @@ fn run_import_litellm(args: ImportLitellmArgs, flag: &CatalogFlag, json: bool) -
 }
 
 /// Writes `text` to a temporary file beside `path`, then renames it over `path`: a
-/// reader sees the old file or the whole new one, never a part.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let cannot = |err: &dyn std::fmt::Display| {
-        input_failure(format!("cannot write {}: {err}", path.display()))
-    };
+/// reader sees the old file or the whole new one, never a part, and a failed write
+/// leaves no file behind.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let Some(file_name) = path.file_name() else {
-        return Err(cannot(&"not a file name"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "expected a file name, not a folder",
+        ));
     };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -459,11 +461,10 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
             file.sync_all()
         })
         .and_then(|()| fs::rename(&temp, path));
-    if let Err(err) = written {
+    if written.is_err() {
         let _ = fs::remove_file(&temp);
-        return Err(cannot(&err));
     }
-    Ok(())
+    written
 }
 
 fn is_iso_date(text: &str) -> bool {
@@ -542,7 +543,7 @@ fn run_serve(args: ServeArgs) -> Result<()> {
     })
 }
 
-fn now_unix_ms() -> i64 {
+pub(crate) fn now_unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
@@ -699,7 +700,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
     })?;
     if let Some(path) = &args.html {
         let page = crate::html::report_page(&report, &section)?;
-        crate::from_usage::write_atomically(path, &crate::html::render(&page))
+        write_atomically(path, &crate::html::render(&page))
             .map_err(|err| input_failure(format!("--html {}: {err}", path.display())))?;
     }
     if args.json {

@@ -3,13 +3,12 @@
 //! workload file `plan --workload` reads (atomically).
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use clap::Args;
 use costfloor_core::observed::observed_workload;
 
-use crate::commands::{input_failure, load_catalog, CatalogFlag};
+use crate::commands::{input_failure, load_catalog, now_unix_ms, write_atomically, CatalogFlag};
 use crate::output;
 
 #[derive(Args, Debug)]
@@ -29,12 +28,6 @@ pub struct FromLedgerArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     catalog: CatalogFlag,
-}
-
-fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The ledger filter of `--since`/`--until`, in the forms `report` takes.
@@ -87,7 +80,7 @@ pub fn from_ledger(args: FromLedgerArgs) -> Result<()> {
     text.push_str(&body);
     match &args.out {
         Some(path) => {
-            crate::from_usage::write_atomically(path, &text)
+            write_atomically(path, &text)
                 .map_err(|err| input_failure(format!("cannot write {}: {err}", path.display())))?;
             output::print_text(&format!("Workload written to {}\n", path.display()))?;
             for note in &observed.notes {

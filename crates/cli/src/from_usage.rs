@@ -3,15 +3,15 @@
 //! atomically (a temporary file renamed into place), so a failed run leaves no file
 //! written half-way.
 
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use costfloor_core::usage_export::{derive, parse_export, DeriveOptions, TaskBy, TaskMap};
 
-use crate::commands::{input_failure, load_catalog, read_input_file, CatalogFlag};
+use crate::commands::{
+    input_failure, load_catalog, read_input_file, write_atomically, CatalogFlag,
+};
 use crate::output;
 
 #[derive(Args, Debug)]
@@ -120,34 +120,4 @@ fn from_usage(args: FromUsageArgs) -> Result<()> {
         }
         None => output::print_text(&text),
     }
-}
-
-/// Writes `text` to a temporary file next to `path`, then renames it over `path`: a
-/// reader sees the old file or the whole new one, never a part.
-pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "expected a file name, not a folder",
-        )
-    })?;
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let temporary = folder.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    written
 }

@@ -100,10 +100,6 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    pub fn speaks_anthropic(self) -> bool {
-        self == BackendKind::Anthropic
-    }
-
     /// The wire protocol a backend of this kind speaks.
     pub fn protocol(self) -> wire::pair::BackendProtocol {
         match self {
