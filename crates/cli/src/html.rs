@@ -448,18 +448,13 @@ pub fn report_page(
             percent(t.estimated.share),
         )]
         .into_iter()
-        .chain(section.estimates.iter().filter(|e| e.estimated_rows > 0).map(|e| {
-            match (e.rmse_tokens, e.rmse_share) {
-                (Some(tokens), Some(share)) => format!(
-                    "Estimated input counts on {}: {} rows; the calibrated estimate is off by {:.1} tokens ({:.1}%) RMS on {} rows with exact counts.",
-                    e.backend, e.estimated_rows, tokens, share * 100.0, e.exact_rows
-                ),
-                _ => format!(
-                    "Estimated input counts on {}: {} rows; too few rows with exact counts ({}) to measure their error.",
-                    e.backend, e.estimated_rows, e.exact_rows
-                ),
-            }
-        }))
+        .chain(
+            section
+                .estimates
+                .iter()
+                .filter(|e| e.estimated_rows > 0)
+                .map(report::review::EstimateQuality::sentence),
+        )
         .collect(),
         charts: vec![chart::time_chart_svg("Calls per hour", "calls", &[hourly], None, &|v| format!("{v:.0}"))?],
         tables: vec![Table {

@@ -1225,18 +1225,7 @@ fn write_review(out: &mut String, section: &report::review::ReviewSection) -> fm
         (None, None) => {}
     }
     for e in section.estimates.iter().filter(|e| e.estimated_rows > 0) {
-        match (e.rmse_tokens, e.rmse_share) {
-            (Some(tokens), Some(share)) => writeln!(
-                out,
-                "\nEstimated input counts on {}: {} rows; the calibrated estimate is off by {:.1} tokens ({:.1}%) RMS on {} rows with exact counts.",
-                e.backend, e.estimated_rows, tokens, share * 100.0, e.exact_rows
-            )?,
-            _ => writeln!(
-                out,
-                "\nEstimated input counts on {}: {} rows; too few rows with exact counts ({}) to measure their error.",
-                e.backend, e.estimated_rows, e.exact_rows
-            )?,
-        }
+        writeln!(out, "\n{}", e.sentence())?;
     }
     if section.slo.misses.is_empty() {
         writeln!(

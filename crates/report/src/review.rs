@@ -94,6 +94,22 @@ pub struct EstimateQuality {
     pub rmse_share: Option<f64>,
 }
 
+impl EstimateQuality {
+    /// The figure in words, as the report prints it.
+    pub fn sentence(&self) -> String {
+        match (self.rmse_tokens, self.rmse_share) {
+            (Some(tokens), Some(share)) => format!(
+                "Estimated input counts on {}: {} rows; the calibrated estimate is off by {:.1} tokens ({:.1}%) RMS on {} rows with exact counts.",
+                self.backend, self.estimated_rows, tokens, share * 100.0, self.exact_rows
+            ),
+            _ => format!(
+                "Estimated input counts on {}: {} rows; too few rows with exact counts ({}) to measure their error.",
+                self.backend, self.estimated_rows, self.exact_rows
+            ),
+        }
+    }
+}
+
 /// A backend or route whose p99 time to first token is over the SLO.
 #[derive(Clone, Debug, Serialize)]
 pub struct SloMiss {
