@@ -260,6 +260,26 @@ impl Parser<'_> {
         }
     }
 
+    /// The object in `object[field]`, or an error at `at.field` saying what was expected.
+    fn object_field<'v>(
+        &self,
+        at: &Location,
+        object: &'v Map<String, Value>,
+        field: &str,
+        expected: &str,
+    ) -> Result<&'v Map<String, Value>, ExportError> {
+        match object.get(field) {
+            Some(Value::Object(inner)) => Ok(inner),
+            other => Err(self.error(
+                format!("{at}.{field}"),
+                format!(
+                    "expected an object {expected}, found {}",
+                    other.map_or("nothing".to_string(), kind)
+                ),
+            )),
+        }
+    }
+
     fn page(&mut self, page: usize, value: &Value) -> Result<(), ExportError> {
         let record = format!("page {page}");
         let Value::Object(object) = value else {
@@ -453,18 +473,12 @@ impl Parser<'_> {
         at: Location,
         object: &Map<String, Value>,
     ) -> Result<UsageRecord, ExportError> {
-        let cache_creation = match object.get("cache_creation") {
-            Some(Value::Object(inner)) => inner,
-            other => {
-                return Err(self.error(
-                    format!("{at}.cache_creation"),
-                    format!(
-                        "expected an object {{ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}}, found {}",
-                        other.map_or("nothing".to_string(), kind)
-                    ),
-                ))
-            }
-        };
+        let cache_creation = self.object_field(
+            &at,
+            object,
+            "cache_creation",
+            "{ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}",
+        )?;
         let tokens = TokenCounts {
             input: self.tokens(&at, "", object, "uncached_input_tokens")?,
             cache_read: self.tokens(&at, "", object, "cache_read_input_tokens")?,
@@ -595,18 +609,7 @@ impl Parser<'_> {
         at: Location,
         object: &Map<String, Value>,
     ) -> Result<CostRecord, ExportError> {
-        let amount = match object.get("amount") {
-            Some(Value::Object(amount)) => amount,
-            other => {
-                return Err(self.error(
-                    format!("{at}.amount"),
-                    format!(
-                        "expected an object {{value, currency}}, found {}",
-                        other.map_or("nothing".to_string(), kind)
-                    ),
-                ))
-            }
-        };
+        let amount = self.object_field(&at, object, "amount", "{value, currency}")?;
         if let Some(currency) = self
             .text(&at, amount, "currency")?
             .filter(|c| !c.eq_ignore_ascii_case("usd"))
