@@ -54,6 +54,9 @@ enum Command {
     Report(ReportArgs),
     /// A simulated backend speaking the OpenAI and Anthropic wire formats, with faults.
     Sim(SimArgs),
+    /// Quality on your own samples: a candidate against a baseline, the statistics, the
+    /// recommended routing policy, and the gateway's shadow pairs scored.
+    Eval(crate::quality::EvalArgs),
 }
 
 #[derive(Args, Debug)]
@@ -249,6 +252,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => run_serve(args),
         Command::Report(args) => run_report(args),
         Command::Sim(args) => run_sim(args),
+        Command::Eval(args) => crate::quality::run(args),
     }
 }
 

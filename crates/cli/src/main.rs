@@ -7,6 +7,7 @@ mod from_ledger;
 mod from_usage;
 mod html;
 mod output;
+mod quality;
 
 use std::io::Write;
 use std::process::ExitCode;

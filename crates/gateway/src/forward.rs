@@ -34,17 +34,17 @@ pub(crate) enum Upstream {
 }
 
 /// Why an upstream attempt failed, before any byte reached the client.
-struct Failure {
+pub(crate) struct Failure {
     /// `backend:what`, for the fallback chain.
     label: String,
-    kind: ApiErrorKind,
-    message: String,
+    pub kind: ApiErrorKind,
+    pub message: String,
     /// What the log gets beyond the message (transport errors name the upstream
     /// address, which the client must not see).
     detail: Option<String>,
-    retryable: bool,
+    pub retryable: bool,
     counts_for_circuit: bool,
-    retry_after: Option<Duration>,
+    pub retry_after: Option<Duration>,
 }
 
 impl Failure {
@@ -78,7 +78,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }
 
-async fn send(backend: &Backend, body: Bytes) -> Result<reqwest::Response, Failure> {
+pub(crate) async fn send(backend: &Backend, body: Bytes) -> Result<reqwest::Response, Failure> {
     let config = &backend.config;
     let mut request = backend.client.post(backend.endpoint.clone()).body(body);
     for (name, value) in &backend.upstream_headers {
@@ -149,7 +149,7 @@ async fn send(backend: &Backend, body: Bytes) -> Result<reqwest::Response, Failu
 /// Reads and checks a whole (non-streamed) upstream response and converts it to the
 /// client's format. Nothing has reached the client yet, so every failure here may fall
 /// back to the next target, except running out of the total time.
-async fn read_complete(
+pub(crate) async fn read_complete(
     pair: FormatPair,
     backend: &Backend,
     response: reqwest::Response,

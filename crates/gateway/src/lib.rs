@@ -15,11 +15,13 @@
 //! - [`forward`]: trying a route's targets.
 //! - [`relay`]: answering, whole or streamed.
 //! - [`row`]: the ledger row and its price.
+//! - [`call`]: one whole request to one named backend (eval, shadow copies).
 //! - [`sampler`]: utilisation samples of self-hosted backends' metrics endpoints.
 //! - [`error`]: errors answered to clients, and the server's own.
 
 pub mod auth;
 pub mod calibration;
+pub mod call;
 pub mod circuit;
 pub mod config;
 pub mod error;

@@ -212,6 +212,15 @@ fn price(backend: &BackendConfig, route: &RouteChoice, usage: &TokenUsage) -> (M
     }
 }
 
+/// What `usage` costs on `backend` itself: zero on a self-hosted one, its catalog
+/// price on an API one (eval's answers, shadow copies).
+pub(crate) fn backend_cost(backend: &BackendConfig, usage: &TokenUsage) -> Money {
+    match (&backend.price, backend.self_hosted()) {
+        (Some(model), false) => request_cost(model, &token_counts(usage)),
+        _ => Money::ZERO,
+    }
+}
+
 /// Prometheus series for one finished request.
 fn observe(row: &LedgerRow, backend: Option<&Backend>) {
     let name = if row.backend.is_empty() {

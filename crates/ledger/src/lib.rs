@@ -13,6 +13,8 @@
 //!   [`LedgerReader::time_span`] for its period.
 //! * **Backend samples** — [`SampleStore`] writes the gateway's samples of self-hosted
 //!   backends' metrics endpoints, [`read_samples`] reads them back for utilisation.
+//! * **Quality** — [`EvalStore`] keeps offline evaluation runs and every answer they paid
+//!   for; [`ShadowStore`] the gateway's shadow pairs, [`read_shadow_pairs`] reads them back.
 //!
 //! # Units
 //!
@@ -43,6 +45,7 @@
 //! `costfloor_ledger_rows_lost_total` counter (see [`metric_names`]).
 
 mod error;
+mod quality;
 mod reader;
 mod row;
 mod samples;
@@ -50,6 +53,7 @@ mod schema;
 mod writer;
 
 pub use error::LedgerError;
+pub use quality::{read_shadow_pairs, EvalResult, EvalRun, EvalStore, ShadowPair, ShadowStore};
 pub use reader::{GroupSummary, LedgerReader, ReportFilter, ScanRow, TimeSpan};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
 pub use samples::{read_samples, BackendSample, SampleStore};

@@ -74,6 +74,56 @@ const MIGRATIONS: &[&str] = &[
     // calibration), so a report can measure how good its estimates are against the
     // backends' exact counts. NULL on older rows.
     "ALTER TABLE requests ADD COLUMN input_estimate INTEGER;",
+    // 5: quality. `eval_runs` holds one offline evaluation each (its settings as the eval
+    // crate wrote them, JSON), `eval_results` one answer per (run, sample, side) with its
+    // score, usage and cost, so a killed run resumes without paying for a sample twice;
+    // `shadow_pairs` one mirrored request each, its cost apart from the primary's row.
+    "CREATE TABLE eval_runs (
+        run_id              TEXT    PRIMARY KEY,
+        created_at_unix_ms  INTEGER NOT NULL,
+        settings            TEXT    NOT NULL,
+        status              TEXT    NOT NULL
+    ) STRICT;
+    CREATE TABLE eval_results (
+        run_id              TEXT    NOT NULL REFERENCES eval_runs (run_id),
+        sample_id           TEXT    NOT NULL,
+        side                TEXT    NOT NULL,
+        task                TEXT    NOT NULL,
+        backend             TEXT    NOT NULL,
+        output              TEXT,
+        correct             INTEGER,
+        grade               REAL,
+        detail              TEXT,
+        error               TEXT,
+        latency_us          INTEGER NOT NULL,
+        input_tokens        INTEGER NOT NULL,
+        cache_read_tokens   INTEGER NOT NULL,
+        cache_write_tokens  INTEGER NOT NULL,
+        output_tokens       INTEGER NOT NULL,
+        cost_nusd           INTEGER NOT NULL,
+        attempts            INTEGER NOT NULL,
+        finished_at_unix_ms INTEGER NOT NULL,
+        PRIMARY KEY (run_id, sample_id, side)
+    ) STRICT;
+    CREATE TABLE shadow_pairs (
+        id                       INTEGER PRIMARY KEY,
+        request_id               TEXT    NOT NULL,
+        started_at_unix_ms       INTEGER NOT NULL,
+        route                    TEXT    NOT NULL,
+        task                     TEXT,
+        primary_backend          TEXT    NOT NULL,
+        shadow_backend           TEXT    NOT NULL,
+        primary_output           TEXT,
+        shadow_output            TEXT,
+        primary_input_tokens     INTEGER NOT NULL,
+        primary_output_tokens    INTEGER NOT NULL,
+        shadow_input_tokens      INTEGER NOT NULL,
+        shadow_output_tokens     INTEGER NOT NULL,
+        shadow_cost_nusd         INTEGER NOT NULL,
+        shadow_latency_us        INTEGER NOT NULL,
+        shadow_error             TEXT
+    ) STRICT;
+    CREATE INDEX shadow_pairs_started_at ON shadow_pairs (started_at_unix_ms);",
 ];
 
 /// The schema version this build writes and reads (`PRAGMA user_version` after migrating).

@@ -20,6 +20,38 @@ pub struct Completed {
     pub estimated: bool,
 }
 
+impl Completed {
+    /// The answer's text in `client`'s format (the body is already in it): the first
+    /// choice's content, or the text blocks joined. `None` when there is no text (a
+    /// pure tool-call answer) or the body does not parse.
+    pub fn text(&self, client: ClientFormat) -> Option<String> {
+        match client {
+            ClientFormat::OpenAi => {
+                serde_json::from_slice::<openai::ChatResponse>(&self.body)
+                    .ok()?
+                    .choices
+                    .into_iter()
+                    .next()?
+                    .message
+                    .content
+            }
+            ClientFormat::Anthropic => {
+                let response: anthropic::MessagesResponse =
+                    serde_json::from_slice(&self.body).ok()?;
+                let mut text = String::new();
+                let mut any = false;
+                for block in &response.content {
+                    if let anthropic::ContentBlock::Text { text: part, .. } = block {
+                        text.push_str(part);
+                        any = true;
+                    }
+                }
+                any.then_some(text)
+            }
+        }
+    }
+}
+
 /// An upstream body that is not a response of the backend's protocol.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("returned a body that is not a valid {protocol} response (starts with {head:?})")]

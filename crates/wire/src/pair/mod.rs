@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 pub use complete::{Completed, InvalidResponse};
-pub use request::ClientRequest;
+pub use request::{ChatParts, ClientRequest};
 pub use stream::{RelayInit, RelayStep, StreamRelay};
 
 use crate::error::{self, ApiErrorKind};

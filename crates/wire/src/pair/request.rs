@@ -12,6 +12,17 @@ use crate::{anthropic, openai, translate};
 /// The metadata key that labels a request's task; removed before it goes upstream.
 const TASK_KEY: &str = "task";
 
+/// The parts of a chat request built by costfloor itself (an eval sample, a judge).
+#[derive(Clone, Debug)]
+pub struct ChatParts<'a> {
+    pub model: &'a str,
+    pub system: Option<&'a str>,
+    /// (role, text) in order: `user`, `assistant` (or `system`).
+    pub messages: &'a [(String, String)],
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+}
+
 /// A parsed and validated client request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientRequest {
@@ -99,6 +110,49 @@ impl ClientRequest {
             ClientRequest::OpenAi(r) => r.wants_stream_usage(),
             ClientRequest::Anthropic(_) => false,
         }
+    }
+
+    /// A Chat Completions request built from its parts, as an OpenAI client would send
+    /// it, and checked like one: what `costfloor eval` sends for a sample and a judge.
+    pub fn from_chat(parts: &ChatParts<'_>) -> Result<ClientRequest, RequestError> {
+        let mut messages = Vec::with_capacity(parts.messages.len() + 1);
+        if let Some(system) = parts.system {
+            messages.push(openai::Message::text("system", system));
+        }
+        for (role, text) in parts.messages {
+            messages.push(openai::Message::text(role, text));
+        }
+        let request = ClientRequest::OpenAi(openai::ChatRequest {
+            model: parts.model.to_string(),
+            messages,
+            max_tokens: parts.max_tokens,
+            max_completion_tokens: None,
+            temperature: parts.temperature,
+            top_p: None,
+            stop: None,
+            stream: None,
+            stream_options: None,
+            n: None,
+            user: None,
+            metadata: None,
+            extra: Map::new(),
+        });
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// The same request asking for a whole response instead of a stream (a shadow
+    /// copy is read whole, never relayed).
+    pub fn without_stream(&self) -> ClientRequest {
+        let mut copy = self.clone();
+        match &mut copy {
+            ClientRequest::OpenAi(r) => {
+                r.stream = None;
+                r.stream_options = None;
+            }
+            ClientRequest::Anthropic(r) => r.stream = None,
+        }
+        copy
     }
 
     fn validate(&self) -> Result<(), RequestError> {

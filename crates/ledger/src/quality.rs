@@ -1,0 +1,448 @@
+//! Quality records (schema version 5): offline evaluation runs and their answers
+//! (`eval_runs`, `eval_results`), and the pairs of production requests mirrored to a
+//! reference backend (`shadow_pairs`).
+//!
+//! Both are written on connections of their own, off the request path: an eval run
+//! writes each answer as it arrives, so a run killed at any point keeps every answer it
+//! paid for; the gateway's shadow task writes one pair per mirrored request.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::{schema, ReportFilter, Result};
+
+/// One evaluation run: its settings are the eval crate's JSON, kept as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRun {
+    pub run_id: String,
+    pub created_at_unix_ms: i64,
+    pub settings: String,
+    /// `running`, `complete`, `stopped` (interrupted or capped; resumable).
+    pub status: String,
+}
+
+/// One answer of one side (`candidate`, `baseline` or `judge`) to one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    pub run_id: String,
+    pub sample_id: String,
+    pub side: String,
+    pub task: String,
+    pub backend: String,
+    /// The answer's text; `None` when the request failed.
+    pub output: Option<String>,
+    /// The scorer's verdict: `None` when ungraded (failed, or graded by the judge).
+    pub correct: Option<bool>,
+    /// A judge's grade (the scale, or for a pairwise judge 1 = candidate better, 0.5 tie, 0).
+    pub grade: Option<f64>,
+    /// What the scorer extracted or the judge decided, e.g. the label or the order.
+    pub detail: Option<String>,
+    /// Why the request failed, as the client would have been told.
+    pub error: Option<String>,
+    pub latency_us: i64,
+    pub input_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_nusd: i64,
+    pub attempts: i64,
+    pub finished_at_unix_ms: i64,
+}
+
+/// One mirrored request: the primary's answer and the shadow's, with the shadow's
+/// usage and cost, which never enter the primary's ledger row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowPair {
+    pub request_id: String,
+    pub started_at_unix_ms: i64,
+    pub route: String,
+    pub task: Option<String>,
+    pub primary_backend: String,
+    pub shadow_backend: String,
+    /// `None` unless the route stores outputs (`store_outputs`).
+    pub primary_output: Option<String>,
+    pub shadow_output: Option<String>,
+    pub primary_input_tokens: i64,
+    pub primary_output_tokens: i64,
+    pub shadow_input_tokens: i64,
+    pub shadow_output_tokens: i64,
+    pub shadow_cost_nusd: i64,
+    pub shadow_latency_us: i64,
+    pub shadow_error: Option<String>,
+}
+
+/// Reads and writes evaluation runs and their answers.
+#[derive(Debug)]
+pub struct EvalStore {
+    conn: Mutex<Connection>,
+}
+
+impl EvalStore {
+    /// Opens (creating and migrating if needed) the ledger file.
+    pub fn open(path: &Path) -> Result<EvalStore> {
+        Ok(EvalStore {
+            conn: Mutex::new(schema::open_rw(path)?),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a new run.
+    pub fn create_run(&self, run: &EvalRun) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO eval_runs (run_id, created_at_unix_ms, settings, status)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![run.run_id, run.created_at_unix_ms, run.settings, run.status],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_status(&self, run_id: &str, status: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE eval_runs SET status = ?2 WHERE run_id = ?1",
+            params![run_id, status],
+        )?;
+        Ok(())
+    }
+
+    /// The run, or `None` when there is no such run.
+    pub fn run(&self, run_id: &str) -> Result<Option<EvalRun>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT run_id, created_at_unix_ms, settings, status FROM eval_runs WHERE run_id = ?1",
+                params![run_id],
+                |r| {
+                    Ok(EvalRun {
+                        run_id: r.get(0)?,
+                        created_at_unix_ms: r.get(1)?,
+                        settings: r.get(2)?,
+                        status: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Every run's id, newest first.
+    pub fn run_ids(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT run_id FROM eval_runs ORDER BY created_at_unix_ms DESC, run_id")?;
+        let ids = stmt.query_map([], |r| r.get(0))?;
+        Ok(ids.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Stores one answer. An answer already stored for the same (run, sample, side) is
+    /// kept and this one ignored (the first answer paid for is the one that counts),
+    /// unless the stored one is a failure, which a resumed run's new answer replaces.
+    /// Returns whether it was stored.
+    pub fn insert_result(&self, result: &EvalResult) -> Result<bool> {
+        let changed = self.conn().execute(
+            "INSERT INTO eval_results (run_id, sample_id, side, task, backend, output,
+                correct, grade, detail, error, latency_us, input_tokens, cache_read_tokens,
+                cache_write_tokens, output_tokens, cost_nusd, attempts, finished_at_unix_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT (run_id, sample_id, side) DO UPDATE SET
+                task = excluded.task, backend = excluded.backend, output = excluded.output,
+                correct = excluded.correct, grade = excluded.grade, detail = excluded.detail,
+                error = excluded.error, latency_us = excluded.latency_us,
+                input_tokens = excluded.input_tokens, cache_read_tokens = excluded.cache_read_tokens,
+                cache_write_tokens = excluded.cache_write_tokens,
+                output_tokens = excluded.output_tokens,
+                cost_nusd = eval_results.cost_nusd + excluded.cost_nusd,
+                attempts = eval_results.attempts + excluded.attempts,
+                finished_at_unix_ms = excluded.finished_at_unix_ms
+             WHERE eval_results.error IS NOT NULL",
+            params![
+                result.run_id,
+                result.sample_id,
+                result.side,
+                result.task,
+                result.backend,
+                result.output,
+                result.correct,
+                result.grade,
+                result.detail,
+                result.error,
+                result.latency_us,
+                result.input_tokens,
+                result.cache_read_tokens,
+                result.cache_write_tokens,
+                result.output_tokens,
+                result.cost_nusd,
+                result.attempts,
+                result.finished_at_unix_ms,
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Every answer of a run, ordered by sample and side.
+    pub fn results(&self, run_id: &str) -> Result<Vec<EvalResult>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT run_id, sample_id, side, task, backend, output, correct, grade, detail, error,
+                    latency_us, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
+                    cost_nusd, attempts, finished_at_unix_ms
+             FROM eval_results WHERE run_id = ?1 ORDER BY sample_id, side",
+        )?;
+        let rows = stmt.query_map(params![run_id], result_from_sql)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn result_from_sql(r: &Row<'_>) -> rusqlite::Result<EvalResult> {
+    Ok(EvalResult {
+        run_id: r.get(0)?,
+        sample_id: r.get(1)?,
+        side: r.get(2)?,
+        task: r.get(3)?,
+        backend: r.get(4)?,
+        output: r.get(5)?,
+        correct: r.get(6)?,
+        grade: r.get(7)?,
+        detail: r.get(8)?,
+        error: r.get(9)?,
+        latency_us: r.get(10)?,
+        input_tokens: r.get(11)?,
+        cache_read_tokens: r.get(12)?,
+        cache_write_tokens: r.get(13)?,
+        output_tokens: r.get(14)?,
+        cost_nusd: r.get(15)?,
+        attempts: r.get(16)?,
+        finished_at_unix_ms: r.get(17)?,
+    })
+}
+
+/// The gateway's writer of shadow pairs, and their reader.
+#[derive(Debug)]
+pub struct ShadowStore {
+    conn: Mutex<Connection>,
+}
+
+impl ShadowStore {
+    /// Opens (creating and migrating if needed) the ledger file.
+    pub fn open(path: &Path) -> Result<ShadowStore> {
+        Ok(ShadowStore {
+            conn: Mutex::new(schema::open_rw(path)?),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores one pair. Blocking: call it off the async runtime.
+    pub fn insert(&self, pair: &ShadowPair) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO shadow_pairs (request_id, started_at_unix_ms, route, task,
+                primary_backend, shadow_backend, primary_output, shadow_output,
+                primary_input_tokens, primary_output_tokens, shadow_input_tokens,
+                shadow_output_tokens, shadow_cost_nusd, shadow_latency_us, shadow_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                pair.request_id,
+                pair.started_at_unix_ms,
+                pair.route,
+                pair.task,
+                pair.primary_backend,
+                pair.shadow_backend,
+                pair.primary_output,
+                pair.shadow_output,
+                pair.primary_input_tokens,
+                pair.primary_output_tokens,
+                pair.shadow_input_tokens,
+                pair.shadow_output_tokens,
+                pair.shadow_cost_nusd,
+                pair.shadow_latency_us,
+                pair.shadow_error,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The shadow spend of `route` since `since_unix_ms`, in nano-USD (an integer sum).
+    pub fn spend_since(&self, route: &str, since_unix_ms: i64) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(SUM(shadow_cost_nusd), 0) FROM shadow_pairs
+             WHERE route = ?1 AND started_at_unix_ms >= ?2",
+            params![route, since_unix_ms],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Deletes the pairs of `route` older than `before_unix_ms` (retention); returns how
+    /// many went. Their cost leaves the monthly sums only once the month is over, as
+    /// retention is at least a month when a cap is set (checked by the gateway config).
+    pub fn delete_older_than(&self, route: &str, before_unix_ms: i64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM shadow_pairs WHERE route = ?1 AND started_at_unix_ms < ?2",
+            params![route, before_unix_ms],
+        )?)
+    }
+}
+
+/// The shadow pairs in `filter` (by start time), optionally of one task, oldest first.
+pub fn read_shadow_pairs(
+    path: &Path,
+    filter: &ReportFilter,
+    task: Option<&str>,
+) -> Result<Vec<ShadowPair>> {
+    let conn = schema::open_ro(path)?;
+    let mut stmt = conn.prepare(
+        "SELECT request_id, started_at_unix_ms, route, task, primary_backend, shadow_backend,
+                primary_output, shadow_output, primary_input_tokens, primary_output_tokens,
+                shadow_input_tokens, shadow_output_tokens, shadow_cost_nusd, shadow_latency_us,
+                shadow_error
+         FROM shadow_pairs
+         WHERE (:since IS NULL OR started_at_unix_ms >= :since)
+           AND (:until IS NULL OR started_at_unix_ms < :until)
+           AND (:task IS NULL OR task = :task)
+         ORDER BY started_at_unix_ms, id",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms, ":task": task },
+        |r| {
+            Ok(ShadowPair {
+                request_id: r.get(0)?,
+                started_at_unix_ms: r.get(1)?,
+                route: r.get(2)?,
+                task: r.get(3)?,
+                primary_backend: r.get(4)?,
+                shadow_backend: r.get(5)?,
+                primary_output: r.get(6)?,
+                shadow_output: r.get(7)?,
+                primary_input_tokens: r.get(8)?,
+                primary_output_tokens: r.get(9)?,
+                shadow_input_tokens: r.get(10)?,
+                shadow_output_tokens: r.get(11)?,
+                shadow_cost_nusd: r.get(12)?,
+                shadow_latency_us: r.get(13)?,
+                shadow_error: r.get(14)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn result(sample: &str, side: &str, cost: i64) -> EvalResult {
+        EvalResult {
+            run_id: "r1".into(),
+            sample_id: sample.into(),
+            side: side.into(),
+            task: "t".into(),
+            backend: "b".into(),
+            output: Some("yes".into()),
+            correct: Some(true),
+            grade: None,
+            detail: None,
+            error: None,
+            latency_us: 10,
+            input_tokens: 5,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            output_tokens: 1,
+            cost_nusd: cost,
+            attempts: 1,
+            finished_at_unix_ms: 1,
+        }
+    }
+
+    #[test]
+    fn results_are_stored_once_per_sample_and_side() {
+        let dir = std::env::temp_dir().join(format!("cf-quality-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q.db");
+        let _ = std::fs::remove_file(&path);
+        let store = EvalStore::open(&path).unwrap();
+        store
+            .create_run(&EvalRun {
+                run_id: "r1".into(),
+                created_at_unix_ms: 1,
+                settings: "{}".into(),
+                status: "running".into(),
+            })
+            .unwrap();
+        assert!(store.insert_result(&result("a", "candidate", 7)).unwrap());
+        assert!(store.insert_result(&result("a", "baseline", 9)).unwrap());
+        // A second answer to the same side of the same sample is not stored.
+        assert!(!store.insert_result(&result("a", "candidate", 100)).unwrap());
+        let results = store.results("r1").unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[1].cost_nusd, 7, "the first answer is kept");
+        // A failed answer is replaced by a later one, its cost and attempts added.
+        let failed = EvalResult {
+            output: None,
+            correct: None,
+            error: Some("429".into()),
+            cost_nusd: 0,
+            ..result("b", "candidate", 0)
+        };
+        assert!(store.insert_result(&failed).unwrap());
+        assert!(store.insert_result(&result("b", "candidate", 5)).unwrap());
+        let b = store
+            .results("r1")
+            .unwrap()
+            .into_iter()
+            .find(|r| r.sample_id == "b")
+            .unwrap();
+        assert_eq!((b.error, b.cost_nusd, b.attempts), (None, 5, 2));
+        store.set_status("r1", "complete").unwrap();
+        assert_eq!(store.run("r1").unwrap().unwrap().status, "complete");
+        assert!(store.run("nope").unwrap().is_none());
+
+        let shadows = ShadowStore::open(&path).unwrap();
+        let pair = ShadowPair {
+            request_id: "q".into(),
+            started_at_unix_ms: 1_000,
+            route: "simple".into(),
+            task: Some("classify".into()),
+            primary_backend: "llama".into(),
+            shadow_backend: "haiku".into(),
+            primary_output: None,
+            shadow_output: None,
+            primary_input_tokens: 3,
+            primary_output_tokens: 2,
+            shadow_input_tokens: 3,
+            shadow_output_tokens: 2,
+            shadow_cost_nusd: 13,
+            shadow_latency_us: 5,
+            shadow_error: None,
+        };
+        shadows.insert(&pair).unwrap();
+        shadows
+            .insert(&ShadowPair {
+                started_at_unix_ms: 5_000,
+                ..pair.clone()
+            })
+            .unwrap();
+        assert_eq!(shadows.spend_since("simple", 0).unwrap(), 26);
+        assert_eq!(shadows.spend_since("simple", 2_000).unwrap(), 13);
+        assert_eq!(shadows.spend_since("other", 0).unwrap(), 0);
+        let all = read_shadow_pairs(&path, &ReportFilter::default(), Some("classify")).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(shadows.delete_older_than("simple", 2_000).unwrap(), 1);
+        assert_eq!(
+            read_shadow_pairs(&path, &ReportFilter::default(), None)
+                .unwrap()
+                .len(),
+            1
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
