@@ -735,6 +735,15 @@ fn run_sim(args: SimArgs) -> Result<()> {
             .map_err(|e| input_failure(format!("{}: {e}", path.display())))?,
         None => sim::SimConfig::default(),
     };
+    if let Some(quality) = &mut config.quality {
+        // The answers file is relative to the config's folder.
+        let base = args
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."));
+        quality.load(base).map_err(input_failure)?;
+    }
     if let Some(ms) = args.ttft_ms {
         config.ttft = std::time::Duration::from_millis(ms);
     }

@@ -256,12 +256,19 @@ async fn handle(
 
     let input = input_usage(st, &req);
     let cfg = st.config();
-    let output = generate(
-        prompt_hash(&req.segments),
-        req.max_tokens,
-        u64::from(cfg.default_output_tokens),
-        &req.stops,
-    );
+    let known = cfg
+        .quality
+        .as_ref()
+        .and_then(|q| q.answer(&req.model, crate::quality::last_user_text(&req.segments)?));
+    let output = match known {
+        Some(answer) => crate::text::Output::answer(&answer),
+        None => generate(
+            prompt_hash(&req.segments),
+            req.max_tokens,
+            u64::from(cfg.default_output_tokens),
+            &req.stops,
+        ),
+    };
     let slot = st.run_slot().await;
     st.count_input(input.uncached, input.cache_creation, input.cache_read);
     let id = st.new_id("msg_01", 22);

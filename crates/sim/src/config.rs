@@ -58,6 +58,8 @@ pub struct SimConfig {
     pub faults: FaultPlan,
     /// The names `GET /metrics` uses: vLLM's (default) or the llama.cpp server's.
     pub metrics_format: MetricsFormat,
+    /// Known accuracy per model and task on an eval dataset ([`crate::quality`]).
+    pub quality: Option<crate::quality::QualityConfig>,
 }
 
 /// Which server's metric names `GET /metrics` exports.
@@ -85,6 +87,7 @@ impl Default for SimConfig {
             seed: 0,
             faults: FaultPlan::default(),
             metrics_format: MetricsFormat::Vllm,
+            quality: None,
         }
     }
 }

@@ -96,6 +96,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod quality;
 pub mod text;
 
 mod anthropic;

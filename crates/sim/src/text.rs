@@ -178,12 +178,23 @@ pub enum Finish {
 #[derive(Debug, Clone)]
 pub struct Output {
     /// The words, in order.
-    pub words: Vec<&'static str>,
+    pub words: Vec<std::borrow::Cow<'static, str>>,
     /// Why generation stopped.
     pub finish: Finish,
 }
 
 impl Output {
+    /// A given answer (see [`crate::quality`]): its words, ended naturally.
+    pub fn answer(text: &str) -> Output {
+        Output {
+            words: text
+                .split_whitespace()
+                .map(|w| std::borrow::Cow::Owned(w.to_string()))
+                .collect(),
+            finish: Finish::Natural,
+        }
+    }
+
     /// Number of output tokens.
     pub fn tokens(&self) -> u64 {
         self.words.len() as u64
@@ -199,7 +210,7 @@ impl Output {
     pub fn delta(&self, i: usize) -> String {
         match (i, self.words.get(i)) {
             (_, None) => String::new(),
-            (0, Some(w)) => (*w).to_string(),
+            (0, Some(w)) => w.to_string(),
             (_, Some(w)) => format!(" {w}"),
         }
     }
@@ -230,7 +241,7 @@ pub fn generate(
                 finish: Finish::Stop(stop.clone()),
             };
         }
-        words.push(word);
+        words.push(std::borrow::Cow::Borrowed(word));
     }
     Output {
         words,

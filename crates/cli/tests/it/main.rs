@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
+mod eval;
 mod from_ledger;
 mod litellm;
 mod plan;

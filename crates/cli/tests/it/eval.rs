@@ -1,0 +1,512 @@
+//! `costfloor eval` end to end: a dataset against two backends of a gateway config,
+//! both served by a sim whose accuracy per model and task is known; the report must
+//! recover those accuracies within its intervals and send each task to the right side,
+//! a run killed by a signal must resume without asking any sample twice, and bad lines
+//! must be refused with their line numbers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sim::quality::{AccuracyRule, QualityConfig};
+
+use crate::costfloor;
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("costfloor-eval-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `count` samples of `task`, labelled yes/no, with a `choice` scorer.
+fn samples(task: &str, count: usize, out: &mut String) {
+    for i in 0..count {
+        let expected = if i % 3 == 0 { "no" } else { "yes" };
+        let line = json!({
+            "id": format!("{task}-{i:03}"),
+            "task": task,
+            "prompt": format!("Question {i} of {task}: is this request about billing? Answer yes or no."),
+            "max_tokens": 4,
+            "expected": expected,
+            "scorer": {"type": "choice", "choices": ["yes", "no"]},
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+}
+
+/// The accuracies the sim answers with: (task, candidate p, baseline p).
+const ACCURACY: [(&str, f64, f64); 3] = [
+    ("easy", 0.95, 0.95),
+    ("hard", 0.60, 0.95),
+    ("small", 0.85, 0.95),
+];
+
+async fn start_sim(dataset: &Path, ttft: Duration) -> sim::SimHandle {
+    let mut accuracy = Vec::new();
+    for (task, candidate, baseline) in ACCURACY {
+        accuracy.push(AccuracyRule {
+            model: "small-model".into(),
+            task: Some(task.into()),
+            p: candidate,
+        });
+        accuracy.push(AccuracyRule {
+            model: "claude-haiku-4-5".into(),
+            task: Some(task.into()),
+            p: baseline,
+        });
+    }
+    let mut quality = QualityConfig {
+        answers_file: dataset.to_path_buf(),
+        seed: 11,
+        accuracy,
+        ..QualityConfig::default()
+    };
+    quality.load(Path::new("/")).unwrap();
+    sim::start(sim::SimConfig {
+        ttft,
+        token_delay: Duration::ZERO,
+        quality: Some(quality),
+        ..sim::SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn gateway_config(dir: &Path, sim_url: &str) -> PathBuf {
+    let path = dir.join("gateway.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[server]
+ledger = "eval.db"
+
+[[backend]]
+name = "small"
+type = "openai_compatible"
+base_url = "{sim_url}/v1"
+model = "small-model"
+deployment = "llama-3.3-70b-4xa100"
+
+[[backend]]
+name = "haiku"
+type = "anthropic"
+base_url = "{sim_url}"
+model = "claude-haiku-4-5"
+price = "claude-haiku-4.5"
+
+[[route]]
+name = "everything"
+targets = ["haiku"]
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run_id(stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("run id: "))
+        .unwrap_or_else(|| panic!("no run id in: {text}"))
+        .to_string()
+}
+
+fn report_json(config: &Path, run: &str) -> Value {
+    crate::json(&[
+        "eval",
+        "report",
+        run,
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+    ])
+}
+
+fn task<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == name)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_recovers_known_accuracies_and_routes_each_task() {
+    let dir = dir("recover");
+    let mut text = String::new();
+    samples("easy", 150, &mut text);
+    samples("hard", 150, &mut text);
+    samples("small", 20, &mut text);
+    let dataset = dir.join("dataset.jsonl");
+    std::fs::write(&dataset, &text).unwrap();
+    let sim = start_sim(&dataset, Duration::from_millis(1)).await;
+    let config = gateway_config(&dir, &sim.base_url());
+    let out = costfloor(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+        "--concurrency",
+        "16",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("estimated spend: up to $"), "{stderr}");
+    assert!(stderr.contains("measured spend $"), "{stderr}");
+    let run = run_id(&out.stdout);
+    // Every sample once on each side: 2 × 320 requests at the sim.
+    assert_eq!(sim.state().stats().requests_total, 640);
+    let report = report_json(&config, &run);
+    assert_eq!(report["status"], "complete");
+    for (name, candidate, baseline) in ACCURACY {
+        let t = task(&report, name);
+        for (side, p) in [("candidate", candidate), ("baseline", baseline)] {
+            let i = &t[side]["accuracy_interval"];
+            let (low, high) = (i["low"].as_f64().unwrap(), i["high"].as_f64().unwrap());
+            assert!(
+                low <= p && p <= high,
+                "{name} {side}: {p} outside {low}..{high}"
+            );
+        }
+        // Paired counts add up to n, and the shared draws make the discordance one-sided.
+        let paired = &t["paired"];
+        let n = paired["n"].as_u64().unwrap();
+        let sum: u64 = ["both_correct", "candidate_only", "baseline_only", "neither"]
+            .iter()
+            .map(|k| paired[*k].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, n);
+        assert_eq!(paired["candidate_only"], 0, "{name}");
+    }
+    // The policy, from the configured accuracies with the default 5-point tolerance:
+    // equal accuracy (no discordant pair in 150) fits; a 35-point gap does not; 20
+    // samples cannot tell a 10-point gap from 5.
+    assert_eq!(
+        task(&report, "easy")["recommendation"]["decision"],
+        "self_host"
+    );
+    assert_eq!(task(&report, "hard")["recommendation"]["decision"], "api");
+    let small = task(&report, "small");
+    assert_eq!(small["recommendation"]["decision"], "undecided");
+    assert!(small["recommendation"]["more_samples"].as_u64().unwrap() > 0);
+    assert_eq!(small["power"]["enough"], false);
+    // McNemar on the hard task: 150 × 0.35 discordant pairs all one way is far past 0.05.
+    assert!(
+        task(&report, "hard")["paired"]["mcnemar_p"]
+            .as_f64()
+            .unwrap()
+            < 1e-6
+    );
+    // Only the baseline costs money; the candidate is self-hosted.
+    assert_eq!(report["overall"]["candidate"]["cost"]["nusd"], 0);
+    assert!(
+        report["overall"]["baseline"]["cost"]["nusd"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+
+    // The policy fragment, pasted ahead of the config's routes, passes `serve --check`.
+    let policy = costfloor(&["eval", "policy", &run, "--config", config.to_str().unwrap()]);
+    assert!(
+        policy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&policy.stderr)
+    );
+    let fragment = String::from_utf8(policy.stdout).unwrap();
+    assert!(fragment.contains("tasks = [\"easy\"]"), "{fragment}");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let (head, routes) = base.split_at(base.find("[[route]]").unwrap());
+    let pasted = dir.join("pasted.toml");
+    std::fs::write(&pasted, format!("{head}{fragment}\n{routes}")).unwrap();
+    let check = costfloor(&["serve", "--check", "--config", pasted.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let table = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        table.contains("eval-self-host") && table.contains("eval-api"),
+        "{table}"
+    );
+
+    // The text report names every task and the decisions.
+    let text = costfloor(&["eval", "report", &run, "--config", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("small: undecided") && text.contains("too small to tell"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn results_in(db: &Path, run: &str) -> usize {
+    ledger::EvalStore::open(db)
+        .unwrap()
+        .results(run)
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_by_a_signal_resumes_without_asking_twice() {
+    let dir = dir("resume");
+    let mut text = String::new();
+    samples("easy", 60, &mut text);
+    samples("hard", 60, &mut text);
+    let dataset = dir.join("dataset.jsonl");
+    std::fs::write(&dataset, &text).unwrap();
+    let sim = start_sim(&dataset, Duration::from_millis(25)).await;
+    let config = gateway_config(&dir, &sim.base_url());
+    let db = dir.join("eval.db");
+    let child = Command::new(env!("CARGO_BIN_EXE_costfloor"))
+        .args([
+            "eval",
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--dataset",
+            dataset.to_str().unwrap(),
+            "--candidate",
+            "small",
+            "--baseline",
+            "haiku",
+            "--concurrency",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the run to be well under way, then interrupt it as Ctrl-C would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        assert!(Instant::now() < deadline, "the run never got going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !db.exists() {
+            continue;
+        }
+        let store = ledger::EvalStore::open(&db).unwrap();
+        if let Some(run) = store.run_ids().unwrap().first() {
+            if store.results(run).unwrap().len() >= 40 {
+                break run.clone();
+            }
+        }
+    };
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopped by a signal"), "{stderr}");
+    let stored = results_in(&db, &run);
+    assert!(
+        (40..240).contains(&stored),
+        "{stored} answers stored at the stop"
+    );
+    assert_eq!(report_json(&config, &run)["status"], "stopped");
+    // Every answer the sim gave before the stop is stored: nothing was lost in flight.
+    assert_eq!(sim.state().stats().requests_total as usize, stored);
+
+    let out = costfloor(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+        &run,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(results_in(&db, &run), 240);
+    // No sample was asked twice: one request per sample and side in all.
+    assert_eq!(sim.state().stats().requests_total, 240);
+    let resumed = report_json(&config, &run);
+    assert_eq!(resumed["status"], "complete");
+
+    // The same run uninterrupted, into a fresh database, gives the same figures.
+    let fresh = dir.join("fresh.db");
+    let out = costfloor(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        fresh.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole = crate::json(&[
+        "eval",
+        "report",
+        &run_id(&out.stdout),
+        "--db",
+        fresh.to_str().unwrap(),
+        "--json",
+    ]);
+    for name in ["easy", "hard"] {
+        for key in ["paired", "recommendation", "gap", "power"] {
+            assert_eq!(
+                task(&resumed, name)[key],
+                task(&whole, name)[key],
+                "{name} {key}"
+            );
+        }
+        for side in ["candidate", "baseline"] {
+            for key in ["correct", "scored", "accuracy_interval", "cost"] {
+                assert_eq!(
+                    task(&resumed, name)[side][key],
+                    task(&whole, name)[side][key],
+                    "{name} {side} {key}"
+                );
+            }
+        }
+    }
+
+    // A cost cap stops the run before it would pass it, resumably: Haiku 4.5 at $1/MTok
+    // in and $5/MTok out makes each baseline answer cost about $0.00004 (about 20 tokens
+    // in, 4 out), so $0.0004 stops after about ten of the 120.
+    let capped_db = dir.join("capped.db");
+    let out = costfloor(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        capped_db.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+        "--max-cost-usd",
+        "0.0004",
+        "--concurrency",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let capped = run_id(&out.stdout);
+    let report = crate::json(&[
+        "eval",
+        "report",
+        &capped,
+        "--db",
+        capped_db.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(report["status"], "stopped");
+    let spent = report["total_cost"]["nusd"].as_i64().unwrap();
+    assert!(
+        spent > 0 && spent <= 400_000,
+        "spent {spent} nUSD against a cap of 400,000"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-cost-usd"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_lines_are_refused_with_their_line_numbers() {
+    let dir = dir("bad");
+    let lines = [
+        r#"{"id": "ok-1", "task": "t", "prompt": "fine", "expected": "yes", "scorer": "exact"}"#,
+        r#"{"id": "broken", "task": "t", "prompt": "no closing brace""#,
+        r#"{"id": "unknown", "task": "t", "prompt": "p", "expected": "x", "scorer": "telepathy"}"#,
+        r#"{"id": "regex", "task": "t", "prompt": "p", "scorer": {"type": "regex", "pattern": "a(b"}}"#,
+        r#"{"id": "missing", "task": "t", "prompt": "p", "scorer": "exact"}"#,
+    ];
+    let dataset = dir.join("bad.jsonl");
+    std::fs::write(&dataset, lines.join("\n")).unwrap();
+    let config = gateway_config(&dir, "http://127.0.0.1:9");
+    let db = dir.join("bad.db");
+    let args = [
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let stderr = crate::input_error(&args);
+    assert!(stderr.contains("4 of 5 lines are invalid"), "{stderr}");
+    assert!(stderr.contains("line 2: not valid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("line 3:") && stderr.contains("telepathy") && stderr.contains("exact"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 4:") && stderr.contains("a(b"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 5:") && stderr.contains("expected"),
+        "{stderr}"
+    );
+    // An unknown backend lists the valid ones.
+    let good = dir.join("good.jsonl");
+    std::fs::write(&good, lines[0]).unwrap();
+    let stderr = crate::input_error(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        good.to_str().unwrap(),
+        "--candidate",
+        "lama",
+        "--baseline",
+        "haiku",
+        "--db",
+        dir.join("b.db").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("--candidate: no backend named `lama`") && stderr.contains("small, haiku"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
