@@ -149,6 +149,11 @@ struct PlanArgs {
     /// Write a chart of monthly cost vs calls/month (SVG).
     #[arg(long, value_name = "FILE.svg")]
     chart: Option<PathBuf>,
+    /// Measured quality per task: the output of `costfloor eval report RUN_ID --json`.
+    /// Each workload task it names takes its measured decision instead of `self_host`,
+    /// and its error cost enters the hybrid optimum.
+    #[arg(long, value_name = "FILE")]
+    eval: Option<PathBuf>,
     /// Machine-readable output (schema: docs/plan-json.md).
     #[arg(long)]
     json: bool,
@@ -291,6 +296,31 @@ fn run_plan(args: PlanArgs) -> Result<()> {
         output_tokens: args.output_tokens,
     };
     let workload = Workload::build(file, &flags, &catalog.assumptions).map_err(input_error)?;
+    let quality = match &args.eval {
+        Some(path) => Some(
+            costfloor_core::quality::MeasuredQuality::parse(
+                &path.display().to_string(),
+                &read_input_file(path)?,
+            )
+            .map_err(input_error)?,
+        ),
+        None => None,
+    };
+    if let Some(quality) = &quality {
+        let mut matched = workload.clone();
+        let unmeasured = quality.apply(&mut matched);
+        if workload.tasks.is_empty() {
+            eprintln!(
+                "--eval: the workload names no [[task]]; give a workload file whose task names match the eval run's ({})",
+                quality.tasks.iter().map(|t| t.task.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        } else if !unmeasured.is_empty() {
+            eprintln!(
+                "--eval: no measured result for task(s) {}; they keep their self_host setting",
+                unmeasured.join(", ")
+            );
+        }
+    }
     let ids = |given: Vec<String>, default: &[&str]| {
         if given.is_empty() {
             default.iter().map(|s| s.to_string()).collect()
@@ -303,6 +333,7 @@ fn run_plan(args: PlanArgs) -> Result<()> {
         api_ids: ids(args.api, &DEFAULT_API_IDS),
         deployment_ids: ids(args.deployment, &DEFAULT_DEPLOYMENT_IDS),
         compare_owned: !args.no_owned,
+        quality,
     };
     let plan = plan(&catalog, &request).map_err(input_error)?;
     if let Some(path) = &args.chart {

@@ -3,7 +3,8 @@
 //!
 //! For r = 0, 1, … up to the replicas that carry the eligible peak, the monthly cost is
 //! r × replica cost (+ ops and setup when r > 0) + API cost of ineligible calls + API
-//! cost of eligible calls above capacity in each hour of the day. The cheapest r wins.
+//! cost of eligible calls above capacity in each hour of the day (+ the measured error
+//! cost of the calls the replicas serve, with `plan --eval`). The cheapest r wins.
 
 use serde::Serialize;
 
@@ -23,6 +24,9 @@ pub struct HybridInput {
     pub fixed_non_replica: Money,
     /// The best batch within the SLO: the in-flight limit per replica.
     pub max_in_flight_per_replica: u32,
+    /// What the self-hosted side's extra errors cost per call it serves (`plan --eval`:
+    /// the measured gap × the cost of a wrong answer); zero when not measured.
+    pub error_cost_per_self_hosted_call: Money,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -82,7 +86,10 @@ pub fn optimise(input: &HybridInput) -> Hybrid {
             input.fixed_non_replica + input.replica_monthly * replicas as i128
         };
         let api_cost = input.ineligible_api_cost + overflow_cost;
-        let total = self_hosted_cost + api_cost;
+        let error_cost = input
+            .error_cost_per_self_hosted_call
+            .mul_ratio(served.round() as i128, 1);
+        let total = self_hosted_cost + api_cost + error_cost;
         candidates.push(HybridCandidate {
             replicas,
             monthly_cost_usd: total,
@@ -140,6 +147,7 @@ mod tests {
             replica_monthly: Money::from_whole_usd(6_000),
             fixed_non_replica: Money::from_whole_usd(2_000),
             max_in_flight_per_replica: 32,
+            error_cost_per_self_hosted_call: Money::ZERO,
         }
     }
 

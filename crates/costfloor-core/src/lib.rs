@@ -13,6 +13,7 @@ pub mod litellm;
 pub mod money;
 pub mod observed;
 pub mod plan;
+pub mod quality;
 pub mod review;
 pub mod sizing;
 pub mod usage_export;

@@ -30,6 +30,9 @@ pub struct PlanRequest {
     pub deployment_ids: Vec<String>,
     /// Add an owned-hardware variant of each rented deployment whose GPU has a price.
     pub compare_owned: bool,
+    /// Measured quality per task (`plan --eval`): replaces the tasks' `self_host` guess
+    /// and charges the error cost on self-hosted calls.
+    pub quality: Option<crate::quality::MeasuredQuality>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -139,6 +142,7 @@ pub struct HybridScale {
     replica_monthly: Money,
     fixed_non_replica: Money,
     max_in_flight_per_replica: u32,
+    error_cost_per_self_hosted_call: Money,
 }
 
 impl HybridScale {
@@ -156,6 +160,7 @@ impl HybridScale {
             replica_monthly: self.replica_monthly,
             fixed_non_replica: self.fixed_non_replica,
             max_in_flight_per_replica: self.max_in_flight_per_replica,
+            error_cost_per_self_hosted_call: self.error_cost_per_self_hosted_call,
         })
         .monthly_cost_usd
     }
@@ -200,7 +205,13 @@ struct SelfHosted<'a> {
 }
 
 pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError> {
-    let workload = &request.workload;
+    let mut measured_workload = request.workload.clone();
+    let mut error_cost_per_call = Money::ZERO;
+    if let Some(quality) = &request.quality {
+        quality.apply(&mut measured_workload);
+        error_cost_per_call = quality.eligible_error_cost_per_call(&measured_workload);
+    }
+    let workload = &measured_workload;
     let a = &catalog.assumptions;
     if request.api_ids.is_empty() {
         return Err(InputError::invalid(
@@ -329,7 +340,14 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
         },
         primary_break_even,
     );
-    let hybrid = hybrid_plan(catalog, workload, reference, api_total, primary)?;
+    let hybrid = hybrid_plan(
+        catalog,
+        workload,
+        reference,
+        api_total,
+        primary,
+        error_cost_per_call,
+    )?;
     let verdict = verdict(&VerdictInput {
         assumptions: a,
         workload,
@@ -344,6 +362,7 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
         capacity: &primary.capacity,
         break_even: primary_break_even,
         hybrid: &hybrid,
+        quality: request.quality.as_ref(),
     });
 
     Ok(Plan {
@@ -508,6 +527,7 @@ fn hybrid_plan(
     api: &ApiModel,
     api_total: Money,
     option: &SelfHosted<'_>,
+    error_cost_per_call: Money,
 ) -> Result<HybridPlan, InputError> {
     let eligible: Vec<_> = workload
         .tasks
@@ -577,6 +597,7 @@ fn hybrid_plan(
         replica_monthly,
         fixed_non_replica: option.cost.fixed_non_gpu,
         max_in_flight_per_replica: sizing.best_batch,
+        error_cost_per_self_hosted_call: error_cost_per_call,
     });
     let scale = (workload.calls_per_month > 0.0).then_some(HybridScale {
         calls_per_month: workload.calls_per_month,
@@ -588,12 +609,14 @@ fn hybrid_plan(
         replica_monthly,
         fixed_non_replica: option.cost.fixed_non_gpu,
         max_in_flight_per_replica: sizing.best_batch,
+        error_cost_per_self_hosted_call: error_cost_per_call,
     });
     Ok(HybridPlan {
         api: api.id.clone(),
         self_hosted: option.id.clone(),
         all_api_usd: api_total,
-        all_self_hosted_usd: option.capacity.monthly_cost_at_required_usd,
+        all_self_hosted_usd: option.capacity.monthly_cost_at_required_usd
+            + error_cost_per_call.mul_ratio(workload.calls_per_month.round() as i128, 1),
         all_self_hosted_replicas: option.capacity.required_replicas,
         eligible_share,
         optimum,
@@ -756,6 +779,7 @@ mod tests {
                     .map(|s| s.to_string())
                     .collect(),
                 compare_owned: true,
+                quality: None,
             },
         )
         .unwrap()

@@ -215,6 +215,7 @@ mod tests {
                 api_ids: vec!["claude-haiku-4.5".into()],
                 deployment_ids: vec!["llama-3.3-70b-4xa100".into()],
                 compare_owned: false,
+                quality: None,
             },
         )
         .unwrap()

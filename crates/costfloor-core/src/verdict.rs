@@ -64,6 +64,8 @@ pub struct VerdictInput<'a> {
     pub capacity: &'a Capacity,
     pub break_even: &'a BreakEven,
     pub hybrid: &'a HybridPlan,
+    /// Measured quality (`plan --eval`), if any.
+    pub quality: Option<&'a crate::quality::MeasuredQuality>,
 }
 
 pub fn verdict(input: &VerdictInput<'_>) -> Verdict {
@@ -189,8 +191,59 @@ fn ops_check(input: &VerdictInput<'_>) -> Check {
     }
 }
 
-/// The open model's quality on these tasks: not something the cost model can measure.
+/// The open model's quality on these tasks: measured by `costfloor eval` (`plan --eval`),
+/// or not measured yet.
 fn quality_check(input: &VerdictInput<'_>) -> Check {
+    let threshold =
+        "within the accuracy your tasks allow (a 5-10% drop is often called acceptable)";
+    if let Some(quality) = input.quality {
+        let mut parts = Vec::new();
+        let mut worst = CheckStatus::Pass;
+        for task in &input.workload.tasks {
+            let Some(measured) = quality.task(&task.name) else {
+                parts.push(format!("{}: not measured", task.name));
+                worst = worse(worst, CheckStatus::Unknown);
+                continue;
+            };
+            let gap = measured
+                .gap
+                .map_or("no gap measured".to_string(), |(point, low, high)| {
+                    format!(
+                        "gap {:+.1} points ({:+.1} to {:+.1}, n = {})",
+                        point * 100.0,
+                        low * 100.0,
+                        high * 100.0,
+                        measured.n
+                    )
+                });
+            parts.push(format!("{}: {gap}, {}", task.name, measured.decision));
+            worst = worse(
+                worst,
+                match measured.decision.as_str() {
+                    "self_host" => CheckStatus::Pass,
+                    "api" => CheckStatus::Warn,
+                    _ => CheckStatus::Unknown,
+                },
+            );
+        }
+        if input.workload.tasks.is_empty() {
+            parts.push("the workload names no [[task]] to match the measured tasks to".to_string());
+            worst = CheckStatus::Unknown;
+        }
+        return Check {
+            name: "quality gap",
+            measured: parts.join("; "),
+            threshold: format!(
+                "the gap's upper bound within {:.1} points, errors cheaper than the saving",
+                quality.max_gap * 100.0
+            ),
+            status: worst,
+            note: format!(
+                "measured by eval run {} ({} against {}); tasks on the API stay there and their error cost enters the hybrid optimum",
+                quality.run_id, quality.candidate, quality.baseline
+            ),
+        };
+    }
     let unknown_tasks = input
         .workload
         .tasks
@@ -200,13 +253,27 @@ fn quality_check(input: &VerdictInput<'_>) -> Check {
     Check {
         name: "quality gap",
         measured: "not measured yet".to_string(),
-        threshold: "within the accuracy your tasks allow (a 5-10% drop is often called acceptable)"
-            .to_string(),
+        threshold: threshold.to_string(),
         status: CheckStatus::Unknown,
         note: format!(
-            "compare both models on about 500 samples of your own traffic; \
+            "compare both models on about 500 samples of your own traffic (costfloor eval run); \
              {unknown_tasks} task(s) not yet marked self_host = \"yes\" or \"no\""
         ),
+    }
+}
+
+/// The worse of two statuses for self-hosting: Unknown, then Warn, then Pass.
+fn worse(a: CheckStatus, b: CheckStatus) -> CheckStatus {
+    let rank = |s: CheckStatus| match s {
+        CheckStatus::Pass => 0,
+        CheckStatus::Warn => 1,
+        CheckStatus::Unknown => 2,
+        CheckStatus::Fail => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
     }
 }
 

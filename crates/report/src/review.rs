@@ -276,6 +276,7 @@ pub fn build_review(
                 api_ids: vec![api.clone()],
                 deployment_ids: vec![deployment.to_string()],
                 compare_owned: false,
+                quality: None,
             },
         )
         .map_err(Box::new)

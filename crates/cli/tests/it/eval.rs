@@ -246,6 +246,48 @@ async fn eval_recovers_known_accuracies_and_routes_each_task() {
         "{table}"
     );
 
+    // `plan --eval`: the measured decisions replace the workload's guesses. `hard`
+    // (30% of calls) goes to the API, so the hybrid's eligible share is 70%.
+    let report_path = dir.join("report.json");
+    std::fs::write(&report_path, serde_json::to_vec(&report).unwrap()).unwrap();
+    let workload = dir.join("workload.toml");
+    std::fs::write(
+        &workload,
+        "[[task]]\nname = \"easy\"\nshare = 0.5\nself_host = \"no\"\n\n[[task]]\nname = \"hard\"\nshare = 0.3\nself_host = \"yes\"\n\n[[task]]\nname = \"small\"\nshare = 0.2\n",
+    )
+    .unwrap();
+    let plan = crate::json(&[
+        "plan",
+        "--workload",
+        workload.to_str().unwrap(),
+        "--eval",
+        report_path.to_str().unwrap(),
+        "--json",
+    ]);
+    let eligible = plan["hybrid"]["eligible_share"].as_f64().unwrap();
+    assert!((eligible - 0.7).abs() < 1e-9, "eligible share {eligible}");
+    let check = plan["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "quality gap")
+        .unwrap();
+    let measured = check["measured"].as_str().unwrap();
+    assert!(
+        measured.contains("easy: gap") && measured.contains("self_host"),
+        "{measured}"
+    );
+    assert!(
+        measured.contains("hard: gap +35.") || measured.contains("hard: gap +3"),
+        "{measured}"
+    );
+    assert!(check["note"].as_str().unwrap().contains(&run), "{check}");
+    let unmeasured = crate::input_error(&["plan", "--eval", workload.to_str().unwrap()]);
+    assert!(
+        unmeasured.contains("--eval") && unmeasured.contains("eval report"),
+        "{unmeasured}"
+    );
+
     // The text report names every task and the decisions.
     let text = costfloor(&["eval", "report", &run, "--config", config.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&text.stdout);
