@@ -166,6 +166,8 @@ pub struct RouteFile {
     pub targets: Vec<String>,
     /// Catalog API model id for the counterfactual cost of self-hosted requests.
     pub reference_api: Option<String>,
+    /// Mirror a sampled share to a reference backend (`crate::shadow`).
+    pub shadow: Option<crate::shadow::ShadowFile>,
 }
 
 /// A secret read from the environment or a file. Never printed.
@@ -231,6 +233,7 @@ pub struct RouteConfig {
     /// Indexes into `Config::backends`.
     pub targets: Vec<usize>,
     pub reference_api: Option<ApiModel>,
+    pub shadow: Option<crate::shadow::ShadowConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -522,6 +525,12 @@ impl ConfigFile {
                 tasks: r.tasks,
                 min_input_tokens: r.min_input_tokens,
                 max_input_tokens: r.max_input_tokens,
+                shadow: match &r.shadow {
+                    Some(shadow) => {
+                        Some(shadow.validate(&what, &|name| index_by_name.get(name).copied())?)
+                    }
+                    None => None,
+                },
                 client_keys: r.client_keys,
                 targets,
                 reference_api,

@@ -16,6 +16,7 @@
 //! - [`relay`]: answering, whole or streamed.
 //! - [`row`]: the ledger row and its price.
 //! - [`call`]: one whole request to one named backend (eval, shadow copies).
+//! - [`shadow`]: mirroring a sampled share of a route to a reference backend.
 //! - [`sampler`]: utilisation samples of self-hosted backends' metrics endpoints.
 //! - [`error`]: errors answered to clients, and the server's own.
 
@@ -33,4 +34,5 @@ mod row;
 pub mod runtime;
 pub mod sampler;
 pub mod server;
+pub mod shadow;
 pub mod state;

@@ -40,7 +40,17 @@ pub async fn handle(
         started,
     );
     let mut attempts = 0;
-    match run(&runtime, format, &headers, body, &mut guard, &mut attempts).await {
+    match run(
+        &runtime,
+        &state.shadow,
+        format,
+        &headers,
+        body,
+        &mut guard,
+        &mut attempts,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) => {
             let status = format.error_status(error.kind);
@@ -119,6 +129,7 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
 
 async fn run(
     runtime: &Arc<Runtime>,
+    shadow: &crate::shadow::ShadowHub,
     format: ClientFormat,
     headers: &HeaderMap,
     body: Body,
@@ -190,6 +201,27 @@ async fn run(
         total_deadline: sent_at + backend.config.timeouts.total,
         attempts: *attempts,
     };
+    if context.route.shadow.is_some() {
+        let (text, usage) = match &upstream {
+            Upstream::Complete(completed) => (completed.text(format), completed.usage),
+            Upstream::Stream(_) => (None, wire::TokenUsage::default()),
+        };
+        let row = guard.row();
+        shadow.maybe_mirror(
+            runtime,
+            &context.route,
+            &request,
+            crate::shadow::Primary {
+                request_id: context.request_id.clone(),
+                started_at_unix_ms: row.started_at_unix_ms,
+                task: task.clone(),
+                backend: backend.config.name.clone(),
+                text,
+                input_tokens: usage.total_input_tokens(),
+                output_tokens: usage.output_tokens,
+            },
+        );
+    }
     match upstream {
         Upstream::Stream(response) => Ok(stream_response(
             context,

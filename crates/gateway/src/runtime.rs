@@ -223,6 +223,7 @@ impl Runtime {
                     client_keys: Vec::new(),
                     targets: vec![index],
                     reference_api: backend.price.clone(),
+                    shadow: None,
                 })
             })
             .collect();

@@ -277,10 +277,19 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let addr = listener.local_addr().map_err(bind_error)?;
     let drain = config.drain;
     let runtime = Runtime::build(config, None)?;
+    let tracker = TaskTracker::new();
+    let shadow =
+        crate::shadow::ShadowHub::open(&runtime.config, tracker.clone()).map_err(|source| {
+            GatewayError::LedgerOpen {
+                path: runtime.config.ledger.display().to_string(),
+                source,
+            }
+        })?;
     let state = AppState {
         runtime: Arc::new(ArcSwap::from_pointee(runtime)),
         ledger: ledger.clone(),
-        tracker: TaskTracker::new(),
+        tracker,
+        shadow: Arc::new(shadow),
         draining: Arc::new(AtomicBool::new(false)),
         metrics: metrics_handle,
         config_path: options.config_path.map(Arc::new),

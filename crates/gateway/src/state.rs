@@ -24,6 +24,8 @@ pub struct AppState {
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub ledger: LedgerHandle,
     pub tracker: TaskTracker,
+    /// Shadow copies and their pairs.
+    pub(crate) shadow: Arc<crate::shadow::ShadowHub>,
     pub(crate) draining: Arc<AtomicBool>,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) config_path: Option<Arc<PathBuf>>,
@@ -50,6 +52,7 @@ impl AppState {
             );
         }
         let runtime = Runtime::build(config, Some(&current))?;
+        self.shadow.refresh(&runtime.config);
         let summary = format!(
             "{} backends, {} routes",
             runtime.backends.len(),

@@ -6,6 +6,7 @@ mod bad_input;
 mod faults;
 mod routing;
 mod sampling;
+mod shadow;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
