@@ -190,7 +190,7 @@ async fn run(
         row.self_hosted = backend.config.self_hosted();
         row.model.clone_from(&backend.config.model);
     }
-    let context = Context {
+    let mut context = Context {
         format,
         route,
         request_id: guard.row().request_id.clone(),
@@ -200,11 +200,16 @@ async fn run(
         client_wants_usage: request.wants_stream_usage(),
         total_deadline: sent_at + backend.config.timeouts.total,
         attempts: *attempts,
+        shadow_wants: None,
     };
     if context.route.shadow.is_some() {
-        let (text, usage) = match &upstream {
-            Upstream::Complete(completed) => (completed.text(format), completed.usage),
-            Upstream::Stream(_) => (None, wire::TokenUsage::default()),
+        let (text, usage, streamed) = match &upstream {
+            Upstream::Complete(completed) => (completed.text(format), completed.usage, None),
+            Upstream::Stream(_) => {
+                let (wants, streamed) = tokio::sync::oneshot::channel();
+                context.shadow_wants = Some(wants);
+                (None, wire::TokenUsage::default(), Some(streamed))
+            }
         };
         let row = guard.row();
         shadow.maybe_mirror(
@@ -219,6 +224,7 @@ async fn run(
                 text,
                 input_tokens: usage.total_input_tokens(),
                 output_tokens: usage.output_tokens,
+                streamed,
             },
         );
     }

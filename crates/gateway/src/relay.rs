@@ -30,6 +30,8 @@ pub(crate) struct Context {
     pub client_wants_usage: bool,
     pub total_deadline: Instant,
     pub attempts: u32,
+    /// A shadow copy waiting for this stream's text and usage (`crate::shadow`).
+    pub shadow_wants: Option<tokio::sync::oneshot::Sender<crate::shadow::Streamed>>,
 }
 
 /// Answers a non-streamed request with the response `forward` read and checked.
@@ -87,7 +89,7 @@ pub(crate) fn stream_response(
     let created_unix_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let relay =
+    let mut relay =
         wire::pair::FormatPair::new(context.format, backend.protocol).stream_relay(&RelayInit {
             request_id: &context.request_id,
             model: &backend.config.model,
@@ -95,6 +97,13 @@ pub(crate) fn stream_response(
             client_wants_usage: context.client_wants_usage,
             input_estimate: context.input_estimate,
         });
+    if context
+        .shadow_wants
+        .as_ref()
+        .is_some_and(|s| !s.is_closed())
+    {
+        relay.capture_text();
+    }
     guard.row().http_status = 200;
     let mut out = Response::new(Body::empty());
     {
@@ -196,6 +205,12 @@ impl StreamState {
     fn finish_ok(&mut self) {
         self.backend.circuit.on_success();
         self.settle();
+        if let Some(wants) = self.context.shadow_wants.take() {
+            let _ = wants.send(crate::shadow::Streamed {
+                text: self.relay.text().unwrap_or_default().to_string(),
+                usage: self.relay.usage().0,
+            });
+        }
         self.guard.take().commit_detached();
     }
 

@@ -139,10 +139,20 @@ pub struct Primary {
     pub started_at_unix_ms: i64,
     pub task: Option<String>,
     pub backend: String,
-    /// The answer's text: `None` for a streamed answer (not kept).
+    /// The answer's text (`None` for a stream, whose text comes through `streamed`).
     pub text: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// A streamed answer's text and usage, sent by the relay when the stream ends
+    /// normally (never, when it fails or the client goes away).
+    pub streamed: Option<tokio::sync::oneshot::Receiver<Streamed>>,
+}
+
+/// What a streamed primary answered.
+#[derive(Debug, Clone)]
+pub struct Streamed {
+    pub text: String,
+    pub usage: wire::TokenUsage,
 }
 
 fn month_start_ms(now_ms: i64) -> i64 {
@@ -254,10 +264,19 @@ impl ShadowHub {
         let store = Arc::clone(&self.store);
         let route_name = route.name.clone();
         let shadow = shadow.clone();
+        let mut primary = primary;
+        let primary_wait = runtime.backends[shadow.backend].config.timeouts.total;
         self.tracker.spawn(async move {
             let backend = Arc::clone(&runtime.backends[shadow.backend]);
             let answer = crate::call::call(&runtime, &backend, &copy).await;
             state.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if let Some(streamed) = primary.streamed.take() {
+                if let Ok(Ok(streamed)) = tokio::time::timeout(primary_wait, streamed).await {
+                    primary.text = Some(streamed.text);
+                    primary.input_tokens = streamed.usage.total_input_tokens();
+                    primary.output_tokens = streamed.usage.output_tokens;
+                }
+            }
             let mut pair = ShadowPair {
                 request_id: primary.request_id,
                 started_at_unix_ms: primary.started_at_unix_ms,

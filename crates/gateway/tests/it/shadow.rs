@@ -234,3 +234,41 @@ async fn a_hanging_or_failing_shadow_changes_nothing_for_the_client() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_primary_is_paired_with_its_streamed_text() {
+    let primary = fast_sim().await;
+    let reference = fast_sim().await;
+    let h = gateway(
+        "shadow-stream",
+        &config(
+            &primary.base_url(),
+            &reference.base_url(),
+            "{ backend = \"haiku\", sample = 1.0, monthly_cap_usd = 100, store_outputs = true }",
+        ),
+    )
+    .await;
+    let body = crate::chat_stream("auto", "stream me a shadowed answer", 6);
+    let response = h.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    // The client's stream, its deltas joined.
+    let mut streamed = String::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if let Ok(chunk) = serde_json::from_str::<serde_json::Value>(line) {
+            if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
+                streamed.push_str(delta);
+            }
+        }
+    }
+    assert!(!streamed.is_empty());
+    let pairs = pairs_after(&h, 1).await;
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0].primary_output.as_deref(), Some(streamed.as_str()));
+    let row = h.rows(1).await.remove(0);
+    assert_eq!(pairs[0].primary_output_tokens, row.output_tokens);
+    assert!(pairs[0]
+        .shadow_output
+        .as_deref()
+        .is_some_and(|t| !t.is_empty()));
+}

@@ -65,6 +65,8 @@ pub struct StreamRelay {
     client_wants_usage: bool,
     input_estimate: u64,
     ended: bool,
+    /// The answer's text as it streams, when asked for ([`StreamRelay::capture_text`]).
+    transcript: Option<String>,
 }
 
 impl StreamRelay {
@@ -92,6 +94,43 @@ impl StreamRelay {
             client_wants_usage: init.client_wants_usage,
             input_estimate: init.input_estimate,
             ended: false,
+            transcript: None,
+        }
+    }
+
+    /// Keeps the answer's text as it streams (a shadow pair needs the primary's answer);
+    /// [`StreamRelay::text`] returns it.
+    pub fn capture_text(&mut self) {
+        self.transcript.get_or_insert_with(String::new);
+    }
+
+    /// The text streamed so far, when [`StreamRelay::capture_text`] was called.
+    pub fn text(&self) -> Option<&str> {
+        self.transcript.as_deref()
+    }
+
+    /// Appends the text delta of one upstream event to the transcript.
+    fn record_text(&mut self, event: &SseEvent) {
+        let Some(transcript) = &mut self.transcript else {
+            return;
+        };
+        let upstream_anthropic = matches!(self.mode, Mode::AnthropicPass(_) | Mode::ToOpenAi(_));
+        if upstream_anthropic {
+            if let Ok(anthropic::StreamEvent::ContentBlockDelta {
+                delta: anthropic::BlockDelta::TextDelta { text },
+                ..
+            }) = anthropic::StreamEvent::parse(&event.data)
+            {
+                transcript.push_str(&text);
+            }
+        } else if let openai::StreamData::Chunk(chunk) = openai::parse_stream_data(&event.data) {
+            if let Some(text) = chunk
+                .choices
+                .first()
+                .and_then(|choice| choice.delta.content.as_deref())
+            {
+                transcript.push_str(text);
+            }
         }
     }
 
@@ -180,6 +219,7 @@ impl StreamRelay {
     }
 
     fn on_event(&mut self, event: &SseEvent, out: &mut BytesMut) -> RelayStep {
+        self.record_text(event);
         match &mut self.mode {
             Mode::OpenAiPass(usage) => {
                 if event.is_openai_done() {
