@@ -1,6 +1,8 @@
 //! The judge: a third backend grades the answers of a sample whose scorer is `judge`,
 //! pairwise (which of two answers is better, in an order drawn from the seed and
-//! recorded) or on a scale (each answer graded alone, 1 to `scale_max`).
+//! recorded) or on a scale (each answer graded alone, 1 to `scale_max`). The same
+//! prompts grade a shadow pair, the primary's answer in the candidate's place and the
+//! reference backend's in the baseline's.
 
 use crate::dataset::Sample;
 use crate::rng::SplitMix64;
@@ -23,76 +25,75 @@ pub fn mode_of(spec: &ScorerSpec) -> Option<JudgeMode> {
     options(spec).map(|o| o.mode)
 }
 
-/// A judge prompt, and for a pairwise judge whether the candidate came first.
-pub struct Prompt {
-    pub text: String,
-    pub candidate_first: bool,
+/// What is judged: the request as text, a reference answer if any, and the options.
+pub struct Case<'a> {
+    /// Names the case for the answer order (a sample id, a request id).
+    pub id: &'a str,
+    pub request: String,
+    pub reference: Option<String>,
+    pub options: JudgeOptions,
 }
 
-/// True when the candidate's answer is shown as answer A (drawn per sample from the seed).
-pub fn candidate_first(sample: &Sample, seed: u64) -> bool {
-    SplitMix64::for_item(seed, &format!("judge-order:{}", sample.id)).next_u64() & 1 == 0
-}
-
-fn question(sample: &Sample) -> String {
-    let mut text = String::new();
-    if let Some(system) = &sample.system {
-        text.push_str(&format!("[system] {system}\n"));
+impl<'a> Case<'a> {
+    /// The case of a sample whose scorer is `judge` (else the default options).
+    pub fn of_sample(sample: &'a Sample) -> Case<'a> {
+        let mut request = String::new();
+        if let Some(system) = &sample.system {
+            request.push_str(&format!("[system] {system}\n"));
+        }
+        for (role, content) in &sample.messages {
+            request.push_str(&format!("[{role}] {content}\n"));
+        }
+        Case {
+            id: &sample.id,
+            request,
+            reference: sample.expected.as_ref().map(|e| match e {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            options: options(&sample.scorer_spec).unwrap_or_default(),
+        }
     }
-    for (role, content) in &sample.messages {
-        text.push_str(&format!("[{role}] {content}\n"));
-    }
-    text
 }
 
-pub fn prompt(sample: &Sample, side: &str, candidate: &str, baseline: &str, seed: u64) -> Prompt {
-    let options = options(&sample.scorer_spec).unwrap_or(JudgeOptions {
-        mode: JudgeMode::Scale,
-        rubric: None,
-        scale_max: 5,
-    });
+/// True when the candidate's answer is shown as answer A (drawn per case from the seed).
+pub fn candidate_first(case: &Case<'_>, seed: u64) -> bool {
+    SplitMix64::for_item(seed, &format!("judge-order:{}", case.id)).next_u64() & 1 == 0
+}
+
+/// The judge's prompt for `side` (`judge`: pairwise; `judge:candidate` or
+/// `judge:baseline`: that answer on the scale).
+pub fn prompt(case: &Case<'_>, side: &str, candidate: &str, baseline: &str, seed: u64) -> String {
+    let options = &case.options;
     let rubric = options
         .rubric
         .as_deref()
         .unwrap_or("correctness, completeness and faithfulness to the request");
-    let reference = sample
-        .expected
+    let reference = case
+        .reference
         .as_ref()
-        .map(|e| match e {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
         .map(|e| format!("\nA reference answer:\n{e}\n"))
         .unwrap_or_default();
     if side == JUDGE {
-        let first = candidate_first(sample, seed);
-        let (a, b) = if first {
+        let (a, b) = if candidate_first(case, seed) {
             (candidate, baseline)
         } else {
             (baseline, candidate)
         };
-        Prompt {
-            text: format!(
-                "Compare two answers to the same request on {rubric}.\n\nThe request:\n{}{reference}\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\nReply with exactly one of: A, B, tie.",
-                question(sample)
-            ),
-            candidate_first: first,
-        }
+        format!(
+            "Compare two answers to the same request on {rubric}.\n\nThe request:\n{}{reference}\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\nReply with exactly one of: A, B, tie.",
+            case.request
+        )
     } else {
         let answer = if side == JUDGE_CANDIDATE {
             candidate
         } else {
             baseline
         };
-        Prompt {
-            text: format!(
-                "Grade the answer to the request on {rubric}, from 1 (worst) to {} (best).\n\nThe request:\n{}{reference}\nThe answer:\n{answer}\n\nReply with the grade only, a whole number from 1 to {}.",
-                options.scale_max,
-                question(sample),
-                options.scale_max
-            ),
-            candidate_first: true,
-        }
+        format!(
+            "Grade the answer to the request on {rubric}, from 1 (worst) to {} (best).\n\nThe request:\n{}{reference}\nThe answer:\n{answer}\n\nReply with the grade only, a whole number from 1 to {}.",
+            options.scale_max, case.request, options.scale_max
+        )
     }
 }
 
@@ -104,12 +105,12 @@ pub struct Verdict {
     pub detail: String,
 }
 
-pub fn read_verdict(sample: &Sample, side: &str, text: &str, seed: u64) -> Verdict {
+pub fn read_verdict(case: &Case<'_>, side: &str, text: &str, seed: u64) -> Verdict {
     let trimmed = text
         .trim()
         .trim_matches(|c: char| c == '.' || c == '*' || c == '"');
     if side == JUDGE {
-        let first = candidate_first(sample, seed);
+        let first = candidate_first(case, seed);
         let order = if first { "candidate=A" } else { "candidate=B" };
         let word = trimmed
             .split(|c: char| !c.is_alphanumeric())
@@ -127,7 +128,7 @@ pub fn read_verdict(sample: &Sample, side: &str, text: &str, seed: u64) -> Verdi
             detail: format!("{order} verdict={word}"),
         }
     } else {
-        let scale_max = options(&sample.scorer_spec).map_or(5, |o| o.scale_max);
+        let scale_max = case.options.scale_max;
         let grade = trimmed
             .split(|c: char| !c.is_ascii_digit())
             .find(|w| !w.is_empty())
@@ -141,5 +142,74 @@ pub fn read_verdict(sample: &Sample, side: &str, text: &str, seed: u64) -> Verdi
                 grade.map_or("none".to_string(), |g| g.to_string())
             ),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn case(mode: JudgeMode) -> Case<'static> {
+        Case {
+            id: "s1",
+            request: "[user] 2+2?\n".into(),
+            reference: Some("4".into()),
+            options: JudgeOptions {
+                mode,
+                rubric: None,
+                scale_max: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn pairwise_verdicts_follow_the_recorded_order() {
+        let c = case(JudgeMode::Pairwise);
+        let first = candidate_first(&c, 7);
+        let text = prompt(&c, JUDGE, "CAND", "BASE", 7);
+        let (a, b) = if first {
+            ("CAND", "BASE")
+        } else {
+            ("BASE", "CAND")
+        };
+        assert!(
+            text.contains(&format!("Answer A:\n{a}\n"))
+                && text.contains(&format!("Answer B:\n{b}\n"))
+        );
+        // "A" means the candidate won exactly when it was shown first.
+        let verdict = read_verdict(&c, JUDGE, "A.", 7);
+        assert_eq!(verdict.grade, Some(if first { 1.0 } else { 0.0 }));
+        assert!(verdict
+            .detail
+            .starts_with(if first { "candidate=A" } else { "candidate=B" }));
+        assert_eq!(read_verdict(&c, JUDGE, " Tie ", 7).grade, Some(0.5));
+        assert_eq!(read_verdict(&c, JUDGE, "both are fine", 7).grade, None);
+        // Over many cases the order is drawn both ways.
+        let firsts = (0..100)
+            .filter(|i| {
+                let id = format!("s{i}");
+                candidate_first(
+                    &Case {
+                        id: &id,
+                        ..case(JudgeMode::Pairwise)
+                    },
+                    7,
+                )
+            })
+            .count();
+        assert!((30..=70).contains(&firsts), "{firsts}");
+    }
+
+    #[test]
+    fn scale_grades_are_read_within_the_scale() {
+        let c = case(JudgeMode::Scale);
+        assert!(prompt(&c, JUDGE_CANDIDATE, "CAND", "BASE", 1).contains("The answer:\nCAND\n"));
+        assert_eq!(read_verdict(&c, JUDGE_CANDIDATE, "4", 1).grade, Some(4.0));
+        assert_eq!(
+            read_verdict(&c, JUDGE_CANDIDATE, "Grade: 5/5", 1).grade,
+            Some(5.0)
+        );
+        assert_eq!(read_verdict(&c, JUDGE_CANDIDATE, "9", 1).grade, None);
     }
 }

@@ -450,11 +450,17 @@ fn prepare(shared: &Shared, samples: &[Sample], job: &Job) -> Result<Option<Prep
         ) else {
             return Ok(None);
         };
-        let prompt = judge::prompt(sample, job.side, candidate, baseline, shared.seed);
+        let prompt = judge::prompt(
+            &judge::Case::of_sample(sample),
+            job.side,
+            candidate,
+            baseline,
+            shared.seed,
+        );
         ClientRequest::from_chat(&ChatParts {
             model: &backend.config.model,
             system: Some(judge::SYSTEM),
-            messages: &[("user".to_string(), prompt.text)],
+            messages: &[("user".to_string(), prompt)],
             max_tokens: Some(16),
             temperature: Some(0.0),
         })
@@ -556,7 +562,12 @@ async fn execute(
             result.output_tokens = answer.usage.output_tokens as i64;
             result.cost_nusd = answer.cost.nano_usd();
             if job.side.starts_with(JUDGE) {
-                let grade = judge::read_verdict(sample, job.side, &answer.text, shared.seed);
+                let grade = judge::read_verdict(
+                    &judge::Case::of_sample(sample),
+                    job.side,
+                    &answer.text,
+                    shared.seed,
+                );
                 result.grade = grade.grade;
                 result.detail = Some(grade.detail);
                 if grade.grade.is_none() {

@@ -38,6 +38,10 @@ pub struct QualityConfig {
     pub seed: u64,
     #[serde(default)]
     pub accuracy: Vec<AccuracyRule>,
+    /// Models that act as an oracle judge of eval's judge prompts: they prefer (or grade
+    /// 5 against 1) the answer that is not [`WRONG_ANSWER`], and call two alike a tie.
+    #[serde(default)]
+    pub judges: Vec<String>,
     /// Prompt text → (sample id, task, expected answer), read by [`QualityConfig::load`].
     #[serde(skip)]
     pub answers: HashMap<String, (String, String, String)>,
@@ -103,6 +107,9 @@ impl QualityConfig {
     /// The answer to a request whose last user message is `prompt`, from `model`:
     /// `None` when the prompt is not a sample or no rule covers the model and task.
     pub fn answer(&self, model: &str, prompt: &str) -> Option<String> {
+        if self.judges.iter().any(|j| j == model) {
+            return judge(prompt);
+        }
         let (id, task, expected) = self.answers.get(prompt.trim())?;
         let rule = self
             .accuracy
@@ -121,6 +128,28 @@ impl QualityConfig {
             WRONG_ANSWER.to_string()
         })
     }
+}
+
+/// An oracle verdict on one of eval's judge prompts (pairwise: `Answer A:` … `Answer
+/// B:` … `Reply with exactly one of: A, B, tie.`; scale: `The answer:` … `Reply with the
+/// grade only`), or `None` for another prompt.
+fn judge(prompt: &str) -> Option<String> {
+    let wrong = |answer: &str| answer.trim() == WRONG_ANSWER;
+    if let Some((_, rest)) = prompt.split_once("\nAnswer A:\n") {
+        let (a, rest) = rest.split_once("\n\nAnswer B:\n")?;
+        let (b, _) = rest.split_once("\n\nReply with exactly one of")?;
+        return Some(
+            match (wrong(a), wrong(b)) {
+                (false, true) => "A",
+                (true, false) => "B",
+                _ => "tie",
+            }
+            .to_string(),
+        );
+    }
+    let (_, rest) = prompt.split_once("\nThe answer:\n")?;
+    let (answer, _) = rest.split_once("\n\nReply with the grade only")?;
+    Some(if wrong(answer) { "1" } else { "5" }.to_string())
 }
 
 /// The last user segment's text.

@@ -552,3 +552,172 @@ fn bad_lines_are_refused_with_their_line_numbers() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Open-ended samples graded by a judge backend, pairwise and on a scale. The sim's
+/// judge model prefers the answer that is not its wrong answer, so the judged gap is
+/// the share of samples only the baseline gets right: 0.95 − 0.60 = 0.35 on both tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_grades_open_ended_samples_pairwise_and_on_a_scale() {
+    let dir = dir("judge");
+    let mut text = String::new();
+    for (task, mode) in [("open_pair", "pairwise"), ("open_scale", "scale")] {
+        for i in 0..60 {
+            let line = json!({
+                "id": format!("{task}-{i:03}"),
+                "task": task,
+                "prompt": format!("Write one sentence about topic {i} for {task}."),
+                "expected": format!("A good sentence about topic {i}."),
+                "scorer": {"type": "judge", "mode": mode},
+            });
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+    }
+    let dataset = dir.join("open.jsonl");
+    std::fs::write(&dataset, &text).unwrap();
+    let mut quality = QualityConfig {
+        answers_file: dataset.clone(),
+        seed: 3,
+        accuracy: vec![
+            AccuracyRule {
+                model: "small-model".into(),
+                task: None,
+                p: 0.60,
+            },
+            AccuracyRule {
+                model: "claude-haiku-4-5".into(),
+                task: None,
+                p: 0.95,
+            },
+        ],
+        judges: vec!["claude-sonnet-4-6".into()],
+        ..QualityConfig::default()
+    };
+    quality.load(Path::new("/")).unwrap();
+    let sim = sim::start(sim::SimConfig {
+        ttft: Duration::from_millis(1),
+        token_delay: Duration::ZERO,
+        quality: Some(quality),
+        ..sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let config = gateway_config(&dir, &sim.base_url());
+    let with_judge = std::fs::read_to_string(&config).unwrap().replace(
+        "[[route]]",
+        &format!(
+            "[[backend]]\nname = \"judge\"\ntype = \"anthropic\"\nbase_url = \"{}\"\nmodel = \"claude-sonnet-4-6\"\nprice = \"claude-sonnet-4.6\"\n\n[[route]]",
+            sim.base_url()
+        ),
+    );
+    std::fs::write(&config, with_judge).unwrap();
+    // Without a judge backend the run refuses to start and says why.
+    let stderr = crate::input_error(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+    ]);
+    assert!(
+        stderr.contains("--judge") && stderr.contains("line 1"),
+        "{stderr}"
+    );
+    let out = costfloor(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+        "--judge",
+        "judge",
+        "--concurrency",
+        "8",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = run_id(&out.stdout);
+    // 120 samples × 2 answers, then one pairwise verdict per open_pair sample and two
+    // grades per open_scale sample.
+    assert_eq!(sim.state().stats().requests_total, 240 + 60 + 120);
+    let report = report_json(&config, &run);
+    for name in ["open_pair", "open_scale"] {
+        let t = task(&report, name);
+        let judged = &t["judged"];
+        assert_eq!(judged["n"], 60, "{name}");
+        // The candidate never wins (shared draws: it is right only where the baseline is).
+        assert_eq!(judged["wins"], 0, "{name}");
+        let losses = judged["losses"].as_u64().unwrap();
+        assert_eq!(judged["ties"].as_u64().unwrap() + losses, 60);
+        let difference = judged["mean_difference"].as_f64().unwrap();
+        assert!(
+            (difference + losses as f64 / 60.0).abs() < 1e-9,
+            "{name}: {difference}"
+        );
+        let interval = &judged["difference_interval"];
+        assert!(
+            interval["low"].as_f64().unwrap() <= difference
+                && difference <= interval["high"].as_f64().unwrap()
+        );
+        // The configured gap, 0.35, lies in the bootstrap interval.
+        assert!(
+            interval["low"].as_f64().unwrap() <= -0.35
+                && -0.35 <= interval["high"].as_f64().unwrap(),
+            "{name}: {interval}"
+        );
+        assert_eq!(t["gap"]["basis"], "judge");
+        assert_eq!(t["recommendation"]["decision"], "api", "{name}");
+    }
+    // Scale grades: 5 for a right answer, 1 for the wrong one.
+    let scale = &task(&report, "open_scale")["judged"];
+    let mean = scale["baseline_mean"].as_f64().unwrap();
+    assert!((1.0..=5.0).contains(&mean));
+    // The judge's cost is counted with the rest.
+    let judge_cost = report["judge_cost"]["nusd"].as_i64().unwrap();
+    assert!(judge_cost > 0);
+    let sides = report["overall"]["candidate"]["cost"]["nusd"]
+        .as_i64()
+        .unwrap()
+        + report["overall"]["baseline"]["cost"]["nusd"]
+            .as_i64()
+            .unwrap();
+    assert_eq!(
+        report["total_cost"]["nusd"].as_i64().unwrap(),
+        sides + judge_cost
+    );
+    // The order each pairwise verdict was shown in is recorded with it.
+    let store = ledger::EvalStore::open(&dir.join("eval.db")).unwrap();
+    let verdicts: Vec<_> = store
+        .results(&run)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.side == "judge")
+        .collect();
+    assert_eq!(verdicts.len(), 60);
+    assert!(verdicts.iter().all(|r| r
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.starts_with("candidate="))));
+    let shown_first = verdicts
+        .iter()
+        .filter(|r| r.detail.as_deref().unwrap().starts_with("candidate=A"))
+        .count();
+    assert!(
+        (10..=50).contains(&shown_first),
+        "{shown_first} of 60 shown first"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
