@@ -21,6 +21,12 @@ use crate::{chart, from_usage, output};
 #[error("{0}")]
 pub struct InputFailure(pub String);
 
+/// A run that ended as documented but not complete: exit with this code, the output
+/// already printed (`eval run`: 130 after a signal, 3 at the cost cap).
+#[derive(Debug, thiserror::Error)]
+#[error("exit code {0}")]
+pub struct ExitWith(pub u8);
+
 pub fn input_failure(err: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(InputFailure(err.to_string()))
 }

@@ -40,6 +40,9 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
+            if let Some(commands::ExitWith(code)) = err.downcast_ref::<commands::ExitWith>() {
+                return ExitCode::from(*code);
+            }
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
             if err.downcast_ref::<commands::InputFailure>().is_some() {
                 ExitCode::from(EXIT_INPUT)

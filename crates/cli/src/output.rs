@@ -46,9 +46,12 @@ pub fn print_text(text: &str) -> Result<()> {
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    // Serialised first, so that a closed pipe (`| head`) is an io::Error the binary
+    // recognises, not one wrapped inside serde_json's.
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    out.write_all(text.as_bytes())?;
     Ok(())
 }
 

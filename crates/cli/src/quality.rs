@@ -163,6 +163,12 @@ struct ShadowArgs {
     /// The scorer of tasks without one in the eval TOML.
     #[arg(long, value_name = "SPEC")]
     scorer: Option<String>,
+    /// A backend of --config that grades the pairs of tasks whose scorer is `judge`.
+    #[arg(long, value_name = "BACKEND")]
+    judge: Option<String>,
+    /// Judge requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    concurrency: usize,
     #[arg(long)]
     json: bool,
 }
@@ -420,9 +426,9 @@ fn run_eval(args: RunArgs) -> Result<()> {
         settings.judge.as_ref().map_or(String::new(), |j| format!(", judge `{j}`"))
     );
     eprintln!(
-        "estimated spend: up to ${} (catalog prices; prompts at 4 characters a token, outputs at their max_tokens){}",
-        estimate,
-        args.max_cost_usd.map_or(String::new(), |cap| format!("; cap ${cap:.2}"))
+        "estimated spend: up to {} (catalog prices; prompts at 4 characters a token, outputs at their max_tokens){}",
+        usd(estimate),
+        args.max_cost_usd.map_or(String::new(), |cap| format!("; cap ${cap}"))
     );
     let limits = Limits {
         concurrency: args.concurrency,
@@ -462,12 +468,19 @@ fn run_eval(args: RunArgs) -> Result<()> {
         Ending::CostCap => format!("stopped before passing --max-cost-usd; resume with --resume {run_id} (and a higher cap)"),
     };
     eprintln!(
-        "eval run {run_id}: {why}. {} requests in {elapsed:.1} s; measured spend ${} (estimated up to ${estimate})",
-        outcome.requests, outcome.spent
+        "eval run {run_id}: {why}. {} requests in {elapsed:.1} s; measured spend {} (estimated up to {})",
+        outcome.requests,
+        usd(outcome.spent),
+        usd(estimate)
     );
     let report = build_report(&store, &run_id, &DecisionArgs::default_for_run(), None)?;
     print_report(&report)?;
-    output::print_line(&format!("run id: {run_id}"))
+    output::print_line(&format!("run id: {run_id}"))?;
+    match outcome.ending {
+        Ending::Complete => Ok(()),
+        Ending::Interrupted => Err(anyhow::Error::new(crate::commands::ExitWith(130))),
+        Ending::CostCap => Err(anyhow::Error::new(crate::commands::ExitWith(3))),
+    }
 }
 
 impl DecisionArgs {
@@ -510,6 +523,18 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
+/// Dollars to the micro-dollar below $1,000 (an eval's spend is often under a cent),
+/// to the cent above; exact, from the integer.
+fn usd(money: Money) -> String {
+    let nano = money.nano_usd();
+    if nano.unsigned_abs() >= 1_000_000_000_000 {
+        return money.to_string();
+    }
+    let sign = if nano < 0 { "-" } else { "" };
+    let micro = (nano.unsigned_abs() + 500) / 1000;
+    format!("{sign}${}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}
+
 fn accuracy(correct: u64, scored: u64) -> String {
     if scored == 0 {
         "-".to_string()
@@ -534,11 +559,11 @@ async fn show_progress(mut rx: tokio::sync::watch::Receiver<Progress>) {
     let mut last_line = Instant::now();
     let describe = |p: &Progress| {
         format!(
-            "errors {} · candidate {} · baseline {} · spent ${}",
+            "errors {} · candidate {} · baseline {} · spent {}",
             p.errors,
             accuracy(p.candidate_correct, p.candidate_scored),
             accuracy(p.baseline_correct, p.baseline_scored),
-            Money::from_nano_usd(p.spent_nusd)
+            usd(Money::from_nano_usd(p.spent_nusd))
         )
     };
     loop {
@@ -735,8 +760,14 @@ fn print_report(report: &EvalReport) -> Result<()> {
             "{}: {} — {}",
             task.task, task.recommendation.decision, task.recommendation.reason
         )];
-        if !task.power.enough {
+        if task.recommendation.decision == "undecided" && !task.power.enough {
             lines.push(format!("  {}", task.power.note));
+        }
+        if task.judge_failed > 0 {
+            lines.push(format!(
+                "  {} judge replies were not verdicts and are left out",
+                task.judge_failed
+            ));
         }
         if let Some(j) = &task.judged {
             lines.push(format!(
@@ -752,14 +783,14 @@ fn print_report(report: &EvalReport) -> Result<()> {
         if let Some(e) = &task.error_cost {
             lines.push(match (&e.error_cost_per_month, &e.savings_per_month) {
                 (Some(err), Some(save)) => format!(
-                    "  at {:.0} calls/month: errors cost ${}/month against ${}/month of API spend avoided (${} an error)",
+                    "  at {:.0} calls/month: errors cost {}/month against {}/month of API spend avoided (${:.2} an error)",
                     e.calls_per_month.unwrap_or(0.0),
-                    err.money(),
-                    save.money(),
+                    usd(err.money()),
+                    usd(save.money()),
                     e.usd_per_error
                 ),
                 _ => format!(
-                    "  errors cost ${:.6} a call against ${:.6} of API spend avoided (${} an error; give --workload for monthly dollars)",
+                    "  errors cost ${:.6} a call against ${:.6} of API spend avoided (${:.2} an error; give --workload for monthly dollars)",
                     e.error_cost_per_call.usd, e.savings_per_call.usd, e.usd_per_error
                 ),
             });
@@ -775,11 +806,11 @@ fn print_report(report: &EvalReport) -> Result<()> {
         text.push('\n');
     }
     text.push_str(&format!(
-        "spend: candidate ${}, baseline ${}, judge ${}, total ${}\n",
-        report.overall.candidate.cost.money(),
-        report.overall.baseline.cost.money(),
-        report.judge_cost.money(),
-        report.total_cost.money()
+        "spend: candidate {}, baseline {}, judge {}, total {}\n",
+        usd(report.overall.candidate.cost.money()),
+        usd(report.overall.baseline.cost.money()),
+        usd(report.judge_cost.money()),
+        usd(report.total_cost.money())
     ));
     output::print_text(&text)
 }
@@ -840,15 +871,41 @@ fn run_shadow(args: ShadowArgs) -> Result<()> {
             .filter(|spec| !spec.is_judge())
             .and_then(|spec| Scorer::for_agreement(&spec).ok())
     };
-    let report = eval::shadow::score(&pairs, &scorer_for, args.max_gap);
+    let judge_options = |task: &str| {
+        settings
+            .scorer_for(task, fallback.as_ref())
+            .and_then(|spec| eval::judge::options(&spec))
+    };
+    let judged = match &args.judge {
+        Some(name) => {
+            let Some(config) = config else {
+                return Err(input_failure(
+                    "--judge: needs --config, whose backends it names",
+                ));
+            };
+            let runtime =
+                Arc::new(gateway::runtime::Runtime::build(config, None).map_err(input_failure)?);
+            let backend = runner::backend(&runtime, "--judge", name).map_err(eval_failure)?;
+            tokio_runtime()?.block_on(eval::shadow::judge_pairs(
+                runtime,
+                backend,
+                &pairs,
+                &judge_options,
+                1,
+                args.concurrency,
+            ))
+        }
+        None => Vec::new(),
+    };
+    let report = eval::shadow::score(&pairs, &scorer_for, &judged, args.max_gap);
     if args.json {
         return output::print_json(&report);
     }
     let mut text = format!(
-        "shadow pairs since {}: {} pairs, shadow spend ${}\n",
+        "shadow pairs since {}: {} pairs, shadow spend {}\n",
         report::period::format_utc(since),
         pairs.len(),
-        report.shadow_cost.money()
+        usd(report.shadow_cost.money())
     );
     for task in &report.tasks {
         text.push_str(&format!(
@@ -876,6 +933,16 @@ fn run_shadow(args: ShadowArgs) -> Result<()> {
                 String::new()
             }
         ));
+        if let (Some(mean), Some(i)) = (task.judged_mean_difference, task.judged_interval) {
+            text.push_str(&format!(
+                "  judge: {} pairs graded, primary − reference {:+.3} ({:+.3} to {:+.3}), judge spend {}\n",
+                task.judged,
+                mean,
+                i.low,
+                i.high,
+                usd(task.judge_cost.money())
+            ));
+        }
         if let Some(note) = &task.note {
             text.push_str(&format!("  {note}\n"));
         }

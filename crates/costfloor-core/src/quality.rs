@@ -14,7 +14,8 @@ use crate::workload::{Eligibility, Workload};
 #[derive(Clone, Debug, PartialEq)]
 pub struct MeasuredTask {
     pub task: String,
-    /// `self_host` → Yes, `api` → No, `undecided` → Unknown.
+    /// `self_host` → Yes; `api` and `undecided` → No: a task stays on the API until it
+    /// is measured to fit, as `eval policy` routes it.
     pub eligibility: Eligibility,
     pub decision: String,
     pub reason: String,
@@ -101,7 +102,7 @@ impl MeasuredQuality {
             let eligibility = match task.recommendation.decision.as_str() {
                 "self_host" => Eligibility::Yes,
                 "api" => Eligibility::No,
-                "undecided" => Eligibility::Unknown,
+                "undecided" => Eligibility::No,
                 other => {
                     return Err(InputError::Invalid {
                         field: format!("{name}: tasks[{}].recommendation.decision", task.task),

@@ -222,6 +222,7 @@ fn quality_check(input: &VerdictInput<'_>) -> Check {
                 match measured.decision.as_str() {
                     "self_host" => CheckStatus::Pass,
                     "api" => CheckStatus::Warn,
+                    // Undecided tasks stay on the API until measured to fit.
                     _ => CheckStatus::Unknown,
                 },
             );

@@ -138,7 +138,7 @@ pub fn read_verdict(case: &Case<'_>, side: &str, text: &str, seed: u64) -> Verdi
         Verdict {
             grade,
             detail: format!(
-                "grade={}",
+                "grade={} of {scale_max}",
                 grade.map_or("none".to_string(), |g| g.to_string())
             ),
         }

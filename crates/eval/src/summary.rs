@@ -163,6 +163,8 @@ pub struct TaskReport {
     pub power: Power,
     pub error_cost: Option<ErrorCost>,
     pub recommendation: Recommendation,
+    /// Judge replies that were not verdicts (or judge requests that failed), left out.
+    pub judge_failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -357,11 +359,19 @@ fn task_report(
         })
     } else if !judged_scale.is_empty() {
         // Grades 1..max become 0..1, so the gap is on the accuracy's scale.
-        let top = judged_scale
+        // The scale's top, as the judge's rows record it ("grade=4 of 5").
+        let top = rows
             .iter()
-            .flat_map(|&(c, b)| [c, b])
-            .fold(2.0f64, f64::max)
-            .max(2.0);
+            .filter(|r| r.side == JUDGE_CANDIDATE || r.side == JUDGE_BASELINE)
+            .filter_map(|r| {
+                r.detail
+                    .as_deref()?
+                    .rsplit_once(" of ")?
+                    .1
+                    .parse::<f64>()
+                    .ok()
+            })
+            .fold(2.0f64, f64::max);
         let scale = |g: f64| (g - 1.0) / (top - 1.0);
         let differences: Vec<f64> = judged_scale
             .iter()
@@ -390,20 +400,21 @@ fn task_report(
     let gap = if let Some(p) = &paired {
         Some(Gap {
             basis: "accuracy".to_string(),
-            point: -p.difference,
+            // 0 − x, not −x: no "−0.0" for equal sides.
+            point: 0.0 - p.difference,
             interval: Interval {
-                low: -p.difference_interval.high,
-                high: -p.difference_interval.low,
+                low: 0.0 - p.difference_interval.high,
+                high: 0.0 - p.difference_interval.low,
             },
         })
     } else {
         judged.as_ref().and_then(|j| {
             j.difference_interval.map(|i| Gap {
                 basis: "judge".to_string(),
-                point: -j.mean_difference,
+                point: 0.0 - j.mean_difference,
                 interval: Interval {
-                    low: -i.high,
-                    high: -i.low,
+                    low: 0.0 - i.high,
+                    high: 0.0 - i.low,
                 },
             })
         })
@@ -455,7 +466,12 @@ fn task_report(
         })
     });
     let recommendation = recommend(gap.as_ref(), max_gap, needed, n, error_cost.as_ref());
+    let judge_failed = rows
+        .iter()
+        .filter(|r| r.side.starts_with(JUDGE) && r.error.is_some())
+        .count() as u64;
     TaskReport {
+        judge_failed,
         task: task.to_string(),
         samples,
         candidate,
@@ -531,16 +547,95 @@ pub fn recommend(
             more_samples: None,
         };
     }
-    let more = needed.map(|needed| needed.saturating_sub(n).max(1));
+    // Intervals narrow as 1/√n: the samples at which the interval's edge on the
+    // tolerance's side would clear it, at today's estimate.
+    let edge = |half_width: f64, margin: f64| {
+        (margin > 1e-12 && n > 0).then(|| {
+            let total = (n as f64 * (half_width / margin).powi(2)).ceil() as u64;
+            total.saturating_sub(n).max(1)
+        })
+    };
+    let more = if gap.point < max_gap {
+        edge(gap.interval.high - gap.point, max_gap - gap.point)
+    } else {
+        edge(gap.point - gap.interval.low, gap.point - max_gap)
+    }
+    .or_else(|| needed.map(|needed| needed.saturating_sub(n).max(1)));
+    let side = if gap.point < max_gap {
+        "within it"
+    } else {
+        "past it"
+    };
     Recommendation {
         decision: "undecided".to_string(),
         reason: format!(
-            "the gap is {} to {}: too wide to tell from the tolerance of {}; need {} more samples",
+            "the gap is {} to {}: too wide to tell from the tolerance of {}; about {} more paired samples would show it {side} if the estimate holds",
             points(gap.interval.low),
             points(gap.interval.high),
             points(max_gap),
             more.map_or("more".to_string(), |m| m.to_string())
         ),
         more_samples: more,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn gap(point: f64, low: f64, high: f64) -> Gap {
+        Gap {
+            basis: "accuracy".into(),
+            point,
+            interval: Interval { low, high },
+        }
+    }
+
+    #[test]
+    fn the_rule_decides_on_the_interval_and_the_error_cost() {
+        let max_gap = 0.05;
+        assert_eq!(
+            recommend(Some(&gap(0.2, 0.1, 0.3)), max_gap, Some(100), 100, None).decision,
+            "api"
+        );
+        assert_eq!(
+            recommend(Some(&gap(0.0, -0.02, 0.02)), max_gap, Some(100), 100, None).decision,
+            "self_host"
+        );
+        // Within the tolerance, but each error costs more than the call saves.
+        let costly = ErrorCost {
+            usd_per_error: 1.0,
+            savings_per_call: Usd::of(Money::from_nano_usd(2_000_000)),
+            error_cost_per_call: Usd::of(Money::from_nano_usd(10_000_000)),
+            calls_per_month: None,
+            savings_per_month: None,
+            error_cost_per_month: None,
+        };
+        let r = recommend(
+            Some(&gap(0.01, -0.01, 0.03)),
+            max_gap,
+            Some(100),
+            100,
+            Some(&costly),
+        );
+        assert_eq!(r.decision, "api");
+        assert!(r.reason.contains("errors cost"), "{}", r.reason);
+        // Undecided: point 0.02, upper edge 0.08 (half-width 0.06); the edge clears 0.05
+        // when the half-width is 0.03, at 100 × (0.06 / 0.03)² = 400 samples: 300 more.
+        let r = recommend(Some(&gap(0.02, -0.04, 0.08)), max_gap, Some(155), 100, None);
+        assert_eq!(
+            (r.decision.as_str(), r.more_samples),
+            ("undecided", Some(300))
+        );
+        // Past the tolerance: point 0.08, lower edge 0.02 (half-width 0.06): the edge
+        // clears 0.05 at half-width 0.03, again 300 more.
+        let r = recommend(Some(&gap(0.08, 0.02, 0.14)), max_gap, Some(155), 100, None);
+        assert_eq!(r.more_samples, Some(300));
+        assert!(r.reason.contains("past it"), "{}", r.reason);
+        assert_eq!(
+            recommend(None, max_gap, Some(155), 0, None).decision,
+            "undecided"
+        );
     }
 }

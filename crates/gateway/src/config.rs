@@ -635,7 +635,7 @@ impl Config {
                 .collect();
             let _ = writeln!(
                 out,
-                "  {:<16} model={} task={} input_tokens={}..{} key={} -> {}{}",
+                "  {:<16} model={} task={} input_tokens={}..{} key={} -> {}{}{}",
                 r.name,
                 any(&r.models),
                 any(&r.tasks),
@@ -645,7 +645,11 @@ impl Config {
                 targets.join(" > "),
                 r.reference_api
                     .as_ref()
-                    .map_or(String::new(), |m| format!(" (counterfactual: {})", m.id))
+                    .map_or(String::new(), |m| format!(" (counterfactual: {})", m.id)),
+                r.shadow.as_ref().map_or(String::new(), |s| format!(
+                    " shadow={} sample={} cap={}/month",
+                    self.backends[s.backend].name, s.sample, s.monthly_cap
+                ))
             );
         }
         let _ = writeln!(

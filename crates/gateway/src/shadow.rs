@@ -241,7 +241,7 @@ impl ShadowHub {
             if !state.capped.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
                     route = %route.name,
-                    "shadow sampling stopped: this month's shadow spend reached monthly_cap_usd (${})",
+                    "shadow sampling stopped: this month's shadow spend reached monthly_cap_usd ({})",
                     shadow.monthly_cap
                 );
                 ::metrics::gauge!(SHADOW_CAPPED, "route" => route.name.clone()).set(1.0);
@@ -260,6 +260,7 @@ impl ShadowHub {
             return;
         }
         let copy = request.without_stream();
+        let prompt = shadow.store_outputs.then(|| request.transcript());
         let runtime = Arc::clone(runtime);
         let store = Arc::clone(&self.store);
         let route_name = route.name.clone();
@@ -284,6 +285,7 @@ impl ShadowHub {
                 task: primary.task,
                 primary_backend: primary.backend,
                 shadow_backend: backend.config.name.clone(),
+                prompt,
                 primary_output: primary.text.filter(|_| shadow.store_outputs),
                 shadow_output: None,
                 primary_input_tokens: primary.input_tokens as i64,

@@ -62,6 +62,8 @@ pub struct ShadowPair {
     pub task: Option<String>,
     pub primary_backend: String,
     pub shadow_backend: String,
+    /// The request as text (`[role] text` lines), kept with the outputs for a judge.
+    pub prompt: Option<String>,
     /// `None` unless the route stores outputs (`store_outputs`).
     pub primary_output: Option<String>,
     pub shadow_output: Option<String>,
@@ -248,8 +250,8 @@ impl ShadowStore {
             "INSERT INTO shadow_pairs (request_id, started_at_unix_ms, route, task,
                 primary_backend, shadow_backend, primary_output, shadow_output,
                 primary_input_tokens, primary_output_tokens, shadow_input_tokens,
-                shadow_output_tokens, shadow_cost_nusd, shadow_latency_us, shadow_error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                shadow_output_tokens, shadow_cost_nusd, shadow_latency_us, shadow_error, prompt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 pair.request_id,
                 pair.started_at_unix_ms,
@@ -266,6 +268,7 @@ impl ShadowStore {
                 pair.shadow_cost_nusd,
                 pair.shadow_latency_us,
                 pair.shadow_error,
+                pair.prompt,
             ],
         )?;
         Ok(())
@@ -303,7 +306,7 @@ pub fn read_shadow_pairs(
         "SELECT request_id, started_at_unix_ms, route, task, primary_backend, shadow_backend,
                 primary_output, shadow_output, primary_input_tokens, primary_output_tokens,
                 shadow_input_tokens, shadow_output_tokens, shadow_cost_nusd, shadow_latency_us,
-                shadow_error
+                shadow_error, prompt
          FROM shadow_pairs
          WHERE (:since IS NULL OR started_at_unix_ms >= :since)
            AND (:until IS NULL OR started_at_unix_ms < :until)
@@ -329,6 +332,7 @@ pub fn read_shadow_pairs(
                 shadow_cost_nusd: r.get(12)?,
                 shadow_latency_us: r.get(13)?,
                 shadow_error: r.get(14)?,
+                prompt: r.get(15)?,
             })
         },
     )?;
@@ -414,6 +418,7 @@ mod tests {
             task: Some("classify".into()),
             primary_backend: "llama".into(),
             shadow_backend: "haiku".into(),
+            prompt: None,
             primary_output: None,
             shadow_output: None,
             primary_input_tokens: 3,

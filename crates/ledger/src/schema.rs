@@ -113,6 +113,7 @@ const MIGRATIONS: &[&str] = &[
         task                     TEXT,
         primary_backend          TEXT    NOT NULL,
         shadow_backend           TEXT    NOT NULL,
+        prompt                   TEXT,
         primary_output           TEXT,
         shadow_output            TEXT,
         primary_input_tokens     INTEGER NOT NULL,

@@ -32,7 +32,8 @@ pub const WRONG_ANSWER: &str = "I cannot tell from what is given.";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QualityConfig {
-    /// The eval dataset whose prompts get known answers (relative to the working directory).
+    /// The eval dataset whose prompts get known answers (`costfloor sim --config`: relative
+    /// to the config's folder).
     pub answers_file: PathBuf,
     #[serde(default)]
     pub seed: u64,

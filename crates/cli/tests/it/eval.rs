@@ -247,7 +247,8 @@ async fn eval_recovers_known_accuracies_and_routes_each_task() {
     );
 
     // `plan --eval`: the measured decisions replace the workload's guesses. `hard`
-    // (30% of calls) goes to the API, so the hybrid's eligible share is 70%.
+    // (30% of calls, api) and `small` (20%, undecided) stay on the API, as `eval policy`
+    // routes them, so the hybrid's eligible share is `easy`'s 50%.
     let report_path = dir.join("report.json");
     std::fs::write(&report_path, serde_json::to_vec(&report).unwrap()).unwrap();
     let workload = dir.join("workload.toml");
@@ -265,7 +266,7 @@ async fn eval_recovers_known_accuracies_and_routes_each_task() {
         "--json",
     ]);
     let eligible = plan["hybrid"]["eligible_share"].as_f64().unwrap();
-    assert!((eligible - 0.7).abs() < 1e-9, "eligible share {eligible}");
+    assert!((eligible - 0.5).abs() < 1e-9, "eligible share {eligible}");
     let check = plan["verdict"]["checks"]
         .as_array()
         .unwrap()
@@ -357,8 +358,10 @@ async fn a_run_stopped_by_a_signal_resumes_without_asking_twice() {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
+    // 130, as for Ctrl-C, after the answers in flight were stored.
+    assert_eq!(
+        out.status.code(),
+        Some(130),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -462,8 +465,10 @@ async fn a_run_stopped_by_a_signal_resumes_without_asking_twice() {
         "--concurrency",
         "1",
     ]);
-    assert!(
-        out.status.success(),
+    // 3: stopped at the cap, resumable.
+    assert_eq!(
+        out.status.code(),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -719,5 +724,181 @@ async fn a_judge_grades_open_ended_samples_pairwise_and_on_a_scale() {
         (10..=50).contains(&shown_first),
         "{shown_first} of 60 shown first"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Shadow traffic scored: `serve` mirrors every request of a route to the reference
+/// backend, and `eval shadow` reports agreement on a labelled task (the primary is
+/// right on 60% of samples, the reference on 95%, on shared draws: they agree where
+/// both are right, 60%) and a judge's grades on an open-ended one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_shadow_scores_the_pairs_serve_stored() {
+    let dir = dir("shadow");
+    let mut text = String::new();
+    samples("classify", 80, &mut text);
+    for i in 0..40 {
+        let line = json!({"id": format!("open-{i:03}"), "task": "open",
+            "prompt": format!("Describe item {i} in one sentence."), "expected": format!("Item {i} is fine.")});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    let dataset = dir.join("traffic.jsonl");
+    std::fs::write(&dataset, &text).unwrap();
+    let mut quality = QualityConfig {
+        answers_file: dataset.clone(),
+        seed: 5,
+        accuracy: vec![
+            AccuracyRule {
+                model: "small-model".into(),
+                task: None,
+                p: 0.60,
+            },
+            AccuracyRule {
+                model: "claude-haiku-4-5".into(),
+                task: None,
+                p: 0.95,
+            },
+        ],
+        judges: vec!["claude-sonnet-4-6".into()],
+        ..QualityConfig::default()
+    };
+    quality.load(Path::new("/")).unwrap();
+    let sim = sim::start(sim::SimConfig {
+        ttft: Duration::from_millis(1),
+        token_delay: Duration::ZERO,
+        quality: Some(quality),
+        ..sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = sim.base_url();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+ledger = "shadow.db"
+
+[[backend]]
+name = "small"
+type = "openai_compatible"
+base_url = "{url}/v1"
+model = "small-model"
+deployment = "llama-3.3-70b-4xa100"
+
+[[backend]]
+name = "haiku"
+type = "anthropic"
+base_url = "{url}"
+model = "claude-haiku-4-5"
+price = "claude-haiku-4.5"
+
+[[backend]]
+name = "judge"
+type = "anthropic"
+base_url = "{url}"
+model = "claude-sonnet-4-6"
+price = "claude-sonnet-4.6"
+
+[[route]]
+name = "self-hosted"
+models = ["auto"]
+targets = ["small"]
+reference_api = "claude-haiku-4.5"
+shadow = {{ backend = "haiku", sample = 1.0, monthly_cap_usd = 10, store_outputs = true }}
+"#
+        ),
+    )
+    .unwrap();
+    let eval_toml = dir.join("eval.toml");
+    std::fs::write(
+        &eval_toml,
+        "[task.classify]\nscorer = { type = \"choice\", choices = [\"yes\", \"no\"] }\n\n[task.open]\nscorer = { type = \"judge\", mode = \"pairwise\" }\n",
+    )
+    .unwrap();
+    let served = crate::serve::serve(&config, &[]);
+    let client = reqwest::Client::new();
+    for line in text.lines() {
+        let sample: Value = serde_json::from_str(line).unwrap();
+        let body = json!({"model": "auto", "max_tokens": 16,
+            "messages": [{"role": "user", "content": sample["prompt"]}],
+            "metadata": {"task": sample["task"]}});
+        let response = client
+            .post(format!("{}/v1/chat/completions", served.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let db = dir.join("shadow.db");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ledger::read_shadow_pairs(&db, &ledger::ReportFilter::default(), None)
+        .map_or(0, |p| p.len())
+        < 120
+    {
+        assert!(Instant::now() < deadline, "the shadow pairs never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = crate::json(&[
+        "eval",
+        "shadow",
+        "--config",
+        config.to_str().unwrap(),
+        "--eval-config",
+        eval_toml.to_str().unwrap(),
+        "--judge",
+        "judge",
+        "--json",
+    ]);
+    let tasks = report["tasks"].as_array().unwrap();
+    let by = |name: &str| tasks.iter().find(|t| t["task"] == name).unwrap();
+    let classify = by("classify");
+    assert_eq!(classify["pairs"], 80);
+    assert_eq!(classify["compared"], 80);
+    let agreement = classify["agreement"].as_f64().unwrap();
+    let interval = &classify["agreement_interval"];
+    assert!(
+        interval["low"].as_f64().unwrap() <= 0.60 && 0.60 <= interval["high"].as_f64().unwrap(),
+        "{classify}"
+    );
+    assert!((agreement - classify["agreed"].as_f64().unwrap() / 80.0).abs() < 1e-12);
+    // A 40-point disagreement is past the 5-point tolerance even at the interval's low end.
+    assert_eq!(classify["flagged"], true);
+    assert_eq!(classify["clearly_past"], true);
+    let open = by("open");
+    assert_eq!(open["judged"], 40);
+    // The judge prefers the reference where only it is right (35% of draws), else ties.
+    let mean = open["judged_mean_difference"].as_f64().unwrap();
+    assert!(mean <= 0.0 && mean > -0.7, "{open}");
+    assert!(open["judge_cost"]["nusd"].as_i64().unwrap() > 0);
+    assert!((open["gap"].as_f64().unwrap() + mean).abs() < 1e-12);
+    // The shadow spend is Haiku's price of the shadow tokens: nonzero, and the same as
+    // the pairs hold.
+    let pairs = ledger::read_shadow_pairs(&db, &ledger::ReportFilter::default(), None).unwrap();
+    let spent: i64 = pairs.iter().map(|p| p.shadow_cost_nusd).sum();
+    assert_eq!(report["shadow_cost"]["nusd"].as_i64().unwrap(), spent);
+    assert!(pairs.iter().all(|p| p
+        .prompt
+        .as_deref()
+        .is_some_and(|t| t.starts_with("[user] "))));
+    // The text form names the flagged task.
+    let text = costfloor(&[
+        "eval",
+        "shadow",
+        "--db",
+        db.to_str().unwrap(),
+        "--eval-config",
+        eval_toml.to_str().unwrap(),
+        "--task",
+        "classify",
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("classify: 80 pairs") && text.contains("PAST THE TOLERANCE"),
+        "{text}"
+    );
+    crate::serve::signal(&served.child, "TERM");
+    crate::serve::wait_exit(served);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -141,6 +141,63 @@ impl ClientRequest {
         Ok(request)
     }
 
+    /// The conversation as text, one `[role] text` line per message (text parts only):
+    /// what a judge reads of a shadowed request.
+    pub fn transcript(&self) -> String {
+        let mut out = String::new();
+        let mut line = |role: &str, text: &str| {
+            if !text.is_empty() {
+                out.push_str(&format!("[{role}] {text}\n"));
+            }
+        };
+        let anthropic_text = |blocks: &[anthropic::ContentBlock]| {
+            blocks
+                .iter()
+                .filter_map(|b| match b {
+                    anthropic::ContentBlock::Text { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match self {
+            ClientRequest::OpenAi(r) => {
+                for message in &r.messages {
+                    let text = match &message.content {
+                        Some(openai::MessageContent::Text(text)) => text.clone(),
+                        Some(openai::MessageContent::Parts(parts)) => parts
+                            .iter()
+                            .filter_map(|p| match p {
+                                openai::ContentPart::Text { text, .. } => Some(text.as_str()),
+                                openai::ContentPart::Other(_) => None,
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        None => String::new(),
+                    };
+                    line(&message.role, &text);
+                }
+            }
+            ClientRequest::Anthropic(r) => {
+                match &r.system {
+                    Some(anthropic::SystemPrompt::Text(text)) => line("system", text),
+                    Some(anthropic::SystemPrompt::Blocks(blocks)) => {
+                        line("system", &anthropic_text(blocks))
+                    }
+                    None => {}
+                }
+                for message in &r.messages {
+                    let text = match &message.content {
+                        anthropic::MessageContent::Text(text) => text.clone(),
+                        anthropic::MessageContent::Blocks(blocks) => anthropic_text(blocks),
+                    };
+                    line(&message.role, &text);
+                }
+            }
+        }
+        out
+    }
+
     /// The same request asking for a whole response instead of a stream (a shadow
     /// copy is read whole, never relayed).
     pub fn without_stream(&self) -> ClientRequest {
