@@ -223,7 +223,7 @@ pub fn score(
             &differences,
             BOOTSTRAP_RESAMPLES,
             CONFIDENCE,
-            0x0073_6861_646f_77,
+            0x0000_7368_6164_6f77,
         );
         if compared == 0 {
             if let (Some(mean), Some(i)) = (judged_mean, judged_interval) {
