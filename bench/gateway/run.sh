@@ -30,6 +30,7 @@ GATEWAY_PORT="${GATEWAY_PORT:-}"             # default: a free port
 RESULTS_DIR="${RESULTS_DIR:-}"               # default: a new directory under ${TMPDIR:-/tmp}
 KEEP_LEDGER="${KEEP_LEDGER:-0}"              # 1 = keep the gateway's ledger file
 ALLOW_BUSY="${ALLOW_BUSY:-0}"                # 1 = run even while cargo/rustc are running
+SHADOW="${SHADOW:-0}"                        # share of gateway requests mirrored to a shadow backend (0 = off)
 COSTFLOOR_BIN="${COSTFLOOR_BIN:-}"           # prebuilt binary; default: cargo build --release
 OHA="${OHA:-}"                               # path to oha; default: PATH, then ~/.cargo/bin
 HOST=127.0.0.1                               # loopback only, deliberately not configurable
@@ -43,6 +44,7 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 for v in RATE DURATION WARMUP CONNECTIONS FIXED_CONNECTIONS NGINX_WORKERS; do
     is_uint "${!v}" || die "$v=${!v} is not a non-negative integer"
 done
+[[ "$SHADOW" =~ ^(0|0?\.[0-9]+|1)$ ]] || die "SHADOW=$SHADOW: expected a share from 0 to 1, e.g. 0.05"
 (( DURATION >= 1 && DURATION <= 300 )) || die "DURATION=$DURATION: expected 1..300 seconds"
 (( WARMUP <= 60 )) || die "WARMUP=$WARMUP: expected 0..60 seconds"
 (( RATE >= 1 && RATE <= 200000 )) || die "RATE=$RATE: expected 1..200000"
@@ -226,7 +228,7 @@ log "work dir $WORK; nginx on $HOST:$NGINX_PORT, gateway on $HOST:$GATEWAY_PORT"
     echo "nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
     echo "oha=$("$OHA" --version 2>&1 | head -n1)"
     if [[ -n "$COSTFLOOR_BIN" ]]; then echo "costfloor=$("$COSTFLOOR_BIN" --version 2>&1 | head -n1)"; fi
-    echo "settings=RATE=$RATE DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS FIXED_CONNECTIONS=$FIXED_CONNECTIONS NGINX_WORKERS=$NGINX_WORKERS"
+    echo "settings=RATE=$RATE DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS FIXED_CONNECTIONS=$FIXED_CONNECTIONS NGINX_WORKERS=$NGINX_WORKERS SHADOW=$SHADOW"
 } >"$WORK/meta.txt"
 
 # ---- nginx upstream --------------------------------------------------------------------------
@@ -358,10 +360,18 @@ model = "gpt-4.1-mini"
 price = "gpt-4.1-mini"
 max_in_flight = 4096
 
+[[backend]]
+name = "nginx-shadow"
+type = "openai_compatible"
+base_url = "http://$HOST:$NGINX_PORT/v1"
+model = "gpt-4.1-mini"
+price = "gpt-4.1-mini"
+
 [[route]]
 name = "bench"
 models = ["bench"]
 targets = ["nginx"]
+$( [[ "$SHADOW" != 0 ]] && echo "shadow = { backend = \"nginx-shadow\", sample = $SHADOW, monthly_cap_usd = 1000000, max_in_flight = 64 }" || true )
 EOF
     "$COSTFLOOR_BIN" serve --config "$WORK/gateway.toml" >"$WORK/gateway.stdout" 2>"$WORK/gateway.stderr" &
     GATEWAY_PID=$!

@@ -734,7 +734,9 @@ fn print_report(report: &EvalReport) -> Result<()> {
             task.task.clone(),
             task.paired
                 .as_ref()
-                .map_or(task.samples, |p| p.n)
+                .map(|p| p.n)
+                .or(task.judged.as_ref().map(|j| j.n))
+                .unwrap_or(0)
                 .to_string(),
             task.candidate
                 .accuracy
@@ -771,7 +773,7 @@ fn print_report(report: &EvalReport) -> Result<()> {
         }
         if let Some(j) = &task.judged {
             lines.push(format!(
-                "  judge ({}): {} wins, {} ties, {} losses for the candidate; mean difference {:+.3} ({})",
+                "  judge ({}): {} won, {} tied, {} lost by the candidate; mean difference {:+.3} ({})",
                 j.mode,
                 j.wins,
                 j.ties,
@@ -783,8 +785,11 @@ fn print_report(report: &EvalReport) -> Result<()> {
         if let Some(e) = &task.error_cost {
             lines.push(match (&e.error_cost_per_month, &e.savings_per_month) {
                 (Some(err), Some(save)) => format!(
-                    "  at {:.0} calls/month: errors cost {}/month against {}/month of API spend avoided (${:.2} an error)",
-                    e.calls_per_month.unwrap_or(0.0),
+                    "  at {} calls/month: errors cost {}/month against {}/month of API spend avoided (${:.2} an error)",
+                    costfloor_core::money::group_thousands(&format!(
+                        "{:.0}",
+                        e.calls_per_month.unwrap_or(0.0)
+                    )),
                     usd(err.money()),
                     usd(save.money()),
                     e.usd_per_error
@@ -909,14 +914,21 @@ fn run_shadow(args: ShadowArgs) -> Result<()> {
     );
     for task in &report.tasks {
         text.push_str(&format!(
-            "{}: {} pairs, {} compared ({}), agreement {} ({}), gap {}{}\n",
+            "{}: {} pairs, {}, gap {}{}\n",
             task.task,
             task.pairs,
-            task.compared,
-            task.scorer.as_deref().unwrap_or("no scorer"),
-            task.agreement
-                .map_or("-".to_string(), |a| format!("{:.1}%", a * 100.0)),
-            interval(task.agreement_interval),
+            if task.compared == 0 && task.judged > 0 {
+                format!("{} judged", task.judged)
+            } else {
+                format!(
+                    "{} compared ({}), agreement {} ({})",
+                    task.compared,
+                    task.scorer.as_deref().unwrap_or("no scorer"),
+                    task.agreement
+                        .map_or("-".to_string(), |a| format!("{:.1}%", a * 100.0)),
+                    interval(task.agreement_interval)
+                )
+            },
             task.gap
                 .map_or("-".to_string(), |g| format!("{:.1} points", g * 100.0)),
             if task.clearly_past {

@@ -245,8 +245,9 @@ pub fn score(
             None
         };
         tasks.push(ShadowTask {
-            flagged: gap.is_some_and(|g| g > max_gap),
-            clearly_past: gap_interval.is_some_and(|i| i.low > max_gap),
+            // A hair of tolerance, so that 1 − 19/20 counts as the 0.05 it is.
+            flagged: gap.is_some_and(|g| g > max_gap + 1e-9),
+            clearly_past: gap_interval.is_some_and(|i| i.low > max_gap + 1e-9),
             task,
             pairs: pairs.len() as u64,
             unusable,

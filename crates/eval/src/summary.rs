@@ -434,9 +434,13 @@ fn task_report(
         samples_needed: needed,
         note: match needed {
             Some(needed) if n < needed => format!(
-                "n = {n} is too small to tell a gap of {:.0} points from none: about {needed} paired samples give 80% power (McNemar, {:.1}% discordant pairs)",
+                "n = {n} is too small to tell a gap of {:.0} points from none: about {needed} paired samples give 80% power ({})",
                 max_gap * 100.0,
-                discordant.max(max_gap) * 100.0
+                if paired.is_some() {
+                    format!("McNemar, {:.1}% discordant pairs", discordant.max(max_gap) * 100.0)
+                } else {
+                    "judged grades, sized as McNemar's test at a discordance of the tolerance".to_string()
+                }
             ),
             Some(needed) => format!(
                 "n = {n} gives at least 80% power to detect a gap of {:.0} points (about {needed} needed)",
@@ -503,7 +507,9 @@ pub fn recommend(
             more_samples: needed,
         };
     };
-    if gap.interval.low > max_gap {
+    // A hair of tolerance, so that 1 − 19/20 counts as the 0.05 it is.
+    const EPS: f64 = 1e-9;
+    if gap.interval.low > max_gap + EPS {
         return Recommendation {
             decision: "api".to_string(),
             reason: format!(
@@ -516,7 +522,7 @@ pub fn recommend(
             more_samples: None,
         };
     }
-    if gap.interval.high <= max_gap {
+    if gap.interval.high <= max_gap + EPS {
         if let Some(cost) = error_cost {
             if cost.error_cost_per_call.nusd > cost.savings_per_call.nusd {
                 return Recommendation {

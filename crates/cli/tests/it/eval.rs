@@ -902,3 +902,88 @@ shadow = {{ backend = "haiku", sample = 1.0, monthly_cap_usd = 10, store_outputs
     crate::serve::wait_exit(served);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// 429 and 529 answers are waited out (their `retry-after`, else a doubling back-off)
+/// and retried, and `--rpm` spaces the requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_backed_off_and_rpm_is_kept() {
+    let dir = dir("backoff");
+    let mut text = String::new();
+    samples("easy", 10, &mut text);
+    let dataset = dir.join("dataset.jsonl");
+    std::fs::write(&dataset, &text).unwrap();
+    let sim = start_sim(&dataset, Duration::from_millis(1)).await;
+    // Three 429s with retry-after 1 s, then two 529s (Anthropic's overloaded).
+    let mut rate_limit = sim::FaultStep::new(sim::FaultKind::RateLimit);
+    rate_limit.count = Some(3);
+    rate_limit.retry_after_s = Some(1);
+    let mut overloaded = sim::FaultStep::new(sim::FaultKind::Overloaded);
+    overloaded.count = Some(2);
+    sim.state().set_faults(sim::FaultPlan {
+        steps: vec![rate_limit, overloaded],
+    });
+    let config = gateway_config(&dir, &sim.base_url());
+    let out = costfloor(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+        "--concurrency",
+        "4",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = report_json(&config, &run_id(&out.stdout));
+    let t = task(&report, "easy");
+    assert_eq!(
+        (
+            t["candidate"]["failed"].as_u64(),
+            t["baseline"]["failed"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    // 20 answers, and the 5 refused requests tried again: 25 at the sim.
+    assert_eq!(sim.state().stats().requests_total, 25);
+
+    // --rpm 600 is one request every 100 ms: 20 requests take at least 1.9 s, however
+    // many run at once.
+    let started = Instant::now();
+    let out = costfloor(&[
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+        "--concurrency",
+        "8",
+        "--rpm",
+        "600",
+        "--db",
+        dir.join("paced.db").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
