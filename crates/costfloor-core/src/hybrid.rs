@@ -163,6 +163,20 @@ mod tests {
     }
 
     #[test]
+    fn the_error_cost_of_self_hosted_calls_enters_the_optimum() {
+        // A measured gap of 1 point at $0.10 an error: $0.001 a self-hosted call. r=1:
+        // $10,600 + 8.7M × $0.001 = $19,300, still under all-API ($20,000).
+        let mut measured = input([1.0; 24]);
+        measured.error_cost_per_self_hosted_call = Money::from_pico_usd(1_000_000_000);
+        let result = optimise(&measured);
+        assert_eq!(result.replicas, 1);
+        assert_eq!(result.monthly_cost_usd, Money::from_whole_usd(19_300));
+        // At $0.002 an error-call (= the API's price) self-hosting saves nothing: r=0.
+        measured.error_cost_per_self_hosted_call = Money::from_pico_usd(2_000_000_000);
+        assert_eq!(optimise(&measured).replicas, 0);
+    }
+
+    #[test]
     fn peaky_load_spills_the_peak() {
         let result = optimise(&input(diurnal_profile(2.0)));
         assert!(result.replicas >= 1 && result.replicas <= 2);

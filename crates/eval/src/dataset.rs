@@ -298,3 +298,74 @@ pub fn choose(samples: &[Sample], count: usize, seed: u64) -> Vec<usize> {
     indexes.sort_unstable();
     indexes
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const LINES: &str = r#"{"id": "a", "task": "t", "prompt": "p1", "expected": "yes", "scorer": {"type": "choice", "choices": ["yes", "no"]}}
+{"id": 2, "task": "t", "messages": [{"role": "user", "content": "p2"}], "expected": "4"}
+
+{"id": "a", "task": "t", "prompt": "again", "expected": "x", "scorer": "exact"}
+{"id": "b", "task": "t", "prompt": "p", "messages": [{"role": "user", "content": "p"}], "expected": "x"}
+{"id": "c", "task": "t", "messages": [{"role": "assistant", "content": "hi"}], "expected": "x"}
+{"id": "d", "task": "t", "prompt": "p", "temperature": 1.5, "expected": "x"}
+{"id": "e", "task": "other", "prompt": "p", "expected": "x"}
+{"id": "f", "task": "t", "prompt": "p", "expected": "x", "colour": "red"}"#;
+
+    #[test]
+    fn every_bad_line_is_named_with_its_number_and_reason() {
+        let settings = EvalSettings::parse(
+            "eval.toml",
+            "[task.t]\nscorer = \"numeric\"\nerror_cost_usd = 0.5\n",
+        )
+        .unwrap();
+        let dataset = parse(LINES, &settings, None);
+        // Line 2 takes the task's scorer from the eval TOML; the blank line 3 is skipped.
+        assert_eq!(dataset.samples.len(), 2);
+        assert_eq!(dataset.samples[1].id, "2");
+        assert_eq!(dataset.samples[1].scorer.kind(), "numeric");
+        let reasons: Vec<(usize, &str)> = dataset
+            .invalid
+            .iter()
+            .map(|e| (e.line, e.reason.as_str()))
+            .collect();
+        let expect = [
+            (4, "is used by an earlier line"),
+            (5, "give one of them, not both"),
+            (6, "the last message must be the user's"),
+            (7, "temperature: 1.5 is out of range"),
+            (8, "scorer: none for task `other`"),
+            (9, "unknown field `colour`"),
+        ];
+        assert_eq!(reasons.len(), expect.len(), "{reasons:?}");
+        for ((line, reason), (want_line, want)) in reasons.iter().zip(expect) {
+            assert_eq!(*line, want_line);
+            assert!(reason.contains(want), "line {line}: {reason}");
+        }
+        assert_eq!(settings.error_cost_for("t", None), Some(0.5));
+        assert_eq!(settings.error_cost_for("u", Some(2.0)), Some(2.0));
+        let bad = EvalSettings::parse("eval.toml", "[task.t]\nerror_cost_usd = -1\n").unwrap_err();
+        assert!(bad.to_string().contains("t.error_cost_usd = -1"), "{bad}");
+    }
+
+    #[test]
+    fn a_seeded_limit_is_reproducible() {
+        let text: String = (0..50)
+            .map(|i| format!("{{\"id\": \"s{i}\", \"task\": \"t\", \"prompt\": \"p{i}\", \"expected\": \"x\"}}\n"))
+            .collect();
+        let samples = parse(
+            &text,
+            &EvalSettings::default(),
+            Some(&ScorerSpec::default()),
+        )
+        .samples;
+        let first = choose(&samples, 10, 42);
+        assert_eq!(first, choose(&samples, 10, 42));
+        assert_ne!(first, choose(&samples, 10, 43));
+        assert_eq!(first.len(), 10);
+        assert!(first.windows(2).all(|w| w[0] < w[1]), "in dataset order");
+        assert_eq!(choose(&samples, 100, 1).len(), 50);
+    }
+}
