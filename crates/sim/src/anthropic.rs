@@ -17,7 +17,7 @@ use crate::api::{
 use crate::config::FaultKind;
 use crate::state::{SimState, StreamGuard};
 use crate::stream::{sse_event, truncated_body, Ending, Script};
-use crate::text::{generate, prefix_hashes, prompt_hash, prompt_tokens, CacheTtl, Finish, Segment};
+use crate::text::{prefix_hashes, prompt_tokens, CacheTtl, Finish, Segment};
 
 pub(crate) const PATH: &str = "/v1/messages";
 pub(crate) const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
@@ -256,19 +256,7 @@ async fn handle(
 
     let input = input_usage(st, &req);
     let cfg = st.config();
-    let known = cfg
-        .quality
-        .as_ref()
-        .and_then(|q| q.answer(&req.model, crate::quality::last_user_text(&req.segments)?));
-    let output = match known {
-        Some(answer) => crate::text::Output::answer(&answer),
-        None => generate(
-            prompt_hash(&req.segments),
-            req.max_tokens,
-            u64::from(cfg.default_output_tokens),
-            &req.stops,
-        ),
-    };
+    let output = crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
     let slot = st.run_slot().await;
     st.count_input(input.uncached, input.cache_creation, input.cache_read);
     let id = st.new_id("msg_01", 22);

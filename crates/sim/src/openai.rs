@@ -16,7 +16,7 @@ use crate::api::{
 use crate::config::FaultKind;
 use crate::state::{SimState, StreamGuard};
 use crate::stream::{sse_data, truncated_body, Ending, Script};
-use crate::text::{generate, prefix_hashes, prompt_hash, Finish, Segment};
+use crate::text::{prefix_hashes, Finish, Segment};
 
 pub(crate) const PATH: &str = "/v1/chat/completions";
 const FMT: Format = Format::OpenAi;
@@ -246,19 +246,7 @@ async fn handle(
         .map(|i| openai_cached_tokens(req.segments[..=i].iter().map(Segment::tokens).sum()))
         .unwrap_or(0);
     let cfg = st.config();
-    let known = cfg
-        .quality
-        .as_ref()
-        .and_then(|q| q.answer(&req.model, crate::quality::last_user_text(&req.segments)?));
-    let output = match known {
-        Some(answer) => crate::text::Output::answer(&answer),
-        None => generate(
-            prompt_hash(&req.segments),
-            req.max_tokens,
-            u64::from(cfg.default_output_tokens),
-            &req.stops,
-        ),
-    };
+    let output = crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
     let slot = st.run_slot().await;
     st.count_input(prompt - cached, 0, cached);
 

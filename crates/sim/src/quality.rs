@@ -153,6 +153,30 @@ fn judge(prompt: &str) -> Option<String> {
     Some(if wrong(answer) { "1" } else { "5" }.to_string())
 }
 
+/// The output of a request: the known answer where the config has one, else the
+/// deterministic generated text.
+pub fn output(
+    config: &crate::SimConfig,
+    model: &str,
+    segments: &[Segment],
+    max_tokens: Option<u64>,
+    stops: &[String],
+) -> crate::text::Output {
+    let known = config
+        .quality
+        .as_ref()
+        .and_then(|q| q.answer(model, last_user_text(segments)?));
+    match known {
+        Some(answer) => crate::text::Output::answer(&answer),
+        None => crate::text::generate(
+            crate::text::prompt_hash(segments),
+            max_tokens,
+            u64::from(config.default_output_tokens),
+            stops,
+        ),
+    }
+}
+
 /// The last user segment's text.
 pub fn last_user_text(segments: &[Segment]) -> Option<&str> {
     segments

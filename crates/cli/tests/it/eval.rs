@@ -44,6 +44,49 @@ const ACCURACY: [(&str, f64, f64); 3] = [
     ("small", 0.85, 0.95),
 ];
 
+/// A sim answering `dataset`'s prompts with the accuracies of `accuracy`; the models in
+/// `judges` act as its oracle judge.
+async fn quality_sim(
+    dataset: &Path,
+    seed: u64,
+    accuracy: Vec<AccuracyRule>,
+    judges: &[&str],
+    ttft: Duration,
+) -> sim::SimHandle {
+    let mut quality = QualityConfig {
+        answers_file: dataset.to_path_buf(),
+        seed,
+        accuracy,
+        judges: judges.iter().map(|j| j.to_string()).collect(),
+        ..QualityConfig::default()
+    };
+    quality.load(Path::new("/")).unwrap();
+    sim::start(sim::SimConfig {
+        ttft,
+        token_delay: Duration::ZERO,
+        quality: Some(quality),
+        ..sim::SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The candidate right on `candidate` of every task's samples, the baseline on `baseline`.
+fn everywhere(candidate: f64, baseline: f64) -> Vec<AccuracyRule> {
+    vec![
+        AccuracyRule {
+            model: "small-model".into(),
+            task: None,
+            p: candidate,
+        },
+        AccuracyRule {
+            model: "claude-haiku-4-5".into(),
+            task: None,
+            p: baseline,
+        },
+    ]
+}
+
 async fn start_sim(dataset: &Path, ttft: Duration) -> sim::SimHandle {
     let mut accuracy = Vec::new();
     for (task, candidate, baseline) in ACCURACY {
@@ -58,21 +101,7 @@ async fn start_sim(dataset: &Path, ttft: Duration) -> sim::SimHandle {
             p: baseline,
         });
     }
-    let mut quality = QualityConfig {
-        answers_file: dataset.to_path_buf(),
-        seed: 11,
-        accuracy,
-        ..QualityConfig::default()
-    };
-    quality.load(Path::new("/")).unwrap();
-    sim::start(sim::SimConfig {
-        ttft,
-        token_delay: Duration::ZERO,
-        quality: Some(quality),
-        ..sim::SimConfig::default()
-    })
-    .await
-    .unwrap()
+    quality_sim(dataset, 11, accuracy, &[], ttft).await
 }
 
 fn gateway_config(dir: &Path, sim_url: &str) -> PathBuf {
@@ -580,33 +609,14 @@ async fn a_judge_grades_open_ended_samples_pairwise_and_on_a_scale() {
     }
     let dataset = dir.join("open.jsonl");
     std::fs::write(&dataset, &text).unwrap();
-    let mut quality = QualityConfig {
-        answers_file: dataset.clone(),
-        seed: 3,
-        accuracy: vec![
-            AccuracyRule {
-                model: "small-model".into(),
-                task: None,
-                p: 0.60,
-            },
-            AccuracyRule {
-                model: "claude-haiku-4-5".into(),
-                task: None,
-                p: 0.95,
-            },
-        ],
-        judges: vec!["claude-sonnet-4-6".into()],
-        ..QualityConfig::default()
-    };
-    quality.load(Path::new("/")).unwrap();
-    let sim = sim::start(sim::SimConfig {
-        ttft: Duration::from_millis(1),
-        token_delay: Duration::ZERO,
-        quality: Some(quality),
-        ..sim::SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = quality_sim(
+        &dataset,
+        3,
+        everywhere(0.60, 0.95),
+        &["claude-sonnet-4-6"],
+        Duration::from_millis(1),
+    )
+    .await;
     let config = gateway_config(&dir, &sim.base_url());
     let with_judge = std::fs::read_to_string(&config).unwrap().replace(
         "[[route]]",
@@ -744,33 +754,14 @@ async fn eval_shadow_scores_the_pairs_serve_stored() {
     }
     let dataset = dir.join("traffic.jsonl");
     std::fs::write(&dataset, &text).unwrap();
-    let mut quality = QualityConfig {
-        answers_file: dataset.clone(),
-        seed: 5,
-        accuracy: vec![
-            AccuracyRule {
-                model: "small-model".into(),
-                task: None,
-                p: 0.60,
-            },
-            AccuracyRule {
-                model: "claude-haiku-4-5".into(),
-                task: None,
-                p: 0.95,
-            },
-        ],
-        judges: vec!["claude-sonnet-4-6".into()],
-        ..QualityConfig::default()
-    };
-    quality.load(Path::new("/")).unwrap();
-    let sim = sim::start(sim::SimConfig {
-        ttft: Duration::from_millis(1),
-        token_delay: Duration::ZERO,
-        quality: Some(quality),
-        ..sim::SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = quality_sim(
+        &dataset,
+        5,
+        everywhere(0.60, 0.95),
+        &["claude-sonnet-4-6"],
+        Duration::from_millis(1),
+    )
+    .await;
     let url = sim.base_url();
     let config = dir.join("gateway.toml");
     std::fs::write(

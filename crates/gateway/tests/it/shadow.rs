@@ -36,6 +36,29 @@ shadow = {shadow}
     )
 }
 
+/// A gateway whose route mirrors to a fast reference sim with `shadow`'s settings.
+async fn shadowed(name: &str, shadow: &str) -> (Harness, sim::SimHandle, sim::SimHandle) {
+    let primary = fast_sim().await;
+    let reference = fast_sim().await;
+    let h = gateway(
+        name,
+        &config(&primary.base_url(), &reference.base_url(), shadow),
+    )
+    .await;
+    (h, primary, reference)
+}
+
+async fn metrics(h: &Harness) -> String {
+    h.client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn pairs_after(h: &Harness, count: usize) -> Vec<ledger::ShadowPair> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -52,15 +75,9 @@ async fn pairs_after(h: &Harness, count: usize) -> Vec<ledger::ShadowPair> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sampled_share_is_mirrored_and_priced_apart() {
-    let primary = fast_sim().await;
-    let reference = fast_sim().await;
-    let h = gateway(
+    let (h, _primary, reference) = shadowed(
         "shadow-share",
-        &config(
-            &primary.base_url(),
-            &reference.base_url(),
-            "{ backend = \"haiku\", sample = 0.25, monthly_cap_usd = 1000, store_outputs = true }",
-        ),
+        "{ backend = \"haiku\", sample = 0.25, monthly_cap_usd = 1000, store_outputs = true }",
     )
     .await;
     let total = 400;
@@ -100,17 +117,11 @@ async fn a_sampled_share_is_mirrored_and_priced_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cap_stops_sampling_and_says_so() {
-    let primary = fast_sim().await;
-    let reference = fast_sim().await;
     // One copy costs about 20 input tokens × $1/MTok + 8 output × $5/MTok = $0.00006:
     // a cap of $0.0002 allows about three.
-    let h = gateway(
+    let (h, _primary, _reference) = shadowed(
         "shadow-cap",
-        &config(
-            &primary.base_url(),
-            &reference.base_url(),
-            "{ backend = \"haiku\", sample = 1.0, monthly_cap_usd = 0.0002, max_in_flight = 1 }",
-        ),
+        "{ backend = \"haiku\", sample = 1.0, monthly_cap_usd = 0.0002, max_in_flight = 1 }",
     )
     .await;
     for i in 0..40 {
@@ -138,15 +149,7 @@ async fn the_cap_stops_sampling_and_says_so() {
     assert!(pairs
         .iter()
         .all(|p| p.primary_output.is_none() && p.shadow_output.is_none()));
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&h).await;
     assert!(
         metrics.contains("costfloor_shadow_capped{route=\"auto\"} 1"),
         "{metrics}"
@@ -221,15 +224,7 @@ async fn a_hanging_or_failing_shadow_changes_nothing_for_the_client() {
         } else {
             // At most max_in_flight (4) copies wait on the hanging backend; the rest
             // are dropped, not queued.
-            let metrics = h
-                .client
-                .get(format!("{}/metrics", h.url))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = metrics(&h).await;
             assert!(metrics.contains("result=\"dropped\"} 4"), "{metrics}");
         }
     }
@@ -237,15 +232,9 @@ async fn a_hanging_or_failing_shadow_changes_nothing_for_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_primary_is_paired_with_its_streamed_text() {
-    let primary = fast_sim().await;
-    let reference = fast_sim().await;
-    let h = gateway(
+    let (h, _primary, _reference) = shadowed(
         "shadow-stream",
-        &config(
-            &primary.base_url(),
-            &reference.base_url(),
-            "{ backend = \"haiku\", sample = 1.0, monthly_cap_usd = 100, store_outputs = true }",
-        ),
+        "{ backend = \"haiku\", sample = 1.0, monthly_cap_usd = 100, store_outputs = true }",
     )
     .await;
     let body = crate::chat_stream("auto", "stream me a shadowed answer", 6);
