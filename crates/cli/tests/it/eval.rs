@@ -136,6 +136,24 @@ targets = ["haiku"]
     path
 }
 
+/// `costfloor eval run` of `dataset` with the candidate `small` and the baseline `haiku`.
+fn eval_run(config: &Path, dataset: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "eval",
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--candidate",
+        "small",
+        "--baseline",
+        "haiku",
+    ];
+    args.extend_from_slice(extra);
+    costfloor(&args)
+}
+
 fn run_id(stdout: &[u8]) -> String {
     let text = String::from_utf8_lossy(stdout);
     text.lines()
@@ -175,20 +193,7 @@ async fn eval_recovers_known_accuracies_and_routes_each_task() {
     std::fs::write(&dataset, &text).unwrap();
     let sim = start_sim(&dataset, Duration::from_millis(1)).await;
     let config = gateway_config(&dir, &sim.base_url());
-    let out = costfloor(&[
-        "eval",
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--dataset",
-        dataset.to_str().unwrap(),
-        "--candidate",
-        "small",
-        "--baseline",
-        "haiku",
-        "--concurrency",
-        "16",
-    ]);
+    let out = eval_run(&config, &dataset, &["--concurrency", "16"]);
     assert!(
         out.status.success(),
         "{}",
@@ -643,22 +648,11 @@ async fn a_judge_grades_open_ended_samples_pairwise_and_on_a_scale() {
         stderr.contains("--judge") && stderr.contains("line 1"),
         "{stderr}"
     );
-    let out = costfloor(&[
-        "eval",
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--dataset",
-        dataset.to_str().unwrap(),
-        "--candidate",
-        "small",
-        "--baseline",
-        "haiku",
-        "--judge",
-        "judge",
-        "--concurrency",
-        "8",
-    ]);
+    let out = eval_run(
+        &config,
+        &dataset,
+        &["--judge", "judge", "--concurrency", "8"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -914,20 +908,7 @@ async fn rate_limits_are_backed_off_and_rpm_is_kept() {
         steps: vec![rate_limit, overloaded],
     });
     let config = gateway_config(&dir, &sim.base_url());
-    let out = costfloor(&[
-        "eval",
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--dataset",
-        dataset.to_str().unwrap(),
-        "--candidate",
-        "small",
-        "--baseline",
-        "haiku",
-        "--concurrency",
-        "4",
-    ]);
+    let out = eval_run(&config, &dataset, &["--concurrency", "4"]);
     assert!(
         out.status.success(),
         "{}",
@@ -948,24 +929,18 @@ async fn rate_limits_are_backed_off_and_rpm_is_kept() {
     // --rpm 600 is one request every 100 ms: 20 requests take at least 1.9 s, however
     // many run at once.
     let started = Instant::now();
-    let out = costfloor(&[
-        "eval",
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--dataset",
-        dataset.to_str().unwrap(),
-        "--candidate",
-        "small",
-        "--baseline",
-        "haiku",
-        "--concurrency",
-        "8",
-        "--rpm",
-        "600",
-        "--db",
-        dir.join("paced.db").to_str().unwrap(),
-    ]);
+    let out = eval_run(
+        &config,
+        &dataset,
+        &[
+            "--concurrency",
+            "8",
+            "--rpm",
+            "600",
+            "--db",
+            dir.join("paced.db").to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
