@@ -622,3 +622,29 @@ fn bodies_of_the_wrong_shape_are_refused() {
         }
     }
 }
+
+/// A mirrored stream's transcript (`capture_text`) is the text the client reads, in
+/// every mode and however the upstream bytes are split; without it there is none.
+#[test]
+fn a_captured_transcript_is_the_text_the_client_reads() {
+    for case in stream_cases() {
+        let pair = FormatPair::new(case.client, case.backend);
+        let transcript = |pieces: &[&[u8]]| {
+            let mut relay = pair.stream_relay(&init(&case));
+            relay.capture_text();
+            let mut out = BytesMut::new();
+            for piece in pieces {
+                if relay.feed(piece, &mut out) != RelayStep::Continue {
+                    break;
+                }
+            }
+            let _ = relay.end_of_input(&mut out);
+            relay.text().unwrap().to_string()
+        };
+        let whole = transcript(&[&case.bytes]);
+        assert_eq!(whole, case.text, "{}", case.name);
+        let bytes: Vec<&[u8]> = case.bytes.chunks(7).collect();
+        assert_eq!(transcript(&bytes), whole, "{} in 7-byte pieces", case.name);
+        assert!(pair.stream_relay(&init(&case)).text().is_none());
+    }
+}
