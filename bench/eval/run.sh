@@ -29,21 +29,24 @@ trap cleanup EXIT
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 sed "s|^ttft_ms = .*|ttft_ms = $TTFT_MS|; s|^answers_file = .*|answers_file = \"$ROOT/examples/eval/dataset.jsonl\"|" \
     "$ROOT/examples/eval/sim.toml" >"$WORK/sim.toml"
-grep -q "^ttft_ms = $TTFT_MS" "$WORK/sim.toml" || echo "ttft_ms = $TTFT_MS" | cat - "$WORK/sim.toml" >"$WORK/s" && mv "$WORK/s" "$WORK/sim.toml"
+if ! grep -q "^ttft_ms = $TTFT_MS" "$WORK/sim.toml"; then
+    { echo "ttft_ms = $TTFT_MS"; cat "$WORK/sim.toml"; } >"$WORK/s"
+    mv "$WORK/s" "$WORK/sim.toml"
+fi
 "$COSTFLOOR_BIN" sim --listen "127.0.0.1:$PORT" --config "$WORK/sim.toml" >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/models" && break; sleep 0.1; done
 sed "s|127.0.0.1:8090|127.0.0.1:$PORT|g; s|^ledger = .*|ledger = \"$WORK/eval.db\"|" \
     "$ROOT/examples/eval/gateway.toml" >"$WORK/gateway.toml"
 run() { # run LABEL ARGS...: prints seconds
-    local start end
+    local label="$1" start end
+    shift
     start=$(date +%s.%N)
     "$COSTFLOOR_BIN" eval run --config "$WORK/gateway.toml" --dataset "$ROOT/examples/eval/dataset.jsonl" \
-        --candidate llama --baseline haiku "$@" >"$WORK/$1.out" 2>"$WORK/$1.err" || { cat "$WORK/$1.err" >&2; exit 1; }
+        --candidate llama --baseline haiku "$@" >"$WORK/$label.out" 2>"$WORK/$label.err" || { cat "$WORK/$label.err" >&2; exit 1; }
     end=$(date +%s.%N)
     python3 -c "print(f'{$end - $start:.2f}')"
 }
-shift_label() { :; }
 base_s="$(run baseline --concurrency 1 --limit "$BASELINE_SAMPLES" --seed 1)"
 full_s="$(run full --concurrency "$CONCURRENCY")"
 python3 - "$base_s" "$full_s" "$BASELINE_SAMPLES" "$CONCURRENCY" "$TTFT_MS" <<'PY'

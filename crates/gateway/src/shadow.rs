@@ -7,14 +7,15 @@
 //! answered, in a task of its own, and its failure is counted, never answered. Copies
 //! are bounded (`max_in_flight` per route, dropped rather than queued) and capped
 //! (`monthly_cap_usd`; sampling stops, logged once, when the month's shadow spend
-//! reaches it). Its cost never enters the primary's ledger row.
+//! reaches it). Its cost never enters the primary's ledger row. Pairs are written in
+//! batches, one transaction for all that arrived while the last one was written.
 //!
 //! It must not build vendor JSON (the copy goes through `call`) or write SQL (pairs go
 //! through `ledger::ShadowStore`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -109,6 +110,58 @@ impl ShadowFile {
     }
 }
 
+/// Pairs and retention deletes waiting for the next commit.
+#[derive(Default)]
+struct Pending {
+    pairs: Vec<ShadowPair>,
+    /// (route, delete pairs started before this Unix ms).
+    prunes: Vec<(String, i64)>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes what is pending, in one transaction per batch, unless another task is
+/// already writing (it takes this task's pair with the next batch). The writer loops
+/// until nothing is left, and re-checks after letting go, so no pair waits behind it.
+async fn flush(pending: &Mutex<Pending>, flushing: &AtomicBool, store: &Arc<ShadowStore>) {
+    loop {
+        if flushing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        loop {
+            let batch = std::mem::take(&mut *lock(pending));
+            if batch.pairs.is_empty() && batch.prunes.is_empty() {
+                break;
+            }
+            let store = Arc::clone(store);
+            let count = batch.pairs.len();
+            let written = tokio::task::spawn_blocking(move || {
+                store.insert_many(&batch.pairs)?;
+                for (route, before) in &batch.prunes {
+                    store.delete_older_than(route, *before)?;
+                }
+                Ok::<_, ledger::LedgerError>(())
+            })
+            .await;
+            if !matches!(written, Ok(Ok(()))) {
+                tracing::error!("{count} shadow pairs could not be stored");
+            }
+        }
+        flushing.store(false, Ordering::Release);
+        let empty = {
+            let pending = lock(pending);
+            pending.pairs.is_empty() && pending.prunes.is_empty()
+        };
+        if empty {
+            return;
+        }
+    }
+}
+
 /// Metric names.
 pub const SHADOW_REQUESTS: &str = "costfloor_shadow_requests_total";
 pub const SHADOW_COST_NANO_USD: &str = "costfloor_shadow_cost_nano_usd_total";
@@ -128,6 +181,10 @@ struct RouteState {
 /// Every route's shadow state and the pair store, shared by all requests.
 pub struct ShadowHub {
     store: Arc<ShadowStore>,
+    /// Pairs waiting to be written, committed together (group commit).
+    pending: Arc<Mutex<Pending>>,
+    /// True while one task writes what is pending.
+    flushing: Arc<AtomicBool>,
     routes: ArcSwap<HashMap<String, Arc<RouteState>>>,
     draws: AtomicU64,
     tracker: TaskTracker,
@@ -166,6 +223,8 @@ impl ShadowHub {
     pub fn open(config: &Config, tracker: TaskTracker) -> Result<ShadowHub, ledger::LedgerError> {
         let hub = ShadowHub {
             store: Arc::new(ShadowStore::open(&config.ledger)?),
+            pending: Arc::new(Mutex::new(Pending::default())),
+            flushing: Arc::new(AtomicBool::new(false)),
             routes: ArcSwap::from_pointee(HashMap::new()),
             draws: AtomicU64::new(0),
             tracker,
@@ -263,6 +322,7 @@ impl ShadowHub {
         let prompt = shadow.store_outputs.then(|| request.transcript());
         let runtime = Arc::clone(runtime);
         let store = Arc::clone(&self.store);
+        let (pending, flushing) = (Arc::clone(&self.pending), Arc::clone(&self.flushing));
         let route_name = route.name.clone();
         let shadow = shadow.clone();
         let mut primary = primary;
@@ -318,19 +378,12 @@ impl ShadowHub {
             };
             ::metrics::counter!(SHADOW_REQUESTS, "route" => route_name.clone(), "result" => result)
                 .increment(1);
-            let retention_ms = shadow.retention.as_millis() as i64;
-            let prune = state.stored.fetch_add(1, Ordering::AcqRel) % 500 == 0;
-            let written = tokio::task::spawn_blocking(move || {
-                store.insert(&pair)?;
-                if prune {
-                    store.delete_older_than(&pair.route, pair.started_at_unix_ms - retention_ms)?;
-                }
-                Ok::<_, ledger::LedgerError>(())
-            })
-            .await;
-            if !matches!(written, Ok(Ok(()))) {
-                tracing::error!(route = %route_name, "a shadow pair could not be stored");
+            if state.stored.fetch_add(1, Ordering::AcqRel) % 500 == 0 {
+                let before = pair.started_at_unix_ms - shadow.retention.as_millis() as i64;
+                lock(&pending).prunes.push((route_name.clone(), before));
             }
+            lock(&pending).pairs.push(pair);
+            flush(&pending, &flushing, &store).await;
         });
     }
 }

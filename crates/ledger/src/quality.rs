@@ -246,31 +246,43 @@ impl ShadowStore {
 
     /// Stores one pair. Blocking: call it off the async runtime.
     pub fn insert(&self, pair: &ShadowPair) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO shadow_pairs (request_id, started_at_unix_ms, route, task,
+        self.insert_many(std::slice::from_ref(pair))
+    }
+
+    /// Stores `pairs` in one transaction. Blocking: call it off the async runtime.
+    pub fn insert_many(&self, pairs: &[ShadowPair]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO shadow_pairs (request_id, started_at_unix_ms, route, task,
                 primary_backend, shadow_backend, primary_output, shadow_output,
                 primary_input_tokens, primary_output_tokens, shadow_input_tokens,
                 shadow_output_tokens, shadow_cost_nusd, shadow_latency_us, shadow_error, prompt)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                pair.request_id,
-                pair.started_at_unix_ms,
-                pair.route,
-                pair.task,
-                pair.primary_backend,
-                pair.shadow_backend,
-                pair.primary_output,
-                pair.shadow_output,
-                pair.primary_input_tokens,
-                pair.primary_output_tokens,
-                pair.shadow_input_tokens,
-                pair.shadow_output_tokens,
-                pair.shadow_cost_nusd,
-                pair.shadow_latency_us,
-                pair.shadow_error,
-                pair.prompt,
-            ],
-        )?;
+            )?;
+            for pair in pairs {
+                stmt.execute(params![
+                    pair.request_id,
+                    pair.started_at_unix_ms,
+                    pair.route,
+                    pair.task,
+                    pair.primary_backend,
+                    pair.shadow_backend,
+                    pair.primary_output,
+                    pair.shadow_output,
+                    pair.primary_input_tokens,
+                    pair.primary_output_tokens,
+                    pair.shadow_input_tokens,
+                    pair.shadow_output_tokens,
+                    pair.shadow_cost_nusd,
+                    pair.shadow_latency_us,
+                    pair.shadow_error,
+                    pair.prompt,
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
