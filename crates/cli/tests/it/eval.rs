@@ -568,6 +568,28 @@ fn bad_lines_are_refused_with_their_line_numbers() {
         stderr.contains("line 5:") && stderr.contains("expected"),
         "{stderr}"
     );
+    // --skip-invalid leaves the four out, says so, and runs the one good line (the
+    // backends are unreachable here, so its answers fail, and are counted as failed).
+    let mut skip = args.to_vec();
+    skip.extend(["--skip-invalid", "--max-tries", "1"]);
+    let out = costfloor(&skip);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipping 4 invalid lines (--skip-invalid)"),
+        "{stderr}"
+    );
+    let run = run_id(&out.stdout);
+    let report = crate::json(&[
+        "eval",
+        "report",
+        &run,
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(report["samples_chosen"], 1);
+    assert_eq!(report["overall"]["candidate"]["failed"], 1);
     // An unknown backend lists the valid ones.
     let good = dir.join("good.jsonl");
     std::fs::write(&good, lines[0]).unwrap();
