@@ -523,16 +523,9 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-/// Dollars to the micro-dollar below $1,000 (an eval's spend is often under a cent),
-/// to the cent above; exact, from the integer.
+/// Money in eval output: to the micro-dollar below $1 (`Money::fine`).
 fn usd(money: Money) -> String {
-    let nano = money.nano_usd();
-    if nano.unsigned_abs() >= 1_000_000_000_000 {
-        return money.to_string();
-    }
-    let sign = if nano < 0 { "-" } else { "" };
-    let micro = (nano.unsigned_abs() + 500) / 1000;
-    format!("{sign}${}.{:06}", micro / 1_000_000, micro % 1_000_000)
+    money.fine()
 }
 
 fn accuracy(correct: u64, scored: u64) -> String {

@@ -139,6 +139,20 @@ impl fmt::Display for Money {
     }
 }
 
+impl Money {
+    /// Dollars to the micro-dollar below $1 (`$0.021340`, for the small sums of an eval
+    /// or a shadow cap), to the cent with thousands separators from $1 up.
+    pub fn fine(self) -> String {
+        let nano = self.nano_usd();
+        if nano.unsigned_abs() >= 1_000_000_000 {
+            return self.to_string();
+        }
+        let sign = if nano < 0 { "-" } else { "" };
+        let micro = (nano.unsigned_abs() + 500) / 1000;
+        format!("{sign}${}.{:06}", micro / 1_000_000, micro % 1_000_000)
+    }
+}
+
 /// Inserts `,` every three digits from the right: `1234567` → `1,234,567`.
 pub fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -246,6 +260,12 @@ mod tests {
         assert_eq!(Money::from_usd_f64(-1234.5).to_string(), "-$1,234.50");
         assert_eq!(Money::from_usd_f64(0.004).to_string(), "$0.00");
         assert_eq!(group_thousands("1000000"), "1,000,000");
+        // Small sums to the micro-dollar (rounded half up from nano-USD), large to the cent.
+        assert_eq!(Money::from_nano_usd(21_295_400).fine(), "$0.021295");
+        assert_eq!(Money::from_nano_usd(500).fine(), "$0.000001");
+        assert_eq!(Money::from_nano_usd(-1_500).fine(), "-$0.000002");
+        assert_eq!(Money::from_whole_usd(16_666).fine(), "$16,666.00");
+        assert_eq!(Money::from_whole_usd(50).fine(), "$50.00");
         assert_eq!(group_thousands("999"), "999");
     }
 

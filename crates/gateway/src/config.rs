@@ -648,7 +648,9 @@ impl Config {
                     .map_or(String::new(), |m| format!(" (counterfactual: {})", m.id)),
                 r.shadow.as_ref().map_or(String::new(), |s| format!(
                     " shadow={} sample={} cap={}/month",
-                    self.backends[s.backend].name, s.sample, s.monthly_cap
+                    self.backends[s.backend].name,
+                    s.sample,
+                    s.monthly_cap.fine()
                 ))
             );
         }

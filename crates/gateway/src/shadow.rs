@@ -301,7 +301,7 @@ impl ShadowHub {
                 tracing::warn!(
                     route = %route.name,
                     "shadow sampling stopped: this month's shadow spend reached monthly_cap_usd ({})",
-                    shadow.monthly_cap
+                    shadow.monthly_cap.fine()
                 );
                 ::metrics::gauge!(SHADOW_CAPPED, "route" => route.name.clone()).set(1.0);
             }
