@@ -171,6 +171,42 @@ fn the_gateway_names_no_vendor_field() {
     }
 }
 
+/// `eval` builds its requests through `wire::pair::ClientRequest::from_chat` and reads
+/// answers as text: it names no vendor field either. (`choices` is its own scorer's
+/// option, and `serde_json::Value` holds a sample's expected answer, its own format.)
+#[test]
+fn eval_names_no_vendor_field() {
+    let vendor = [
+        "json!",
+        "content_block",
+        "stop_reason",
+        "finish_reason",
+        "message_start",
+        "message_delta",
+        "message_stop",
+        "stream_options",
+        "include_usage",
+        "cache_creation",
+        "cache_read_input",
+        "prompt_tokens",
+        "completion_tokens",
+        "text_delta",
+        "x-api-key",
+        "anthropic-version",
+        "\"[DONE]\"",
+    ];
+    for file in rust_files(&root().join("crates/eval/src")) {
+        let code = non_test_code(&file);
+        for name in vendor {
+            assert!(
+                !contains_word(&code, name),
+                "{} names `{name}`: vendor JSON belongs in crates/wire (wire::pair)",
+                relative(&file)
+            );
+        }
+    }
+}
+
 /// True when `code` holds `name` not as part of a longer identifier (so the Prometheus
 /// series `prompt_tokens_total` is not the JSON field `prompt_tokens`).
 fn contains_word(code: &str, name: &str) -> bool {
