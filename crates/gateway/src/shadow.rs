@@ -282,6 +282,11 @@ impl ShadowHub {
         let Some(shadow) = &route.shadow else {
             return;
         };
+        // A request that fell back to the reference backend itself has nothing to be
+        // compared with.
+        if runtime.backends[shadow.backend].config.name == primary.backend {
+            return;
+        }
         if !self.sampled(shadow.sample) {
             return;
         }

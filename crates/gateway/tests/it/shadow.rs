@@ -261,3 +261,33 @@ async fn a_streamed_primary_is_paired_with_its_streamed_text() {
         .as_deref()
         .is_some_and(|t| !t.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_reference_itself_answered_is_not_mirrored() {
+    // The self-hosted target is down, so every request falls back to the reference.
+    let dead = format!("http://127.0.0.1:{}", crate::dead_port());
+    let reference = fast_sim().await;
+    let text = config(
+        &dead,
+        &reference.base_url(),
+        "{ backend = \"haiku\", sample = 1.0, monthly_cap_usd = 100 }",
+    )
+    .replace("targets = [\"llama\"]", "targets = [\"llama\", \"haiku\"]");
+    let h = gateway("shadow-self", &text).await;
+    for i in 0..5 {
+        let response = h
+            .post(
+                "/v1/chat/completions",
+                chat("auto", &format!("fell back {i}"), 8),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let rows = h.rows(5).await;
+    assert!(rows.iter().all(|r| r.backend == "haiku"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pairs = read_shadow_pairs(&h.ledger, &ReportFilter::default(), None).unwrap();
+    assert!(pairs.is_empty(), "{} pairs", pairs.len());
+    // One request each at the reference: the answers, no copies.
+    assert_eq!(reference.state().stats().requests_total, 5);
+}
