@@ -542,7 +542,7 @@ fn init_logging() {
         .try_init();
 }
 
-fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = std::env::var("COSTFLOOR_WORKER_THREADS")
         .ok()

@@ -20,7 +20,7 @@ use eval::EvalError;
 use ledger::{EvalRun, EvalStore, ReportFilter};
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::{input_failure, read_input_file};
+use crate::commands::{input_failure, now_unix_ms, read_input_file, tokio_runtime};
 use crate::output;
 
 #[derive(Args, Debug)]
@@ -230,13 +230,6 @@ fn eval_settings(path: Option<&Path>, stored: Option<&str>) -> Result<EvalSettin
     }
 }
 
-fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 fn run_eval(args: RunArgs) -> Result<()> {
     if args.concurrency == 0 {
         return Err(input_failure(
@@ -396,7 +389,7 @@ fn run_eval(args: RunArgs) -> Result<()> {
     if !resumed {
         store.create_run(&EvalRun {
             run_id: run_id.clone(),
-            created_at_unix_ms: now_ms(),
+            created_at_unix_ms: now_unix_ms(),
             settings: serde_json::to_string(&settings)?,
             status: "running".to_string(),
         })?;
@@ -414,7 +407,8 @@ fn run_eval(args: RunArgs) -> Result<()> {
         runner::BASELINE => Some(Arc::clone(&baseline)),
         _ => judge.clone(),
     };
-    let estimate = runner::estimate_spend(&samples, &pending, &by_side, settings.max_tokens);
+    let estimate = runner::estimate_spend(&samples, &pending, &by_side, settings.max_tokens)
+        .map_err(eval_failure)?;
     eprintln!(
         "eval run {run_id}{}: {} samples, {} answers to get ({} stored), candidate `{}`, baseline `{}`{}",
         if resumed { " (resumed)" } else { "" },
@@ -427,7 +421,7 @@ fn run_eval(args: RunArgs) -> Result<()> {
     );
     eprintln!(
         "estimated spend: up to {} (catalog prices; prompts at 4 characters a token, outputs at their max_tokens){}",
-        usd(estimate),
+        estimate.fine(),
         args.max_cost_usd.map_or(String::new(), |cap| format!("; cap ${cap}"))
     );
     let limits = Limits {
@@ -470,8 +464,8 @@ fn run_eval(args: RunArgs) -> Result<()> {
     eprintln!(
         "eval run {run_id}: {why}. {} requests in {elapsed:.1} s; measured spend {} (estimated up to {})",
         outcome.requests,
-        usd(outcome.spent),
-        usd(estimate)
+        outcome.spent.fine(),
+        estimate.fine()
     );
     let report = build_report(&store, &run_id, &DecisionArgs::default_for_run(), None)?;
     print_report(&report)?;
@@ -492,12 +486,6 @@ impl DecisionArgs {
             workload: None,
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn cancel_on_signal(cancel: CancellationToken) {
@@ -521,11 +509,6 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("stopping: finishing the requests in flight (their answers are kept)");
     cancel.cancel();
-}
-
-/// Money in eval output: to the micro-dollar below $1 (`Money::fine`).
-fn usd(money: Money) -> String {
-    money.fine()
 }
 
 fn accuracy(correct: u64, scored: u64) -> String {
@@ -556,7 +539,7 @@ async fn show_progress(mut rx: tokio::sync::watch::Receiver<Progress>) {
             p.errors,
             accuracy(p.candidate_correct, p.candidate_scored),
             accuracy(p.baseline_correct, p.baseline_scored),
-            usd(Money::from_nano_usd(p.spent_nusd))
+            Money::from_nano_usd(p.spent_nusd).fine()
         )
     };
     loop {
@@ -783,8 +766,8 @@ fn print_report(report: &EvalReport) -> Result<()> {
                         "{:.0}",
                         e.calls_per_month.unwrap_or(0.0)
                     )),
-                    usd(err.money()),
-                    usd(save.money()),
+                    err.money().fine(),
+                    save.money().fine(),
                     e.usd_per_error
                 ),
                 _ => format!(
@@ -805,10 +788,10 @@ fn print_report(report: &EvalReport) -> Result<()> {
     }
     text.push_str(&format!(
         "spend: candidate {}, baseline {}, judge {}, total {}\n",
-        usd(report.overall.candidate.cost.money()),
-        usd(report.overall.baseline.cost.money()),
-        usd(report.judge_cost.money()),
-        usd(report.total_cost.money())
+        report.overall.candidate.cost.money().fine(),
+        report.overall.baseline.cost.money().fine(),
+        report.judge_cost.money().fine(),
+        report.total_cost.money().fine()
     ));
     output::print_text(&text)
 }
@@ -847,7 +830,7 @@ fn run_shadow(args: ShadowArgs) -> Result<()> {
     let config = load_gateway(&args.store)?;
     let db = db_path(&args.store, config.as_ref())?;
     let since =
-        report::period::parse_time("--since", &args.since, now_ms()).map_err(input_failure)?;
+        report::period::parse_time("--since", &args.since, now_unix_ms()).map_err(input_failure)?;
     let settings = eval_settings(args.eval_config.as_deref(), None)?;
     let fallback = match &args.scorer {
         Some(text) => Some(parse_scorer("--scorer", text)?),
@@ -903,7 +886,7 @@ fn run_shadow(args: ShadowArgs) -> Result<()> {
         "shadow pairs since {}: {} pairs, shadow spend {}\n",
         report::period::format_utc(since),
         pairs.len(),
-        usd(report.shadow_cost.money())
+        report.shadow_cost.money().fine()
     );
     for task in &report.tasks {
         text.push_str(&format!(
@@ -945,7 +928,7 @@ fn run_shadow(args: ShadowArgs) -> Result<()> {
                 mean,
                 i.low,
                 i.high,
-                usd(task.judge_cost.money())
+                task.judge_cost.money().fine()
             ));
         }
         if let Some(note) = &task.note {

@@ -56,14 +56,6 @@ pub struct Sample {
     pub scorer: Scorer,
 }
 
-impl Sample {
-    /// Characters of the prompt, for the spend estimate before any request is sent.
-    pub fn prompt_chars(&self) -> usize {
-        self.system.as_ref().map_or(0, String::len)
-            + self.messages.iter().map(|(_, t)| t.len()).sum::<usize>()
-    }
-}
-
 /// A line that was refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LineError {

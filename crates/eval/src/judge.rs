@@ -4,6 +4,8 @@
 //! prompts grade a shadow pair, the primary's answer in the candidate's place and the
 //! reference backend's in the baseline's.
 
+use wire::pair::{ChatParts, ClientRequest, RequestError};
+
 use crate::dataset::Sample;
 use crate::rng::SplitMix64;
 use crate::run::{JUDGE, JUDGE_CANDIDATE};
@@ -12,6 +14,31 @@ pub use crate::scorer::{JudgeMode, JudgeOptions};
 
 /// The judge's system prompt.
 pub const SYSTEM: &str = "You are a strict, impartial grader. Follow the instructions exactly and answer with the verdict only.";
+
+/// Output tokens a verdict may take (`A`, `tie`, a grade).
+pub const VERDICT_MAX_TOKENS: u32 = 16;
+
+/// The judge's request for `prompt`, to a backend serving `model`.
+pub fn request(model: &str, prompt: String) -> Result<ClientRequest, RequestError> {
+    ClientRequest::from_chat(&ChatParts {
+        model,
+        system: Some(SYSTEM),
+        messages: &[("user".to_string(), prompt)],
+        max_tokens: Some(VERDICT_MAX_TOKENS),
+        temperature: Some(0.0),
+    })
+}
+
+/// Candidate − baseline, −1 to 1, from a pairwise grade (1 candidate better, 0.5 tie,
+/// 0 baseline better).
+pub fn pairwise_difference(grade: f64) -> f64 {
+    2.0 * grade - 1.0
+}
+
+/// Candidate − baseline on the scale's 0-to-1 range, from two grades of 1 to `top`.
+pub fn scale_difference(candidate: f64, baseline: f64, top: f64) -> f64 {
+    (candidate - baseline) / (top - 1.0)
+}
 
 /// The judge's options, when `spec` is a judge.
 pub fn options(spec: &ScorerSpec) -> Option<JudgeOptions> {

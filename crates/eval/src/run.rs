@@ -172,31 +172,39 @@ pub fn request_for(
     })
 }
 
-/// The spend a run is expected to reach: every answer still to get, its prompt at four
-/// characters a token and its output at its `max_tokens`, priced at the catalog's
-/// prices (an upper bound for the output).
+/// Tokens a judge prompt adds around the request and the two answers (its
+/// instructions), for the spend estimate made before the answers exist.
+const JUDGE_PROMPT_TOKENS: u64 = 120;
+
+/// The spend a run is expected to reach: every answer still to get, its prompt
+/// estimated as the gateway estimates it and its output at its `max_tokens`; a judge's
+/// prompt as the request plus two answers at their `max_tokens`. Priced at the
+/// catalog's prices (an upper bound for the output).
 pub fn estimate_spend(
     samples: &[Sample],
     pending: &[(usize, &'static str)],
     backends: &dyn Fn(&'static str) -> Option<Arc<Backend>>,
     max_tokens: u32,
-) -> Money {
+) -> Result<Money, EvalError> {
     let mut total = Money::ZERO;
     for &(index, side) in pending {
         let Some(backend) = backends(side) else {
             continue;
         };
         let sample = &samples[index];
-        let input = (sample.prompt_chars() as u64).div_ceil(4) + 8;
+        let input = request_for(sample, &backend, max_tokens)?.estimated_input_tokens();
         let output = u64::from(sample.max_tokens.unwrap_or(max_tokens));
         let (input, output) = if side.starts_with(JUDGE) {
-            (input + 2 * output + 120, 8)
+            (
+                input + 2 * output + JUDGE_PROMPT_TOKENS,
+                u64::from(judge::VERDICT_MAX_TOKENS),
+            )
         } else {
             (input, output)
         };
         total += call::estimate_cost(&backend, input, output);
     }
-    total
+    Ok(total)
 }
 
 fn unix_ms() -> i64 {
@@ -457,20 +465,14 @@ fn prepare(shared: &Shared, samples: &[Sample], job: &Job) -> Result<Option<Prep
             baseline,
             shared.seed,
         );
-        ClientRequest::from_chat(&ChatParts {
-            model: &backend.config.model,
-            system: Some(judge::SYSTEM),
-            messages: &[("user".to_string(), prompt)],
-            max_tokens: Some(16),
-            temperature: Some(0.0),
-        })
-        .map_err(|e| EvalError::Internal(e.to_string()))?
+        judge::request(&backend.config.model, prompt)
+            .map_err(|e| EvalError::Internal(e.to_string()))?
     } else {
         request_for(sample, &backend, shared.max_tokens)?
     };
     let input = (request.estimated_input_tokens()).max(1);
     let output = if job.side.starts_with(JUDGE) {
-        16
+        u64::from(judge::VERDICT_MAX_TOKENS)
     } else {
         u64::from(max_tokens)
     };

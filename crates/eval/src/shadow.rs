@@ -13,7 +13,6 @@ use gateway::runtime::{Backend, Runtime};
 use ledger::ShadowPair;
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use wire::pair::{ChatParts, ClientRequest};
 
 use crate::judge::{self, Case, JudgeMode, JudgeOptions};
 use crate::run::{JUDGE, JUDGE_BASELINE, JUDGE_CANDIDATE};
@@ -82,13 +81,7 @@ pub async fn judge_pairs(
                     break;
                 };
                 let text = judge::prompt(&case, side, &primary, &reference, seed);
-                let Ok(request) = ClientRequest::from_chat(&ChatParts {
-                    model: &backend.config.model,
-                    system: Some(judge::SYSTEM),
-                    messages: &[("user".to_string(), text)],
-                    max_tokens: Some(16),
-                    temperature: Some(0.0),
-                }) else {
+                let Ok(request) = judge::request(&backend.config.model, text) else {
                     break;
                 };
                 match gateway::call::call(&runtime, &backend, &request).await {
@@ -104,8 +97,10 @@ pub async fn judge_pairs(
             }
             let top = f64::from(case.options.scale_max.max(2));
             let difference = match grades.as_slice() {
-                [Some(grade)] => Some(2.0 * grade - 1.0),
-                [Some(primary), Some(reference)] => Some((primary - reference) / (top - 1.0)),
+                [Some(grade)] => Some(judge::pairwise_difference(*grade)),
+                [Some(primary), Some(reference)] => {
+                    Some(judge::scale_difference(*primary, *reference, top))
+                }
                 _ => None,
             };
             JudgedPair {

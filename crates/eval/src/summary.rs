@@ -336,7 +336,10 @@ fn task_report(
     });
     let seed = inputs.seed ^ 0x006a_7564_6765;
     let judged = if !judged_pairwise.is_empty() {
-        let differences: Vec<f64> = judged_pairwise.iter().map(|g| 2.0 * g - 1.0).collect();
+        let differences: Vec<f64> = judged_pairwise
+            .iter()
+            .map(|&g| crate::judge::pairwise_difference(g))
+            .collect();
         let mean = differences.iter().sum::<f64>() / differences.len() as f64;
         Some(Judged {
             mode: "pairwise".to_string(),
@@ -372,10 +375,9 @@ fn task_report(
                     .ok()
             })
             .fold(2.0f64, f64::max);
-        let scale = |g: f64| (g - 1.0) / (top - 1.0);
         let differences: Vec<f64> = judged_scale
             .iter()
-            .map(|&(c, b)| scale(c) - scale(b))
+            .map(|&(c, b)| crate::judge::scale_difference(c, b, top))
             .collect();
         let n = differences.len() as f64;
         Some(Judged {
