@@ -202,7 +202,13 @@ async fn run(
         attempts: *attempts,
         shadow_wants: None,
     };
-    if context.route.shadow.is_some() {
+    let started_at_unix_ms = guard.row().started_at_unix_ms;
+    if let Some(admitted) = shadow.admit(
+        runtime,
+        &context.route,
+        &backend.config.name,
+        started_at_unix_ms,
+    ) {
         let (text, usage, streamed) = match &upstream {
             Upstream::Complete(completed) => (completed.text(format), completed.usage, None),
             Upstream::Stream(_) => {
@@ -211,14 +217,13 @@ async fn run(
                 (None, wire::TokenUsage::default(), Some(streamed))
             }
         };
-        let row = guard.row();
-        shadow.maybe_mirror(
+        shadow.mirror(
+            admitted,
             runtime,
-            &context.route,
             &request,
             crate::shadow::Primary {
                 request_id: context.request_id.clone(),
-                started_at_unix_ms: row.started_at_unix_ms,
+                started_at_unix_ms,
                 task: task.clone(),
                 backend: backend.config.name.clone(),
                 text,

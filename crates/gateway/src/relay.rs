@@ -97,11 +97,8 @@ pub(crate) fn stream_response(
             client_wants_usage: context.client_wants_usage,
             input_estimate: context.input_estimate,
         });
-    if context
-        .shadow_wants
-        .as_ref()
-        .is_some_and(|s| !s.is_closed())
-    {
+    // Only a mirrored stream keeps its text.
+    if context.shadow_wants.is_some() {
         relay.capture_text();
     }
     guard.row().http_status = 200;

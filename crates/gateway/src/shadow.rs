@@ -190,6 +190,14 @@ pub struct ShadowHub {
     tracker: TaskTracker,
 }
 
+/// A copy [`ShadowHub::admit`] let through: it holds one of the route's in-flight slots,
+/// which the copy's task gives back.
+pub struct Admitted {
+    state: Arc<RouteState>,
+    shadow: ShadowConfig,
+    route: String,
+}
+
 /// What the primary answered, for the pair.
 pub struct Primary {
     pub request_id: String,
@@ -270,32 +278,30 @@ impl ShadowHub {
         ((z >> 11) as f64 / (1u64 << 53) as f64) < sample
     }
 
-    /// Mirrors `request` to the route's shadow backend when it is sampled, under the
-    /// cap and a free slot; returns at once.
-    pub fn maybe_mirror(
+    /// Admits a copy of a request `primary_backend` answered on `route` when the route
+    /// shadows, the request is sampled, the month's spend is under the cap and a slot is
+    /// free; the caller then gathers what the pair needs and calls [`ShadowHub::mirror`].
+    /// Unsampled requests stop at the first checks, before any other work.
+    pub fn admit(
         &self,
-        runtime: &Arc<Runtime>,
+        runtime: &Runtime,
         route: &crate::config::RouteConfig,
-        request: &ClientRequest,
-        primary: Primary,
-    ) {
-        let Some(shadow) = &route.shadow else {
-            return;
-        };
+        primary_backend: &str,
+        started_at_unix_ms: i64,
+    ) -> Option<Admitted> {
+        let shadow = route.shadow.as_ref()?;
         // A request that fell back to the reference backend itself has nothing to be
         // compared with.
-        if runtime.backends[shadow.backend].config.name == primary.backend {
-            return;
+        if runtime.backends[shadow.backend].config.name == primary_backend {
+            return None;
         }
         if !self.sampled(shadow.sample) {
-            return;
+            return None;
         }
-        let Some(state) = self.routes.load().get(&route.name).cloned() else {
-            return;
-        };
+        let state = self.routes.load().get(&route.name).cloned()?;
         let counter = |result: &'static str| ::metrics::counter!(SHADOW_REQUESTS, "route" => route.name.clone(), "result" => result);
         // A new month starts the spend again.
-        let start = month_start_ms(primary.started_at_unix_ms);
+        let start = month_start_ms(started_at_unix_ms);
         if state.month.swap(start, Ordering::AcqRel) != start {
             state.spent_nusd.store(0, Ordering::Release);
             state.capped.store(false, Ordering::Release);
@@ -311,7 +317,7 @@ impl ShadowHub {
                 ::metrics::gauge!(SHADOW_CAPPED, "route" => route.name.clone()).set(1.0);
             }
             counter("capped").increment(1);
-            return;
+            return None;
         }
         let taken = state
             .in_flight
@@ -321,15 +327,34 @@ impl ShadowHub {
             .is_ok();
         if !taken {
             counter("dropped").increment(1);
-            return;
+            return None;
         }
+        Some(Admitted {
+            state,
+            shadow: shadow.clone(),
+            route: route.name.clone(),
+        })
+    }
+
+    /// Sends the admitted copy of `request` in the background and stores the pair;
+    /// returns at once.
+    pub fn mirror(
+        &self,
+        admitted: Admitted,
+        runtime: &Arc<Runtime>,
+        request: &ClientRequest,
+        primary: Primary,
+    ) {
+        let Admitted {
+            state,
+            shadow,
+            route: route_name,
+        } = admitted;
         let copy = request.without_stream();
         let prompt = shadow.store_outputs.then(|| request.transcript());
         let runtime = Arc::clone(runtime);
         let store = Arc::clone(&self.store);
         let (pending, flushing) = (Arc::clone(&self.pending), Arc::clone(&self.flushing));
-        let route_name = route.name.clone();
-        let shadow = shadow.clone();
         let mut primary = primary;
         let primary_wait = runtime.backends[shadow.backend].config.timeouts.total;
         self.tracker.spawn(async move {
