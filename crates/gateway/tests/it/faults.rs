@@ -135,15 +135,7 @@ targets = ["primary", "secondary"]
     assert_eq!(failing.state().stats().requests_total, 3);
     assert_eq!(chains[0], "primary:529>secondary:200");
     assert_eq!(chains[9], "primary:open>secondary:200");
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("costfloor_circuit_state{backend=\"primary\"} 1"),
         "{metrics}"

@@ -109,6 +109,18 @@ impl Harness {
             .unwrap()
     }
 
+    /// The gateway's `GET /metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Waits until the ledger holds `count` rows, then returns them in write order.
     pub async fn rows(&self, count: usize) -> Vec<LedgerRow> {
         wait_rows(&self.ledger, count).await

@@ -256,15 +256,7 @@ async fn models_health_readiness_and_metrics() {
     );
     let response = h.post("/v1/chat/completions", chat("auto", "hi", 2)).await;
     assert_eq!(response.status(), 200);
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     for series in [
         "costfloor_requests_total{",
         "costfloor_tokens_total{",

@@ -142,15 +142,7 @@ metrics_url = "http://127.0.0.1:{port}/metrics"
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let samples = ledger::read_samples(&h.ledger, &ledger::ReportFilter::default()).unwrap();
     assert!(samples.is_empty(), "{samples:?}");
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("costfloor_backend_samples_total{backend=\"local\",result=\"error\"}"),
         "{metrics}"

@@ -48,17 +48,6 @@ async fn shadowed(name: &str, shadow: &str) -> (Harness, sim::SimHandle, sim::Si
     (h, primary, reference)
 }
 
-async fn metrics(h: &Harness) -> String {
-    h.client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn pairs_after(h: &Harness, count: usize) -> Vec<ledger::ShadowPair> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -149,7 +138,7 @@ async fn the_cap_stops_sampling_and_says_so() {
     assert!(pairs
         .iter()
         .all(|p| p.primary_output.is_none() && p.shadow_output.is_none()));
-    let metrics = metrics(&h).await;
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("costfloor_shadow_capped{route=\"auto\"} 1"),
         "{metrics}"
@@ -224,7 +213,7 @@ async fn a_hanging_or_failing_shadow_changes_nothing_for_the_client() {
         } else {
             // At most max_in_flight (4) copies wait on the hanging backend; the rest
             // are dropped, not queued.
-            let metrics = metrics(&h).await;
+            let metrics = h.metrics().await;
             assert!(metrics.contains("result=\"dropped\"} 4"), "{metrics}");
         }
     }
