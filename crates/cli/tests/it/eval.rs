@@ -104,6 +104,33 @@ async fn start_sim(dataset: &Path, ttft: Duration) -> sim::SimHandle {
     quality_sim(dataset, 11, accuracy, &[], ttft).await
 }
 
+/// A yes/no dataset of `tasks` (name, samples) in a fresh directory, a sim answering it
+/// with [`ACCURACY`], and a gateway config pointing at the sim.
+struct Labelled {
+    dir: PathBuf,
+    dataset: PathBuf,
+    sim: sim::SimHandle,
+    config: PathBuf,
+}
+
+async fn labelled(name: &str, tasks: &[(&str, usize)], ttft: Duration) -> Labelled {
+    let dir = dir(name);
+    let mut text = String::new();
+    for &(task, count) in tasks {
+        samples(task, count, &mut text);
+    }
+    let dataset = dir.join("dataset.jsonl");
+    std::fs::write(&dataset, &text).unwrap();
+    let sim = start_sim(&dataset, ttft).await;
+    let config = gateway_config(&dir, &sim.base_url());
+    Labelled {
+        dir,
+        dataset,
+        sim,
+        config,
+    }
+}
+
 fn gateway_config(dir: &Path, sim_url: &str) -> PathBuf {
     let path = dir.join("gateway.toml");
     std::fs::write(
@@ -184,15 +211,17 @@ fn task<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eval_recovers_known_accuracies_and_routes_each_task() {
-    let dir = dir("recover");
-    let mut text = String::new();
-    samples("easy", 150, &mut text);
-    samples("hard", 150, &mut text);
-    samples("small", 20, &mut text);
-    let dataset = dir.join("dataset.jsonl");
-    std::fs::write(&dataset, &text).unwrap();
-    let sim = start_sim(&dataset, Duration::from_millis(1)).await;
-    let config = gateway_config(&dir, &sim.base_url());
+    let Labelled {
+        dir,
+        dataset,
+        sim,
+        config,
+    } = labelled(
+        "recover",
+        &[("easy", 150), ("hard", 150), ("small", 20)],
+        Duration::from_millis(1),
+    )
+    .await;
     let out = eval_run(&config, &dataset, &["--concurrency", "16"]);
     assert!(
         out.status.success(),
@@ -343,14 +372,17 @@ fn results_in(db: &Path, run: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stopped_by_a_signal_resumes_without_asking_twice() {
-    let dir = dir("resume");
-    let mut text = String::new();
-    samples("easy", 60, &mut text);
-    samples("hard", 60, &mut text);
-    let dataset = dir.join("dataset.jsonl");
-    std::fs::write(&dataset, &text).unwrap();
-    let sim = start_sim(&dataset, Duration::from_millis(25)).await;
-    let config = gateway_config(&dir, &sim.base_url());
+    let Labelled {
+        dir,
+        dataset,
+        sim,
+        config,
+    } = labelled(
+        "resume",
+        &[("easy", 60), ("hard", 60)],
+        Duration::from_millis(25),
+    )
+    .await;
     let db = dir.join("eval.db");
     let child = Command::new(env!("CARGO_BIN_EXE_costfloor"))
         .args([
@@ -914,12 +946,12 @@ shadow = {{ backend = "haiku", sample = 1.0, monthly_cap_usd = 10, store_outputs
 /// and retried, and `--rpm` spaces the requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_backed_off_and_rpm_is_kept() {
-    let dir = dir("backoff");
-    let mut text = String::new();
-    samples("easy", 10, &mut text);
-    let dataset = dir.join("dataset.jsonl");
-    std::fs::write(&dataset, &text).unwrap();
-    let sim = start_sim(&dataset, Duration::from_millis(1)).await;
+    let Labelled {
+        dir,
+        dataset,
+        sim,
+        config,
+    } = labelled("backoff", &[("easy", 10)], Duration::from_millis(1)).await;
     // Three 429s with retry-after 1 s, then two 529s (Anthropic's overloaded).
     let mut rate_limit = sim::FaultStep::new(sim::FaultKind::RateLimit);
     rate_limit.count = Some(3);
@@ -929,7 +961,6 @@ async fn rate_limits_are_backed_off_and_rpm_is_kept() {
     sim.state().set_faults(sim::FaultPlan {
         steps: vec![rate_limit, overloaded],
     });
-    let config = gateway_config(&dir, &sim.base_url());
     let out = eval_run(&config, &dataset, &["--concurrency", "4"]);
     assert!(
         out.status.success(),
