@@ -7,12 +7,12 @@
 //! paid for; the gateway's shadow task writes one pair per mirrored request.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::{schema, ReportFilter, Result};
+use crate::schema::{self, WriteConnection};
+use crate::{ReportFilter, Result};
 
 /// One evaluation run: its settings are the eval crate's JSON, kept as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,21 +79,19 @@ pub struct ShadowPair {
 /// Reads and writes evaluation runs and their answers.
 #[derive(Debug)]
 pub struct EvalStore {
-    conn: Mutex<Connection>,
+    conn: WriteConnection,
 }
 
 impl EvalStore {
     /// Opens (creating and migrating if needed) the ledger file.
     pub fn open(path: &Path) -> Result<EvalStore> {
         Ok(EvalStore {
-            conn: Mutex::new(schema::open_rw(path)?),
+            conn: WriteConnection::open(path)?,
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn.lock()
     }
 
     /// Records a new run.
@@ -227,21 +225,19 @@ fn result_from_sql(r: &Row<'_>) -> rusqlite::Result<EvalResult> {
 /// The gateway's writer of shadow pairs, and their reader.
 #[derive(Debug)]
 pub struct ShadowStore {
-    conn: Mutex<Connection>,
+    conn: WriteConnection,
 }
 
 impl ShadowStore {
     /// Opens (creating and migrating if needed) the ledger file.
     pub fn open(path: &Path) -> Result<ShadowStore> {
         Ok(ShadowStore {
-            conn: Mutex::new(schema::open_rw(path)?),
+            conn: WriteConnection::open(path)?,
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn.lock()
     }
 
     /// Stores one pair. Blocking: call it off the async runtime.

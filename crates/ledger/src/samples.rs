@@ -5,12 +5,12 @@
 //! connection of their own, off the request path, not through the request queue.
 
 use std::path::Path;
-use std::sync::Mutex;
 
-use rusqlite::{named_params, params, Connection, Row};
+use rusqlite::{named_params, params, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::{schema, ReportFilter, Result};
+use crate::schema::{self, WriteConnection};
+use crate::{ReportFilter, Result};
 
 /// One sample of one backend. Gauges and counters are as the server exported them;
 /// `None` where it exported no such series.
@@ -44,23 +44,20 @@ pub struct BackendSample {
 /// The writing side: one connection, used by the sampler task only.
 #[derive(Debug)]
 pub struct SampleStore {
-    conn: Mutex<Connection>,
+    conn: WriteConnection,
 }
 
 impl SampleStore {
     /// Opens (creating and migrating if needed) the ledger file for writing samples.
     pub fn open(path: &Path) -> Result<SampleStore> {
         Ok(SampleStore {
-            conn: Mutex::new(schema::open_rw(path)?),
+            conn: WriteConnection::open(path)?,
         })
     }
 
     /// Writes `samples` in one transaction. Blocking: call it off the async runtime.
     pub fn insert(&self, samples: &[BackendSample]) -> Result<()> {
-        let mut conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(

@@ -159,6 +159,24 @@ pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A write connection of its own (samples, eval results, shadow pairs: off the request
+/// queue), behind a mutex; a poisoned lock is taken over.
+#[derive(Debug)]
+pub(crate) struct WriteConnection(std::sync::Mutex<Connection>);
+
+impl WriteConnection {
+    /// Opens (creating and migrating if needed) the ledger file.
+    pub(crate) fn open(path: &Path) -> Result<WriteConnection> {
+        Ok(WriteConnection(std::sync::Mutex::new(open_rw(path)?)))
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Opens an existing, fully migrated ledger read-only.
 pub(crate) fn open_ro(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
