@@ -103,8 +103,6 @@ pub struct Outcome {
     pub ending: Ending,
     /// Requests sent this time (retries included).
     pub requests: u64,
-    /// Answers skipped because a stored one exists (a resumed run).
-    pub already_stored: u64,
     pub spent: Money,
 }
 
@@ -313,7 +311,6 @@ pub async fn run(
         progress_tx,
         outputs: Mutex::new(outputs),
     });
-    let already_stored = stored_keys.len() as u64;
     // Answers first, judges after: a judge needs both answers.
     let (answers, judges): (Vec<_>, Vec<_>) = jobs
         .into_iter()
@@ -336,7 +333,6 @@ pub async fn run(
     Ok(Outcome {
         ending,
         requests: shared.requests.load(Ordering::Acquire),
-        already_stored,
         spent: Money::from_nano_usd(shared.spent_nusd.load(Ordering::Acquire)),
     })
 }

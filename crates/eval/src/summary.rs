@@ -288,12 +288,7 @@ fn task_report(
     }
     let samples = by_sample.len() as u64;
     // Paired binary outcomes.
-    let mut counts = PairedCounts {
-        both: 0,
-        candidate_only: 0,
-        baseline_only: 0,
-        neither: 0,
-    };
+    let mut counts = PairedCounts::default();
     let mut judged_pairwise = Vec::new();
     let mut judged_scale = Vec::new();
     for sides in by_sample.values() {
@@ -304,12 +299,7 @@ fn task_report(
                 .and_then(|r| r.correct)
         };
         if let (Some(c), Some(b)) = (graded(CANDIDATE), graded(BASELINE)) {
-            match (c, b) {
-                (true, true) => counts.both += 1,
-                (true, false) => counts.candidate_only += 1,
-                (false, true) => counts.baseline_only += 1,
-                (false, false) => counts.neither += 1,
-            }
+            counts.record(c, b);
         }
         let grade = |side: &str| {
             sides
@@ -332,7 +322,7 @@ fn task_report(
         neither: counts.neither,
         difference: counts.difference(),
         difference_interval: stats::paired_difference_interval(&counts, CONFIDENCE),
-        mcnemar_p: stats::mcnemar_exact(counts.candidate_only, counts.baseline_only),
+        mcnemar_p: counts.mcnemar_p(),
     });
     let seed = inputs.seed ^ 0x006a_7564_6765;
     let judged = if !judged_pairwise.is_empty() {
@@ -425,9 +415,11 @@ fn task_report(
     let n = paired
         .as_ref()
         .map_or_else(|| judged.as_ref().map_or(0, |j| j.n), |p| p.n);
-    let discordant = paired.as_ref().map_or(max_gap, |p| {
-        (p.candidate_only + p.baseline_only) as f64 / p.n as f64
-    });
+    let discordant = if paired.is_some() {
+        counts.discordant_fraction()
+    } else {
+        max_gap
+    };
     let needed =
         stats::samples_for_power(max_gap, discordant.max(max_gap), 1.0 - CONFIDENCE, POWER);
     let enough = needed.is_some_and(|needed| n >= needed);

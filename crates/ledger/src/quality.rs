@@ -240,11 +240,6 @@ impl ShadowStore {
         self.conn.lock()
     }
 
-    /// Stores one pair. Blocking: call it off the async runtime.
-    pub fn insert(&self, pair: &ShadowPair) -> Result<()> {
-        self.insert_many(std::slice::from_ref(pair))
-    }
-
     /// Stores `pairs` in one transaction. Blocking: call it off the async runtime.
     pub fn insert_many(&self, pairs: &[ShadowPair]) -> Result<()> {
         let mut conn = self.conn();
@@ -437,12 +432,14 @@ mod tests {
             shadow_latency_us: 5,
             shadow_error: None,
         };
-        shadows.insert(&pair).unwrap();
         shadows
-            .insert(&ShadowPair {
-                started_at_unix_ms: 5_000,
-                ..pair.clone()
-            })
+            .insert_many(&[
+                pair.clone(),
+                ShadowPair {
+                    started_at_unix_ms: 5_000,
+                    ..pair.clone()
+                },
+            ])
             .unwrap();
         assert_eq!(shadows.spend_since("simple", 0).unwrap(), 26);
         assert_eq!(shadows.spend_since("simple", 2_000).unwrap(), 13);
