@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::{BackendProtocol, ClientFormat, RequestError};
 use crate::json::to_vec;
+use crate::translate::{media, tools};
 use crate::{anthropic, openai, translate};
 
 /// The metadata key that labels a request's task; removed before it goes upstream.
@@ -266,6 +267,91 @@ impl ClientRequest {
                             message.role
                         ));
                     }
+                }
+            }
+        }
+        self.check_tools_and_media().map_err(RequestError::invalid)
+    }
+
+    /// The checks both APIs make on tools, tool results and media, so that a bad
+    /// request is refused in the client's shape before it goes anywhere.
+    fn check_tools_and_media(&self) -> Result<(), String> {
+        let mut pending = tools::PendingCalls::default();
+        match self {
+            ClientRequest::OpenAi(r) => {
+                if let Some(list) = r.extra.get("tools").filter(|t| !t.is_null()) {
+                    tools::check_openai_tools(list)?;
+                }
+                for (index, message) in r.messages.iter().enumerate() {
+                    match message.role.as_str() {
+                        "assistant" => pending.assistant_turn(tools::openai_call_ids(
+                            message.tool_calls.as_deref().unwrap_or_default(),
+                        )),
+                        "tool" => {
+                            let id = message.tool_call_id.as_deref().ok_or_else(|| {
+                                format!("messages[{index}].tool_call_id: Field required for a `tool` message")
+                            })?;
+                            if !pending.answers(id) {
+                                return Err(format!(
+                                    "messages[{index}].tool_call_id: `{id}` answers no tool call of the preceding assistant message"
+                                ));
+                            }
+                        }
+                        _ => pending.assistant_turn([]),
+                    }
+                    if let Some(openai::MessageContent::Parts(parts)) = &message.content {
+                        for (part_index, part) in parts.iter().enumerate() {
+                            if let openai::ContentPart::Other(value) = part {
+                                if let Some(url) = value.pointer("/image_url/url") {
+                                    let url = url.as_str().unwrap_or_default();
+                                    media::check_image_url(url).map_err(|e| {
+                                        format!("messages[{index}].content[{part_index}].image_url.url: {e}")
+                                    })?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            ClientRequest::Anthropic(r) => {
+                if let Some(list) = r.extra.get("tools").filter(|t| !t.is_null()) {
+                    tools::check_anthropic_tools(list)?;
+                }
+                for (index, message) in r.messages.iter().enumerate() {
+                    let blocks = match &message.content {
+                        anthropic::MessageContent::Blocks(blocks) => blocks.as_slice(),
+                        anthropic::MessageContent::Text(_) => &[],
+                    };
+                    let mut stray = Vec::new();
+                    for (block_index, block) in blocks.iter().enumerate() {
+                        let path = format!("messages.{index}.content.{block_index}");
+                        match block {
+                            anthropic::ContentBlock::Image { source, .. }
+                            | anthropic::ContentBlock::Document { source, .. } => {
+                                media::check_anthropic_source(block.kind(), source)
+                                    .map_err(|e| format!("{path}.{e}"))?;
+                            }
+                            anthropic::ContentBlock::ToolResult { tool_use_id, .. }
+                                if !pending.answers(tool_use_id) =>
+                            {
+                                stray.push(tool_use_id.as_str());
+                            }
+                            _ => {}
+                        }
+                    }
+                    if !stray.is_empty() {
+                        return Err(format!(
+                            "messages.{index}.content: unexpected `tool_use_id` found in `tool_result` blocks: {}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message.",
+                            stray.join(", ")
+                        ));
+                    }
+                    let ids = blocks.iter().filter_map(|block| match block {
+                        anthropic::ContentBlock::ToolUse { id, .. } if message.role == "assistant" => {
+                            Some(id.as_str())
+                        }
+                        _ => None,
+                    });
+                    pending.assistant_turn(ids);
                 }
             }
         }

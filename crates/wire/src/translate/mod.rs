@@ -1,14 +1,17 @@
 //! Translation between the OpenAI and Anthropic formats: requests, responses, streams, plus token estimates.
 //!
 //! Only what has the same meaning on both sides is translated: text
-//! conversations, sampling parameters, stop sequences, streaming and usage.
-//! Requests with images, documents, tools, structured output, several choices
-//! and the like are refused with [`Unsupported`], naming the field, rather than
-//! silently sent without it.
+//! conversations, sampling parameters, stop sequences, streaming and usage, tool
+//! use ([`tools`]: definitions, `tool_choice`, calls and results, streamed too),
+//! images and PDFs ([`media`]). Structured output, several choices, server tools,
+//! uploaded-file references and the like are refused with [`Unsupported`], naming
+//! the field, rather than silently sent without it.
 
+pub mod media;
 mod request;
 mod response;
 mod stream;
+pub mod tools;
 
 use std::fmt;
 

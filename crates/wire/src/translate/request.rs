@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Unsupported;
+use super::{media, tools, Unsupported};
 use crate::anthropic;
 use crate::openai;
 
@@ -36,7 +36,18 @@ pub fn openai_to_anthropic_request(
         )));
     }
     let mut top_k = None;
+    let mut tools = Vec::new();
     for (key, value) in &request.extra {
+        if key == "tools" && !value.is_null() {
+            let Some(list) = value.as_array() else {
+                return Err(Unsupported::new("`tools` must be an array"));
+            };
+            tools = tools::openai_tools_to_anthropic(list)?;
+            continue;
+        }
+        if matches!(key.as_str(), "tool_choice" | "parallel_tool_calls") {
+            continue;
+        }
         if key == "top_k" && !value.is_null() {
             let parsed = value
                 .as_u64()
@@ -52,24 +63,87 @@ pub fn openai_to_anthropic_request(
         }
         check_openai_field(key, value)?;
     }
+    let parallel_tool_calls = request.extra.get("parallel_tool_calls").and_then(Value::as_bool);
+    let tool_choice = if tools.is_empty() {
+        match request.extra.get("tool_choice").and_then(Value::as_str) {
+            None | Some("none" | "auto") => None,
+            Some(_) => {
+                return Err(Unsupported::new(
+                    "`tool_choice` names or requires a tool, but `tools` is empty",
+                ))
+            }
+        }
+    } else {
+        tools::openai_tool_choice_to_anthropic(
+            request.extra.get("tool_choice"),
+            parallel_tool_calls,
+        )?
+    };
 
     let mut system_texts = Vec::new();
-    let mut messages = Vec::with_capacity(request.messages.len());
+    let mut messages: Vec<anthropic::Message> = Vec::with_capacity(request.messages.len());
+    // Whether the last message holds the tool results of the turn before it, so
+    // that the next results and the user's own words join it.
+    let mut last_is_results = false;
     for (message_index, message) in request.messages.iter().enumerate() {
         check_openai_message_fields(message_index, message)?;
         match message.role.as_str() {
             "system" | "developer" => {
                 system_texts.push(openai_text_only(message_index, message)?);
             }
-            "user" | "assistant" => messages.push(anthropic::Message {
-                role: message.role.clone(),
-                content: openai_content_to_anthropic(message_index, message)?,
-                extra: Map::new(),
-            }),
-            "tool" | "function" => {
+            "assistant" => {
+                last_is_results = false;
+                messages.push(anthropic::Message {
+                    role: message.role.clone(),
+                    content: openai_assistant_to_anthropic(message_index, message)?,
+                    extra: Map::new(),
+                });
+            }
+            "user" => {
+                let content = openai_content_to_anthropic(message_index, message)?;
+                match messages.last_mut() {
+                    Some(previous) if last_is_results => {
+                        let blocks = blocks_of(&mut previous.content);
+                        match content {
+                            anthropic::MessageContent::Text(text) => {
+                                blocks.push(anthropic::ContentBlock::text(&text))
+                            }
+                            anthropic::MessageContent::Blocks(more) => blocks.extend(more),
+                        }
+                    }
+                    _ => messages.push(anthropic::Message {
+                        role: message.role.clone(),
+                        content,
+                        extra: Map::new(),
+                    }),
+                }
+                last_is_results = false;
+            }
+            "tool" => {
+                let path = format!("messages[{message_index}]");
+                let tool_use_id = message.tool_call_id.clone().ok_or_else(|| {
+                    Unsupported::new(format!("{path}.tool_call_id is missing"))
+                })?;
+                let text = tools::openai_tool_message_text(&path, message.content.as_ref())?;
+                let block = anthropic::ContentBlock::ToolResult {
+                    tool_use_id,
+                    content: Some(Value::String(text)),
+                    is_error: None,
+                    extra: Map::new(),
+                };
+                match messages.last_mut() {
+                    Some(previous) if last_is_results => blocks_of(&mut previous.content).push(block),
+                    _ => messages.push(anthropic::Message {
+                        role: "user".to_owned(),
+                        content: anthropic::MessageContent::Blocks(vec![block]),
+                        extra: Map::new(),
+                    }),
+                }
+                last_is_results = true;
+            }
+            "function" => {
                 return Err(Unsupported::new(format!(
-                    "messages[{message_index}].role = {:?}: tool results cannot be translated",
-                    message.role
+                    "messages[{message_index}].role = \"function\": the deprecated function-call form cannot be translated; use `tool` messages"
                 )))
             }
             other => {
@@ -106,8 +180,53 @@ pub fn openai_to_anthropic_request(
         stop_sequences,
         stream: request.stream,
         metadata,
-        extra: Map::new(),
+        extra: anthropic_tool_fields(tools, tool_choice),
     })
+}
+
+fn anthropic_tool_fields(tools: Vec<Value>, tool_choice: Option<Value>) -> Map<String, Value> {
+    let mut extra = Map::new();
+    if !tools.is_empty() {
+        extra.insert("tools".to_owned(), Value::Array(tools));
+        if let Some(choice) = tool_choice {
+            extra.insert("tool_choice".to_owned(), choice);
+        }
+    }
+    extra
+}
+
+/// The blocks of a message's content, turning string content into one text block.
+fn blocks_of(content: &mut anthropic::MessageContent) -> &mut Vec<anthropic::ContentBlock> {
+    if let anthropic::MessageContent::Text(text) = content {
+        let block = anthropic::ContentBlock::text(text);
+        *content = anthropic::MessageContent::Blocks(vec![block]);
+    }
+    match content {
+        anthropic::MessageContent::Blocks(blocks) => blocks,
+        anthropic::MessageContent::Text(_) => unreachable!("text content was just replaced"),
+    }
+}
+
+/// An OpenAI assistant message as Anthropic content: its text, then a `tool_use`
+/// block per tool call.
+fn openai_assistant_to_anthropic(
+    message_index: usize,
+    message: &openai::Message,
+) -> Result<anthropic::MessageContent, Unsupported> {
+    let calls = message.tool_calls.as_deref().unwrap_or_default();
+    if calls.is_empty() {
+        return openai_content_to_anthropic(message_index, message);
+    }
+    let mut blocks = Vec::with_capacity(calls.len() + 1);
+    let text = openai_text_only(message_index, message)?;
+    if !text.is_empty() {
+        blocks.push(anthropic::ContentBlock::text(&text));
+    }
+    for (call_index, call) in calls.iter().enumerate() {
+        let path = format!("messages[{message_index}].tool_calls[{call_index}]");
+        blocks.push(tools::openai_tool_call_to_tool_use(&path, call)?);
+    }
+    Ok(anthropic::MessageContent::Blocks(blocks))
 }
 
 /// Translates an Anthropic request for an OpenAI-compatible backend.
@@ -128,8 +247,36 @@ pub fn openai_to_anthropic_request(
 pub fn anthropic_to_openai_request(
     request: &anthropic::MessagesRequest,
 ) -> Result<openai::ChatRequest, Unsupported> {
+    let mut extra = Map::new();
     for (key, value) in &request.extra {
-        check_anthropic_field(key, value)?;
+        match key.as_str() {
+            "tools" if !value.is_null() => {
+                let Some(list) = value.as_array() else {
+                    return Err(Unsupported::new("`tools` must be a list"));
+                };
+                if !list.is_empty() {
+                    let tools = tools::anthropic_tools_to_openai(list)?;
+                    extra.insert("tools".to_owned(), Value::Array(tools));
+                }
+            }
+            "tool_choice" if !value.is_null() => {}
+            _ => check_anthropic_field(key, value)?,
+        }
+    }
+    if let Some(choice) = request.extra.get("tool_choice").filter(|c| !c.is_null()) {
+        let (choice, parallel) = tools::anthropic_tool_choice_to_openai(choice)?;
+        if extra.contains_key("tools") {
+            if let Some(choice) = choice {
+                extra.insert("tool_choice".to_owned(), choice);
+            }
+            if let Some(parallel) = parallel {
+                extra.insert("parallel_tool_calls".to_owned(), Value::Bool(parallel));
+            }
+        } else if !matches!(choice.as_ref().and_then(Value::as_str), Some("auto" | "none")) {
+            return Err(Unsupported::new(
+                "`tool_choice` names or requires a tool, but `tools` is empty",
+            ));
+        }
     }
 
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
@@ -144,22 +291,25 @@ pub fn anthropic_to_openai_request(
         _ => {}
     }
     for (message_index, message) in request.messages.iter().enumerate() {
-        if message.role != "user" && message.role != "assistant" {
-            return Err(Unsupported::new(format!(
-                "messages[{message_index}].role = {:?}: expected user or assistant",
-                message.role
-            )));
-        }
-        let text = match &message.content {
-            anthropic::MessageContent::Text(text) => text.clone(),
-            anthropic::MessageContent::Blocks(blocks) => {
-                anthropic_blocks_text(blocks, &format!("messages[{message_index}].content"))?
+        let path = format!("messages.{message_index}.content");
+        match (message.role.as_str(), &message.content) {
+            ("user" | "assistant", anthropic::MessageContent::Text(text)) => {
+                messages.push(openai::Message::text(&message.role, text));
             }
-        };
-        messages.push(openai::Message::text(&message.role, &text));
+            ("assistant", anthropic::MessageContent::Blocks(blocks)) => {
+                messages.push(anthropic_assistant_to_openai(&path, blocks)?);
+            }
+            ("user", anthropic::MessageContent::Blocks(blocks)) => {
+                anthropic_user_to_openai(&path, blocks, &mut messages)?;
+            }
+            (role, _) => {
+                return Err(Unsupported::new(format!(
+                    "messages[{message_index}].role = {role:?}: expected user or assistant"
+                )))
+            }
+        }
     }
 
-    let mut extra = Map::new();
     if let Some(top_k) = request.top_k {
         extra.insert("top_k".to_owned(), Value::from(top_k));
     }
@@ -190,6 +340,109 @@ pub fn anthropic_to_openai_request(
         extra,
         ..openai::ChatRequest::default()
     })
+}
+
+/// An Anthropic assistant turn as one OpenAI assistant message: its text blocks
+/// joined as `content`, its `tool_use` blocks as `tool_calls`.
+fn anthropic_assistant_to_openai(
+    path: &str,
+    blocks: &[anthropic::ContentBlock],
+) -> Result<openai::Message, Unsupported> {
+    let mut texts = Vec::new();
+    let mut calls = Vec::new();
+    for (block_index, block) in blocks.iter().enumerate() {
+        match block {
+            anthropic::ContentBlock::Text { text, .. } => texts.push(text.as_str()),
+            anthropic::ContentBlock::ToolUse {
+                id, name, input, ..
+            } => calls.push(tools::tool_use_to_openai_call(id, name, input)),
+            other => {
+                return Err(Unsupported::new(format!(
+                    "{path}[{block_index}]: `{}` blocks in assistant turns have no OpenAI equivalent; text and tool_use are translated",
+                    other.kind()
+                )))
+            }
+        }
+    }
+    let text = texts.join(TEXT_JOINER);
+    Ok(openai::Message {
+        role: "assistant".to_owned(),
+        content: (!text.is_empty() || calls.is_empty()).then(|| openai::MessageContent::Text(text)),
+        tool_calls: (!calls.is_empty()).then_some(calls),
+        ..openai::Message::default()
+    })
+}
+
+/// An Anthropic user turn as OpenAI messages: a `tool` message per `tool_result`
+/// (in order, first), then a user message with the rest, as one string when it
+/// is all text and as parts when it holds images or documents.
+fn anthropic_user_to_openai(
+    path: &str,
+    blocks: &[anthropic::ContentBlock],
+    messages: &mut Vec<openai::Message>,
+) -> Result<(), Unsupported> {
+    let mut parts = Vec::new();
+    let mut all_text = true;
+    for (block_index, block) in blocks.iter().enumerate() {
+        let block_path = format!("{path}.{block_index}");
+        match block {
+            anthropic::ContentBlock::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+                ..
+            } => {
+                let text = tools::tool_result_text(
+                    &block_path,
+                    content.as_ref(),
+                    is_error.unwrap_or(false),
+                )?;
+                messages.push(openai::Message {
+                    role: "tool".to_owned(),
+                    content: Some(openai::MessageContent::Text(text)),
+                    tool_call_id: Some(tool_use_id.clone()),
+                    ..openai::Message::default()
+                });
+            }
+            anthropic::ContentBlock::Text { text, .. } => parts.push(openai::ContentPart::Text {
+                text: text.clone(),
+                extra: Map::new(),
+            }),
+            anthropic::ContentBlock::Image { source, extra }
+            | anthropic::ContentBlock::Document { source, extra } => {
+                all_text = false;
+                let part = media::anthropic_media_to_openai(&block_path, block.kind(), source, extra)?;
+                parts.push(openai::ContentPart::Other(part));
+            }
+            other => {
+                return Err(Unsupported::new(format!(
+                    "{path}[{block_index}]: `{}` blocks have no OpenAI equivalent here; text, image, document and tool_result are translated",
+                    other.kind()
+                )))
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let content = if all_text {
+        let texts: Vec<&str> = parts
+            .iter()
+            .filter_map(|part| match part {
+                openai::ContentPart::Text { text, .. } => Some(text.as_str()),
+                openai::ContentPart::Other(_) => None,
+            })
+            .collect();
+        openai::MessageContent::Text(texts.join(TEXT_JOINER))
+    } else {
+        openai::MessageContent::Parts(parts)
+    };
+    messages.push(openai::Message {
+        role: "user".to_owned(),
+        content: Some(content),
+        ..openai::Message::default()
+    });
+    Ok(())
 }
 
 /// A short, single-line rendering of a JSON value for error messages.
@@ -254,25 +507,11 @@ fn check_openai_field(key: &str, value: &Value) -> Result<(), Unsupported> {
     }
 }
 
-/// Refuses message fields that carry tool or audio exchanges.
+/// Refuses message fields that carry the deprecated function-call or audio exchanges.
 fn check_openai_message_fields(
     message_index: usize,
     message: &openai::Message,
 ) -> Result<(), Unsupported> {
-    if message
-        .tool_calls
-        .as_ref()
-        .is_some_and(|calls| !calls.is_empty())
-    {
-        return Err(Unsupported::new(format!(
-            "messages[{message_index}].tool_calls: tool calls cannot be translated"
-        )));
-    }
-    if message.tool_call_id.is_some() {
-        return Err(Unsupported::new(format!(
-            "messages[{message_index}].tool_call_id: tool results cannot be translated"
-        )));
-    }
     for key in ["function_call", "audio"] {
         if message.extra.get(key).is_some_and(|value| !value.is_null()) {
             return Err(Unsupported::new(format!(
@@ -323,6 +562,13 @@ fn openai_content_to_anthropic(
                 match part {
                     openai::ContentPart::Text { text, .. } => {
                         blocks.push(anthropic::ContentBlock::text(text))
+                    }
+                    openai::ContentPart::Other(value) if message.role == "user" => {
+                        let path = format!("messages[{message_index}].content[{part_index}]");
+                        let block = media::openai_part_to_anthropic(&path, value)?;
+                        blocks.push(serde_json::from_value(block).map_err(|e| {
+                            Unsupported::new(format!("{path}: {e}"))
+                        })?);
                     }
                     openai::ContentPart::Other(_) => {
                         return Err(unsupported_part(message_index, part_index, part.kind()))
@@ -474,10 +720,14 @@ mod tests {
         let cases = [
             (json!({"n": 2}), "`n` = 2"),
             (
-                json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
-                "`tools`",
+                json!({"tools": [{"type": "custom", "custom": {"name": "f"}}]}),
+                "tools[0].type = \"custom\"",
             ),
             (json!({"tool_choice": "required"}), "`tool_choice`"),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]}),
+                "tools[0].function.parameters",
+            ),
             (
                 json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
                 "`response_format`",
@@ -508,20 +758,20 @@ mod tests {
     fn openai_to_anthropic_refuses_untranslatable_messages() {
         let cases = [
             (
-                json!({"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}),
-                "messages[0].content[1]: `image_url` parts",
+                json!({"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,%%"}}]}),
+                "messages[0].content[1].image_url.url: the data is not valid base64",
             ),
             (
                 json!({"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}),
                 "`input_audio`",
             ),
             (
-                json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}),
-                "messages[0].tool_calls",
+                json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1, 2]"}}]}),
+                "messages[0].tool_calls[0].function.arguments",
             ),
             (
-                json!({"role": "tool", "tool_call_id": "c", "content": "1"}),
-                "messages[0].tool_call_id",
+                json!({"role": "tool", "content": "1"}),
+                "messages[0].tool_call_id is missing",
             ),
             (
                 json!({"role": "function", "name": "f", "content": "1"}),
@@ -611,20 +861,20 @@ mod tests {
     fn anthropic_to_openai_refusals_name_the_field() {
         let message_cases = [
             (
-                json!({"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "x"}}]}),
-                "messages[0].content[0]: `image` blocks",
+                json!({"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}),
+                "messages.0.content.0: a `image` block with source.type `file`",
             ),
             (
-                json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "document", "source": {}}]}),
-                "messages[0].content[1]: `document`",
+                json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]}),
+                "messages.0.content.1: a `document` block",
             ),
             (
-                json!({"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}),
-                "`tool_use`",
+                json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}]}),
+                "messages.0.content.0.content.0: `image` blocks in tool results",
             ),
             (
-                json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "1"}]}),
-                "`tool_result`",
+                json!({"role": "user", "content": [{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]}),
+                "`server_tool_use` blocks",
             ),
             (
                 json!({"role": "assistant", "content": [{"type": "thinking", "thinking": "x", "signature": "s"}]}),
@@ -642,8 +892,8 @@ mod tests {
         }
         let field_cases = [
             (
-                json!({"tools": [{"name": "f", "input_schema": {}}]}),
-                "`tools`",
+                json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+                "tools.0.type = \"web_search_20250305\"",
             ),
             (json!({"tool_choice": {"type": "any"}}), "`tool_choice`"),
             (
@@ -665,6 +915,109 @@ mod tests {
             let error = anthropic_to_openai_request(&anthropic_request(body)).unwrap_err();
             assert!(error.what.contains(needle), "{needle}: {}", error.what);
         }
+    }
+
+
+    /// An agent's conversation with two parallel tool calls, one failing, an image
+    /// and a named tool choice, as the OpenAI reference and Anthropic's tool-use
+    /// guide write them.
+    #[test]
+    fn tool_conversation_translates_both_ways() {
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        let original = openai_request(json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "Use the tools."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather in Paris and Oslo? Here is a map."},
+                    {"type": "image_url", "image_url": {"url": png}}
+                ]},
+                {"role": "assistant", "content": "Checking.", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+                {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "Error: "}, {"type": "text", "text": "unknown city"}]},
+                {"role": "user", "content": "Thanks."}
+            ],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": false,
+            "max_tokens": 50
+        }));
+        let anthropic = openai_to_anthropic_request(&original, 100).unwrap();
+        let value = serde_json::to_value(&anthropic).unwrap();
+        assert_eq!(
+            value["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather in Paris and Oslo? Here is a map."},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"city": "Oslo"}}
+                ]},
+                // Both results and the user's words in the one user turn that follows.
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"},
+                    {"type": "tool_result", "tool_use_id": "call_2", "content": "Error: unknown city"},
+                    {"type": "text", "text": "Thanks."}
+                ]}
+            ])
+        );
+        assert_eq!(
+            value["tool_choice"],
+            json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(value["tools"][0]["input_schema"]["properties"]["city"]["type"], "string");
+
+        let back = anthropic_to_openai_request(&anthropic).unwrap();
+        let back = serde_json::to_value(&back).unwrap();
+        assert_eq!(
+            back["messages"],
+            json!([
+                {"role": "system", "content": "Use the tools."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather in Paris and Oslo? Here is a map."},
+                    {"type": "image_url", "image_url": {"url": png}}
+                ]},
+                {"role": "assistant", "content": "Checking.", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+                {"role": "tool", "tool_call_id": "call_2", "content": "Error: unknown city"},
+                {"role": "user", "content": "Thanks."}
+            ])
+        );
+        assert_eq!(back["tools"], original.extra["tools"]);
+        assert_eq!(back["tool_choice"], original.extra["tool_choice"]);
+        assert_eq!(back["parallel_tool_calls"], json!(false));
+    }
+
+    #[test]
+    fn anthropic_error_results_and_tool_only_turns_reach_openai() {
+        let request = anthropic_request(json!({
+            "model": "m", "max_tokens": 10,
+            "tools": [{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "timeout", "is_error": true}]}
+            ]
+        }));
+        let translated = serde_json::to_value(anthropic_to_openai_request(&request).unwrap()).unwrap();
+        assert_eq!(
+            translated["messages"],
+            json!([
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: timeout"}
+            ])
+        );
+        assert_eq!(translated["tools"], json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]));
     }
 
     #[test]
