@@ -108,7 +108,7 @@ impl AnthropicStreamUsage {
 ///
 /// Usage comes from whichever chunk carries it (normally the `choices: []`
 /// chunk before `[DONE]`); a later one replaces an earlier one. Non-empty
-/// content deltas are counted so that the output can be estimated when no
+/// content and tool-call deltas are counted so that the output can be estimated when no
 /// usage arrives (the server ignores `include_usage`, or the stream broke):
 /// one token per delta chunk, a documented approximation since servers
 /// usually send one token per chunk.
@@ -142,6 +142,8 @@ struct ChoicePeek<'a> {
 struct DeltaPeek<'a> {
     #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<&'a serde_json::value::RawValue>,
 }
 
 impl OpenAiStreamUsage {
@@ -171,6 +173,11 @@ impl OpenAiStreamUsage {
                     .content
                     .as_deref()
                     .is_some_and(|text| !text.is_empty())
+                    || choice
+                        .delta
+                        .tool_calls
+                        .as_ref()
+                        .is_some_and(|calls| !calls.is_empty())
             })
             .count();
         self.content_chunks += with_content as u64;
@@ -194,11 +201,10 @@ impl OpenAiStreamUsage {
             .iter()
             .flatten()
             .filter(|choice| {
-                choice
-                    .delta
-                    .as_ref()
-                    .and_then(|delta| delta.content.as_deref())
-                    .is_some_and(|text| !text.is_empty())
+                choice.delta.as_ref().is_some_and(|delta| {
+                    delta.content.as_deref().is_some_and(|text| !text.is_empty())
+                        || delta.tool_calls.is_some_and(|calls| calls.get() != "[]")
+                })
             })
             .count();
         self.content_chunks += with_content as u64;
@@ -246,10 +252,12 @@ impl OpenAiStreamUsage {
 /// Emits a first chunk with `role: assistant` on `message_start`, one chunk
 /// per text delta, a chunk with `finish_reason` on `message_delta`, and on
 /// `message_stop` the usage chunk (`choices: []`, only when the client asked
-/// for `include_usage`) followed by `data: [DONE]`. Tool-use and thinking
-/// blocks are not streamed (requests with tools are refused before this
-/// point). An `error` event becomes an OpenAI mid-stream error frame and ends
-/// the stream.
+/// for `include_usage`) followed by `data: [DONE]`. A `tool_use` block becomes
+/// a tool call: its `content_block_start` a `tool_calls[i]` delta with the `id`
+/// and name, each `input_json_delta` an `arguments` delta of the same `i`, the
+/// calls numbered from 0 in block order, so text and several tools can
+/// interleave. Thinking blocks are not streamed. An `error` event becomes an
+/// OpenAI mid-stream error frame and ends the stream.
 #[derive(Debug, Clone)]
 pub struct AnthropicToOpenAiStream {
     id: String,
@@ -260,6 +268,54 @@ pub struct AnthropicToOpenAiStream {
     role_sent: bool,
     finish_sent: bool,
     done: bool,
+    tools: ToolCalls,
+}
+
+/// The tool calls of one streamed message: which block or index each is, and
+/// its arguments so far, to count the ones that end as invalid JSON.
+#[derive(Debug, Clone, Default)]
+struct ToolCalls {
+    calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone)]
+struct ToolCall {
+    /// The OpenAI `tool_calls[].index` (numbered from 0 on the Anthropic side).
+    openai_index: u64,
+    /// The Anthropic content block index.
+    block: u32,
+    arguments: String,
+    closed: bool,
+}
+
+impl ToolCalls {
+    fn by_block(&mut self, block: u32) -> Option<&mut ToolCall> {
+        self.calls.iter_mut().find(|call| call.block == block)
+    }
+
+    fn by_openai_index(&mut self, index: u64) -> Option<&mut ToolCall> {
+        self.calls.iter_mut().find(|call| call.openai_index == index)
+    }
+
+    fn push(&mut self, openai_index: u64, block: u32) {
+        self.calls.push(ToolCall {
+            openai_index,
+            block,
+            arguments: String::new(),
+            closed: false,
+        });
+    }
+
+    /// The calls whose arguments are not a JSON value (an empty string counts as `{}`).
+    fn invalid(&self) -> u64 {
+        self.calls
+            .iter()
+            .filter(|call| {
+                let text = call.arguments.trim();
+                !text.is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+            })
+            .count() as u64
+    }
 }
 
 impl AnthropicToOpenAiStream {
@@ -275,7 +331,14 @@ impl AnthropicToOpenAiStream {
             role_sent: false,
             finish_sent: false,
             done: false,
+            tools: ToolCalls::default(),
         }
+    }
+
+    /// Tool calls whose arguments were not valid JSON when the stream ended
+    /// (passed on as they were).
+    pub fn invalid_tool_arguments(&self) -> u64 {
+        self.tools.invalid()
     }
 
     /// Translates one upstream event into zero or more frames for the client.
@@ -295,6 +358,14 @@ impl AnthropicToOpenAiStream {
                 delta: BlockDelta::TextDelta { text },
                 ..
             } => self.push_text(&mut frames, text),
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block: ContentBlock::ToolUse { id, name, input, .. },
+            } => self.push_tool_start(&mut frames, *index, id, name, input),
+            StreamEvent::ContentBlockDelta {
+                index,
+                delta: BlockDelta::InputJsonDelta { partial_json },
+            } => self.push_tool_arguments(&mut frames, *index, partial_json),
             StreamEvent::MessageDelta { delta, .. } => {
                 if let Some(reason) = &delta.stop_reason {
                     self.push_finish(&mut frames, anthropic_stop_to_openai_finish(reason));
@@ -407,6 +478,59 @@ impl AnthropicToOpenAiStream {
         frames.push(self.chunk_frame(delta, None));
     }
 
+    fn push_tool_start(
+        &mut self,
+        frames: &mut Vec<Bytes>,
+        block: u32,
+        id: &str,
+        name: &str,
+        input: &serde_json::Value,
+    ) {
+        self.push_role(frames);
+        if self.finish_sent || self.tools.by_block(block).is_some() {
+            return;
+        }
+        let openai_index = self.tools.calls.len() as u64;
+        self.tools.push(openai_index, block);
+        // The start carries `input: {}`; the arguments come as deltas. A start
+        // with input already in it sends that input as the first arguments.
+        let arguments = match input.as_object() {
+            Some(object) if object.is_empty() => String::new(),
+            _ => input.to_string(),
+        };
+        if let Some(call) = self.tools.by_block(block) {
+            call.arguments.push_str(&arguments);
+        }
+        let delta = openai::ChunkDelta {
+            tool_calls: Some(vec![serde_json::json!({
+                "index": openai_index,
+                "id": id,
+                "type": "function",
+                "function": { "name": name, "arguments": arguments },
+            })]),
+            ..openai::ChunkDelta::default()
+        };
+        frames.push(self.chunk_frame(delta, None));
+    }
+
+    fn push_tool_arguments(&mut self, frames: &mut Vec<Bytes>, block: u32, partial: &str) {
+        if self.finish_sent || partial.is_empty() {
+            return;
+        }
+        let Some(call) = self.tools.by_block(block) else {
+            return;
+        };
+        call.arguments.push_str(partial);
+        let delta = openai::ChunkDelta {
+            tool_calls: Some(vec![serde_json::json!({
+                "index": call.openai_index,
+                "function": { "arguments": partial },
+            })]),
+            ..openai::ChunkDelta::default()
+        };
+        frames.push(self.chunk_frame(delta, None));
+    }
+
     fn push_finish(&mut self, frames: &mut Vec<Bytes>, reason: FinishReason) {
         self.push_role(frames);
         if self.finish_sent {
@@ -419,17 +543,21 @@ impl AnthropicToOpenAiStream {
 
 /// Turns OpenAI chunks into Anthropic event frames for an Anthropic client.
 ///
-/// The first chunk opens the message (`message_start`, then
-/// `content_block_start` for text block 0); content deltas become
-/// `text_delta`s; a `finish_reason` closes the block (`content_block_stop`).
+/// The first chunk opens the message (`message_start`). Content deltas become
+/// `text_delta`s in a text block, opened at the first text; each new
+/// `tool_calls[i]` opens a `tool_use` block (with its `id` and name) and its
+/// `arguments` deltas become `input_json_delta`s of that block. A new block
+/// closes the one before it (`content_block_stop`); arguments for a call whose
+/// block is already closed still go to that block's index, where the SDKs'
+/// accumulators put them. A `finish_reason` closes the open block.
 /// `message_delta` (stop reason and cumulative usage) and `message_stop` wait
 /// for the usage: they are sent when the usage chunk (`choices: []`) arrives
 /// after the finish, or at [`finish`](Self::finish), which the caller invokes
 /// on `data: [DONE]` or at the end of the upstream body. Without any usage
 /// from upstream, `message_delta` reports the estimates: the input given to
 /// [`with_input_estimate`](Self::with_input_estimate) and one output token per
-/// content delta ([`estimated_output_tokens`](Self::estimated_output_tokens)).
-/// Tool-call deltas are not streamed (requests with tools are refused before this point).
+/// content or tool-call delta ([`estimated_output_tokens`](Self::estimated_output_tokens)).
+/// A message with no content at all ends with one empty text block.
 #[derive(Debug, Clone)]
 pub struct OpenAiToAnthropicStream {
     id: String,
@@ -437,7 +565,11 @@ pub struct OpenAiToAnthropicStream {
     usage: OpenAiStreamUsage,
     input_estimate: u64,
     started: bool,
-    block_open: bool,
+    /// The index the next content block gets.
+    next_block: u32,
+    /// The block open now, if any, and whether it is text.
+    open_block: Option<(u32, bool)>,
+    tools: ToolCalls,
     stop_reason: Option<StopReason>,
     done: bool,
 }
@@ -451,10 +583,18 @@ impl OpenAiToAnthropicStream {
             usage: OpenAiStreamUsage::new(),
             input_estimate: 0,
             started: false,
-            block_open: false,
+            next_block: 0,
+            open_block: None,
+            tools: ToolCalls::default(),
             stop_reason: None,
             done: false,
         }
+    }
+
+    /// Tool calls whose arguments were not valid JSON when the stream ended
+    /// (passed on as they were).
+    pub fn invalid_tool_arguments(&self) -> u64 {
+        self.tools.invalid()
     }
 
     /// The input tokens to report when the upstream sends no usage (some servers,
@@ -474,21 +614,24 @@ impl OpenAiToAnthropicStream {
         let mut frames = Vec::new();
         self.start(&mut frames);
         for choice in chunk.choices.iter().filter(|choice| choice.index == 0) {
-            if let Some(text) = choice.delta.content.as_deref() {
-                if !text.is_empty() && self.block_open {
-                    frames.push(event_frame(&StreamEvent::ContentBlockDelta {
-                        index: 0,
-                        delta: BlockDelta::TextDelta {
-                            text: text.to_owned(),
-                        },
-                    }));
-                }
+            if self.stop_reason.is_some() {
+                break;
+            }
+            if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
+                let index = self.text_block(&mut frames);
+                frames.push(event_frame(&StreamEvent::ContentBlockDelta {
+                    index,
+                    delta: BlockDelta::TextDelta {
+                        text: text.to_owned(),
+                    },
+                }));
+            }
+            for call in choice.delta.tool_calls.iter().flatten() {
+                self.on_tool_call(&mut frames, call);
             }
             if let Some(reason) = &choice.finish_reason {
-                if self.stop_reason.is_none() {
-                    self.stop_reason = Some(openai_finish_to_anthropic_stop(reason));
-                    self.close_block(&mut frames);
-                }
+                self.stop_reason = Some(openai_finish_to_anthropic_stop(reason));
+                self.close_all(&mut frames);
             }
         }
         if self.stop_reason.is_some() && chunk.choices.is_empty() && chunk.usage.is_some() {
@@ -521,7 +664,7 @@ impl OpenAiToAnthropicStream {
         }
         let mut frames = Vec::new();
         self.start(&mut frames);
-        self.close_block(&mut frames);
+        self.close_all(&mut frames);
         self.push_end(&mut frames);
         frames
     }
@@ -563,12 +706,79 @@ impl OpenAiToAnthropicStream {
         self.done
     }
 
+    /// The open text block's index, opening one (and closing a tool block) if needed.
+    fn text_block(&mut self, frames: &mut Vec<Bytes>) -> u32 {
+        if let Some((index, true)) = self.open_block {
+            return index;
+        }
+        self.close_block(frames);
+        let index = self.open(frames, ContentBlock::text(""));
+        self.open_block = Some((index, true));
+        index
+    }
+
+    fn open(&mut self, frames: &mut Vec<Bytes>, content_block: ContentBlock) -> u32 {
+        let index = self.next_block;
+        self.next_block += 1;
+        frames.push(event_frame(&StreamEvent::ContentBlockStart {
+            index,
+            content_block,
+        }));
+        index
+    }
+
+    /// One `tool_calls[]` entry of a delta: a new call opens its block, arguments
+    /// go to the call's block.
+    fn on_tool_call(&mut self, frames: &mut Vec<Bytes>, call: &serde_json::Value) {
+        let openai_index = call
+            .get("index")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let text = |pointer: &str| {
+            call.pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let block = match self.tools.by_openai_index(openai_index) {
+            Some(known) => known.block,
+            None => {
+                self.close_block(frames);
+                let id = text("/id");
+                let block = self.open(
+                    frames,
+                    ContentBlock::ToolUse {
+                        id: if id.is_empty() { format!("toolu_{openai_index}") } else { id },
+                        name: text("/function/name"),
+                        input: serde_json::Value::Object(Map::new()),
+                        extra: Map::new(),
+                    },
+                );
+                self.tools.push(openai_index, block);
+                self.open_block = Some((block, false));
+                block
+            }
+        };
+        let arguments = text("/function/arguments");
+        if arguments.is_empty() {
+            return;
+        }
+        if let Some(known) = self.tools.by_block(block) {
+            known.arguments.push_str(&arguments);
+        }
+        frames.push(event_frame(&StreamEvent::ContentBlockDelta {
+            index: block,
+            delta: BlockDelta::InputJsonDelta {
+                partial_json: arguments,
+            },
+        }));
+    }
+
     fn start(&mut self, frames: &mut Vec<Bytes>) {
         if self.started {
             return;
         }
         self.started = true;
-        self.block_open = true;
         let mut usage = self.usage();
         if usage.input_tokens == 0 {
             usage.input_tokens = self.input_estimate;
@@ -580,17 +790,23 @@ impl OpenAiToAnthropicStream {
             ..anthropic::MessagesResponse::default()
         };
         frames.push(event_frame(&StreamEvent::MessageStart { message }));
-        frames.push(event_frame(&StreamEvent::ContentBlockStart {
-            index: 0,
-            content_block: ContentBlock::text(""),
-        }));
     }
 
     fn close_block(&mut self, frames: &mut Vec<Bytes>) {
-        if self.block_open {
-            self.block_open = false;
-            frames.push(event_frame(&StreamEvent::ContentBlockStop { index: 0 }));
+        if let Some((index, _)) = self.open_block.take() {
+            if let Some(call) = self.tools.by_block(index) {
+                call.closed = true;
+            }
+            frames.push(event_frame(&StreamEvent::ContentBlockStop { index }));
         }
+    }
+
+    /// Closes the open block; a message that had none gets one empty text block.
+    fn close_all(&mut self, frames: &mut Vec<Bytes>) {
+        if self.next_block == 0 {
+            self.text_block(frames);
+        }
+        self.close_block(frames);
     }
 
     fn push_end(&mut self, frames: &mut Vec<Bytes>) {
@@ -848,15 +1064,232 @@ mod tests {
     }
 
     #[test]
-    fn anthropic_unknown_events_thinking_and_tool_blocks_are_tolerated() {
+    fn anthropic_unknown_events_and_thinking_blocks_are_tolerated() {
         let mut events = documented_anthropic_stream();
         events.insert(2, event(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}})));
         events.insert(2, event(json!({"type": "brand_new_event", "x": 1})));
-        events.insert(2, event(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}}})));
-        events.insert(2, event(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{"}})));
         let (payloads, _) = translate_anthropic(&events, true);
         let (expected, _) = translate_anthropic(&documented_anthropic_stream(), true);
         assert_eq!(payloads, expected);
+    }
+
+    /// The tool-use stream of Anthropic's streaming guide (a text block, then a
+    /// `tool_use` block whose input arrives as `input_json_delta`s), with a second
+    /// tool added, so that the calls are numbered 0 and 1 in block order.
+    fn anthropic_tool_stream() -> Vec<StreamEvent> {
+        [
+            json!({"type": "message_start", "message": {"id": "msg_014p7gG3wDgGV9EUtLvnow3U", "type": "message", "role": "assistant", "model": "claude-opus-4-6", "stop_sequence": null, "usage": {"input_tokens": 472, "output_tokens": 2}, "content": [], "stop_reason": null}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Okay, let's check the weather"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"location\":"}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": " \"San Francisco, CA\", \"unit\": \"fahrenheit\"}"}}),
+            json!({"type": "content_block_stop", "index": 1}),
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"tz\": \"PST\"}"}}),
+            json!({"type": "content_block_stop", "index": 2}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 89}}),
+            json!({"type": "message_stop"}),
+        ]
+        .into_iter()
+        .map(event)
+        .collect()
+    }
+
+    /// Reassembles the tool calls of OpenAI chunk payloads as the SDKs do: by index.
+    fn reassemble_openai_calls(payloads: &[Value]) -> Vec<(String, String, String)> {
+        let mut calls: Vec<(String, String, String)> = Vec::new();
+        for payload in payloads {
+            let Some(deltas) = payload.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array) else {
+                continue;
+            };
+            for delta in deltas {
+                let index = delta["index"].as_u64().unwrap() as usize;
+                if index == calls.len() {
+                    calls.push(Default::default());
+                }
+                let call = &mut calls[index];
+                if let Some(id) = delta["id"].as_str() {
+                    call.0 = id.to_owned();
+                }
+                if let Some(name) = delta.pointer("/function/name").and_then(Value::as_str) {
+                    call.1 = name.to_owned();
+                }
+                if let Some(arguments) = delta.pointer("/function/arguments").and_then(Value::as_str) {
+                    call.2.push_str(arguments);
+                }
+            }
+        }
+        calls
+    }
+
+    #[test]
+    fn anthropic_tool_use_stream_becomes_openai_tool_call_deltas() {
+        let (payloads, translator) = translate_anthropic(&anthropic_tool_stream(), true);
+        let calls = reassemble_openai_calls(&payloads);
+        assert_eq!(
+            calls,
+            vec![
+                (
+                    "toolu_01T1x1fJ34qAmk2tNTrN7Up6".to_owned(),
+                    "get_weather".to_owned(),
+                    "{\"location\": \"San Francisco, CA\", \"unit\": \"fahrenheit\"}".to_owned()
+                ),
+                ("toolu_2".to_owned(), "get_time".to_owned(), "{\"tz\": \"PST\"}".to_owned()),
+            ]
+        );
+        // The first delta of a call carries its type; later ones only the index and arguments.
+        let first = payloads.iter().find(|p| p.pointer("/choices/0/delta/tool_calls").is_some()).unwrap();
+        assert_eq!(first["choices"][0]["delta"]["tool_calls"][0]["type"], "function");
+        let text: String = payloads
+            .iter()
+            .filter_map(|p| p.pointer("/choices/0/delta/content").and_then(Value::as_str))
+            .collect();
+        assert_eq!(text, "Okay, let's check the weather");
+        let finish: Vec<&Value> = payloads
+            .iter()
+            .filter_map(|p| p.pointer("/choices/0/finish_reason").filter(|f| !f.is_null()))
+            .collect();
+        assert_eq!(finish, [&json!("tool_calls")]);
+        assert_eq!(translator.invalid_tool_arguments(), 0);
+        assert_eq!(translator.usage().output_tokens, 89);
+    }
+
+    /// OpenAI's streamed tool calls, as the function-calling guide shows them:
+    /// the first delta of each call has `id`, `type` and the name with empty
+    /// arguments; the arguments follow in pieces under the same `index`.
+    fn openai_tool_stream(text_first: bool) -> Vec<Value> {
+        let mut chunks = vec![openai_chunk(json!({"role": "assistant", "content": null}), Value::Null)];
+        if text_first {
+            chunks.push(openai_chunk(json!({"content": "Let me look."}), Value::Null));
+        }
+        for (index, id, name, pieces) in [
+            (0, "call_DdmO9pD3xa9XTPNJ32zg2hcA", "get_weather", ["{\"", "location", "\":\"", "Paris", "\"}"]),
+            (1, "call_2", "get_weather", ["{\"loc", "ation\":", "\"Bog", "otá\"", "}"]),
+        ] {
+            chunks.push(openai_chunk(
+                json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                Value::Null,
+            ));
+            for piece in pieces {
+                chunks.push(openai_chunk(
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                    Value::Null,
+                ));
+            }
+        }
+        chunks.push(openai_chunk(json!({}), json!("tool_calls")));
+        chunks.push(json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000, "model": "m", "choices": [],
+            "usage": {"prompt_tokens": 80, "completion_tokens": 33, "total_tokens": 113}}));
+        chunks
+    }
+
+    /// The content blocks an Anthropic accumulator builds from the events, by index.
+    fn accumulate_anthropic(payloads: &[(String, Value)]) -> Vec<Value> {
+        let mut blocks: Vec<Value> = Vec::new();
+        let mut json_text: Vec<String> = Vec::new();
+        for (name, payload) in payloads {
+            match name.as_str() {
+                "content_block_start" => {
+                    assert_eq!(payload["index"].as_u64().unwrap() as usize, blocks.len(), "blocks open in order");
+                    blocks.push(payload["content_block"].clone());
+                    json_text.push(String::new());
+                }
+                "content_block_delta" => {
+                    let index = payload["index"].as_u64().unwrap() as usize;
+                    match payload["delta"]["type"].as_str().unwrap() {
+                        "text_delta" => {
+                            let text = format!("{}{}", blocks[index]["text"].as_str().unwrap(), payload["delta"]["text"].as_str().unwrap());
+                            blocks[index]["text"] = Value::from(text);
+                        }
+                        "input_json_delta" => json_text[index].push_str(payload["delta"]["partial_json"].as_str().unwrap()),
+                        other => panic!("unexpected delta {other}"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (block, text) in blocks.iter_mut().zip(json_text) {
+            if block["type"] == "tool_use" && !text.is_empty() {
+                block["input"] = serde_json::from_str(&text).unwrap();
+            }
+        }
+        blocks
+    }
+
+    #[test]
+    fn openai_tool_call_deltas_become_tool_use_blocks() {
+        for text_first in [false, true] {
+            let (payloads, translator) = translate_openai(&openai_tool_stream(text_first), true);
+            let mut expected = vec![
+                json!({"type": "tool_use", "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "name": "get_weather", "input": {"location": "Paris"}}),
+                json!({"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"location": "Bogotá"}}),
+            ];
+            if text_first {
+                expected.insert(0, json!({"type": "text", "text": "Let me look."}));
+            }
+            assert_eq!(accumulate_anthropic(&payloads), expected, "text first: {text_first}");
+            // Each block is stopped before the next starts.
+            let order: Vec<String> = payloads
+                .iter()
+                .filter(|(name, _)| name.starts_with("content_block_st"))
+                .map(|(name, payload)| format!("{name}:{}", payload["index"]))
+                .collect();
+            let blocks = expected.len();
+            let want: Vec<String> = (0..blocks)
+                .flat_map(|i| [format!("content_block_start:{i}"), format!("content_block_stop:{i}")])
+                .collect();
+            assert_eq!(order, want);
+            let (_, delta) = payloads.iter().find(|(name, _)| name == "message_delta").unwrap();
+            assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+            assert_eq!(delta["usage"]["output_tokens"], 33);
+            assert_eq!(translator.invalid_tool_arguments(), 0);
+        }
+    }
+
+    #[test]
+    fn interleaved_text_and_tool_deltas_keep_their_indices() {
+        // Arguments of call 0 arrive after call 1 started, and text after both.
+        let chunks = vec![
+            openai_chunk(json!({"content": "A"}), Value::Null),
+            openai_chunk(json!({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{\"a\":"}}]}), Value::Null),
+            openai_chunk(json!({"tool_calls": [{"index": 1, "id": "c1", "function": {"name": "g", "arguments": "{}"}}]}), Value::Null),
+            openai_chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}), Value::Null),
+            openai_chunk(json!({"content": "B"}), Value::Null),
+            openai_chunk(json!({}), json!("tool_calls")),
+        ];
+        let (payloads, _) = translate_openai(&chunks, true);
+        assert_eq!(
+            accumulate_anthropic(&payloads),
+            vec![
+                json!({"type": "text", "text": "A"}),
+                json!({"type": "tool_use", "id": "c0", "name": "f", "input": {"a": 1}}),
+                json!({"type": "tool_use", "id": "c1", "name": "g", "input": {}}),
+                json!({"type": "text", "text": "B"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_arguments_pass_through_and_are_counted() {
+        let chunks = vec![
+            openai_chunk(json!({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{\"a\": tru"}}]}), Value::Null),
+            openai_chunk(json!({}), json!("tool_calls")),
+        ];
+        let (payloads, translator) = translate_openai(&chunks, true);
+        let sent: String = payloads
+            .iter()
+            .filter_map(|(_, p)| p.pointer("/delta/partial_json").and_then(Value::as_str))
+            .collect();
+        assert_eq!(sent, "{\"a\": tru");
+        assert_eq!(translator.invalid_tool_arguments(), 1);
+
+        let mut events = anthropic_tool_stream();
+        events.insert(7, event(json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "}}}"}})));
+        let (_, translator) = translate_anthropic(&events, false);
+        assert_eq!(translator.invalid_tool_arguments(), 1);
     }
 
     #[test]
