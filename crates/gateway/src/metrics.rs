@@ -18,6 +18,9 @@ pub const OVERHEAD: &str = "costfloor_gateway_overhead_seconds";
 pub const IN_FLIGHT: &str = "costfloor_backend_in_flight";
 pub const CIRCUIT: &str = "costfloor_circuit_state";
 pub const UPSTREAM_ATTEMPTS: &str = "costfloor_upstream_attempts_total";
+/// Translated tool calls whose arguments were not valid JSON at the end, by backend
+/// (passed on to the client as they were).
+pub const TOOL_ARGUMENTS_INVALID: &str = "costfloor_tool_arguments_invalid_total";
 /// Samples of backends' metrics endpoints, by `result` (`ok`, `error`, `unknown_format`).
 pub const SAMPLES: &str = "costfloor_backend_samples_total";
 
@@ -83,5 +86,16 @@ fn describe() {
         UPSTREAM_ATTEMPTS,
         "Upstream attempts by backend and result."
     );
+    metrics::describe_counter!(
+        TOOL_ARGUMENTS_INVALID,
+        "Translated tool calls whose arguments were not valid JSON at the end, passed on as they were."
+    );
     ledger::metric_names::describe();
+}
+
+/// Counts translated tool calls whose arguments were not valid JSON.
+pub fn count_invalid_tool_arguments(backend: &str, calls: u64) {
+    if calls > 0 {
+        metrics::counter!(TOOL_ARGUMENTS_INVALID, "backend" => backend.to_owned()).increment(calls);
+    }
 }

@@ -42,6 +42,7 @@ pub(crate) async fn complete_response(
     guard: &mut RowGuard,
 ) -> Response {
     let config = &backend.config;
+    crate::metrics::count_invalid_tool_arguments(&config.name, completed.invalid_tool_arguments);
     guard.record_usage(
         config,
         &context.route,
@@ -195,6 +196,10 @@ impl StreamState {
         self.finished = true;
         self.guard.upstream_time = self.sent_at.elapsed();
         let (usage, estimated) = self.relay.usage();
+        crate::metrics::count_invalid_tool_arguments(
+            &self.backend.config.name,
+            self.relay.invalid_tool_arguments(),
+        );
         self.guard
             .record_usage(&self.backend.config, &self.context.route, &usage, estimated);
     }

@@ -18,6 +18,9 @@ pub struct Completed {
     pub usage: TokenUsage,
     /// True when the backend reported no usage and it was estimated.
     pub estimated: bool,
+    /// Tool calls whose arguments were not a JSON object, passed on as they were
+    /// (translated responses only; a pass-through body is not parsed that deep).
+    pub invalid_tool_arguments: u64,
 }
 
 impl Completed {
@@ -109,6 +112,7 @@ pub(super) fn read_complete(
             None => (estimate_from_openai_body(&body, input_estimate), true),
         }
     };
+    let mut invalid_tool_arguments = 0;
     let body = match (pair.client, pair.backend.speaks_anthropic()) {
         (ClientFormat::OpenAi, false) | (ClientFormat::Anthropic, true) => body,
         (ClientFormat::OpenAi, true) => {
@@ -121,6 +125,13 @@ pub(super) fn read_complete(
             let upstream: openai::ChatResponse =
                 serde_json::from_slice(&body).map_err(|_| invalid())?;
             let translated = translate::openai_to_anthropic_response(&upstream, &upstream.model);
+            invalid_tool_arguments = translated
+                .content
+                .iter()
+                .filter(|block| {
+                    matches!(block, anthropic::ContentBlock::ToolUse { input, .. } if !input.is_object())
+                })
+                .count() as u64;
             Bytes::from(to_vec(&translated))
         }
     };
@@ -128,6 +139,7 @@ pub(super) fn read_complete(
         body,
         usage,
         estimated,
+        invalid_tool_arguments,
     })
 }
 

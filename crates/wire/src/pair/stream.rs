@@ -182,6 +182,16 @@ impl StreamRelay {
         }
     }
 
+    /// Tool calls whose arguments were not valid JSON when the stream ended, passed
+    /// on as they were (translated streams; a pass-through stream is not parsed that deep).
+    pub fn invalid_tool_arguments(&self) -> u64 {
+        match &self.mode {
+            Mode::ToOpenAi(translator) => translator.invalid_tool_arguments(),
+            Mode::ToAnthropic(translator) => translator.invalid_tool_arguments(),
+            Mode::OpenAiPass(_) | Mode::AnthropicPass(_) => 0,
+        }
+    }
+
     /// The usage so far, and whether any of it is estimated: the server's own counts
     /// where it reported them; otherwise the input estimate and one output token per
     /// content delta.
