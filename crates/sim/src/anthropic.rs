@@ -18,6 +18,7 @@ use crate::config::FaultKind;
 use crate::state::{SimState, StreamGuard};
 use crate::stream::{sse_event, truncated_body, Ending, Script};
 use crate::text::{prefix_hashes, prompt_tokens, CacheTtl, Finish, Segment};
+use crate::tools;
 
 pub(crate) const PATH: &str = "/v1/messages";
 pub(crate) const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
@@ -31,6 +32,8 @@ struct MessagesRequest {
     max_tokens: Option<u64>,
     stops: Vec<String>,
     stream: bool,
+    offer: Option<tools::Offer>,
+    messages: Vec<Value>,
 }
 
 fn field_required(field: &str) -> ApiError {
@@ -102,7 +105,10 @@ fn parse(map: &Map<String, Value>, count_only: bool) -> Result<MessagesRequest, 
             None => return Err(field_required(&format!("messages.{i}.role"))),
         };
         match m.get("content") {
-            Some(v @ (Value::String(_) | Value::Array(_))) => segments.push(Segment::new(role, v)),
+            Some(v @ (Value::String(_) | Value::Array(_))) => {
+                tools::check_media(v, &format!("messages.{i}.content"))?;
+                segments.push(Segment::new(role, v));
+            }
             None => return Err(field_required(&format!("messages.{i}.content"))),
             Some(_) => {
                 return Err(ApiError::invalid(format!(
@@ -129,12 +135,20 @@ fn parse(map: &Map<String, Value>, count_only: bool) -> Result<MessagesRequest, 
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::invalid("stream: Input should be a valid boolean")),
     };
+    tools::check_anthropic_results(messages)?;
+    let offer = tools::parse_anthropic(map)?;
+    if let Some(list) = map.get("tools").filter(|_| offer.is_some()) {
+        // Tool definitions come first in the prompt, before the system prompt.
+        segments.insert(0, Segment::new("tools", &Value::String(list.to_string())));
+    }
     Ok(MessagesRequest {
         model,
         segments,
         max_tokens,
         stops,
         stream,
+        offer,
+        messages: messages.clone(),
     })
 }
 
@@ -256,10 +270,25 @@ async fn handle(
 
     let input = input_usage(st, &req);
     let cfg = st.config();
-    let output = crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
+    let mut output =
+        crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
+    let last_user = crate::quality::last_user_text(&req.segments).unwrap_or_default();
+    let turn = tools::decide(req.offer.as_ref(), &req.messages, last_user, || {
+        st.new_id("toolu_01", 22)
+    });
     let slot = st.run_slot().await;
     st.count_input(input.uncached, input.cache_creation, input.cache_read);
     let id = st.new_id("msg_01", 22);
+    match turn {
+        tools::Turn::Text => {}
+        tools::Turn::Results(text) => output = crate::text::Output::answer(&text),
+        tools::Turn::Calls(calls) => {
+            let held = (in_flight, slot);
+            return Ok(
+                tool_answer(st, &req, request_id, (&id, &calls, input), held, arrived).await,
+            );
+        }
+    }
     let (reason, stop_sequence) = stop_reason(&output.finish);
     let mid = mid_stream_fault(fault.as_ref());
 
@@ -400,6 +429,106 @@ async fn handle(
         request_id,
         script.into_body(ending, guard),
     ))
+}
+
+/// An answer that calls tools: `stop_reason: tool_use`, a `tool_use` block per call,
+/// or streamed as the streaming guide shows: `content_block_start` with the block
+/// and `input: {}`, the input as `input_json_delta` pieces (the first one empty),
+/// `content_block_stop`.
+async fn tool_answer(
+    st: &SimState,
+    req: &MessagesRequest,
+    request_id: &str,
+    (id, calls, input): (&str, &[tools::Call], InputUsage),
+    (in_flight, slot): (crate::state::GaugeGuard, crate::state::RunSlot),
+    arrived: Instant,
+) -> Response {
+    let cfg = st.config();
+    let tokens = tools::call_tokens(calls);
+    if !req.stream {
+        pause(cfg.ttft).await;
+        let ttft_s = arrived.elapsed().as_secs_f64();
+        pause(
+            cfg.token_delay
+                .saturating_mul(u32::try_from(tokens).unwrap_or(u32::MAX)),
+        )
+        .await;
+        let content: Vec<Value> = calls
+            .iter()
+            .map(|c| {
+                let input: Value = serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+                json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input})
+            })
+            .collect();
+        let body = json!({
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": req.model,
+            "content": content,
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": input.json(tokens, true),
+        });
+        drop((in_flight, slot));
+        st.count_unary(arrived, ttft_s, tokens, false);
+        return json_response(FMT, request_id, Body::from(body.to_string()));
+    }
+    let mut script = Script::new(cfg.ttft);
+    script.push(
+        sse_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": req.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": input.json(tokens.min(1), true),
+            }}),
+        ),
+        false,
+    );
+    for (index, call) in calls.iter().enumerate() {
+        script.push(
+            sse_event(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": index,
+                        "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}}),
+            ),
+            true,
+        );
+        let delta = |piece: &str| {
+            sse_event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece}}),
+            )
+        };
+        script.push(delta(""), false);
+        for piece in tools::pieces(&call.arguments) {
+            script.wait(cfg.token_delay);
+            script.push(delta(&piece), true);
+        }
+        script.push(
+            sse_event(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+            ),
+            false,
+        );
+    }
+    script.push(
+        sse_event(
+            "message_delta",
+            &json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                    "usage": input.json(tokens, false)}),
+        ),
+        false,
+    );
+    script.push(
+        sse_event("message_stop", &json!({"type": "message_stop"})),
+        false,
+    );
+    let guard = StreamGuard::new(st.clone(), in_flight, slot, arrived, false);
+    sse_response(FMT, request_id, script.into_body(Ending::Complete, guard))
 }
 
 /// The `POST /v1/messages/count_tokens` handler: `{"input_tokens": N}`, the total input

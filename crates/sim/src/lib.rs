@@ -104,6 +104,7 @@ mod api;
 mod openai;
 mod state;
 mod stream;
+mod tools;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -17,6 +17,7 @@ use crate::config::FaultKind;
 use crate::state::{SimState, StreamGuard};
 use crate::stream::{sse_data, truncated_body, Ending, Script};
 use crate::text::{prefix_hashes, Finish, Segment};
+use crate::tools;
 
 pub(crate) const PATH: &str = "/v1/chat/completions";
 const FMT: Format = Format::OpenAi;
@@ -48,6 +49,8 @@ struct ChatRequest {
     stops: Vec<String>,
     stream: bool,
     include_usage: bool,
+    offer: Option<tools::Offer>,
+    messages: Vec<Value>,
 }
 
 fn parse(map: &Map<String, Value>) -> Result<ChatRequest, ApiError> {
@@ -110,7 +113,15 @@ fn parse(map: &Map<String, Value>) -> Result<ChatRequest, ApiError> {
                     .code("missing_required_parameter"))
             }
         };
-        segments.push(Segment::new(role, m.get("content").unwrap_or(&Value::Null)));
+        let content = m.get("content").unwrap_or(&Value::Null);
+        tools::check_media(content, &format!("messages[{i}].content"))?;
+        segments.push(Segment::new(role, content));
+    }
+    tools::check_openai_results(messages)?;
+    let offer = tools::parse_openai(map)?;
+    if let Some(list) = map.get("tools").filter(|_| offer.is_some()) {
+        // Tool definitions are part of the prompt, ahead of the messages.
+        segments.insert(0, Segment::new("tools", &Value::String(list.to_string())));
     }
     let max_tokens = match opt_u64(map, "max_completion_tokens") {
         Ok(None) => opt_u64(map, "max_tokens").map_err(|e| (e, "max_tokens")),
@@ -179,6 +190,8 @@ fn parse(map: &Map<String, Value>) -> Result<ChatRequest, ApiError> {
         stops,
         stream,
         include_usage,
+        offer,
+        messages: messages.clone(),
     })
 }
 
@@ -246,13 +259,33 @@ async fn handle(
         .map(|i| openai_cached_tokens(req.segments[..=i].iter().map(Segment::tokens).sum()))
         .unwrap_or(0);
     let cfg = st.config();
-    let output = crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
+    let mut output =
+        crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
+    let last_user = crate::quality::last_user_text(&req.segments).unwrap_or_default();
+    let turn = tools::decide(req.offer.as_ref(), &req.messages, last_user, || {
+        st.new_id("call_", 24)
+    });
     let slot = st.run_slot().await;
     st.count_input(prompt - cached, 0, cached);
 
     let id = st.new_id("chatcmpl-", 29);
     let created = unix_now();
     let mid = mid_stream_fault(fault.as_ref());
+    match turn {
+        tools::Turn::Text => {}
+        tools::Turn::Results(text) => output = crate::text::Output::answer(&text),
+        tools::Turn::Calls(calls) => {
+            let usage = usage_json(prompt, cached, tools::call_tokens(&calls));
+            let answer = ToolAnswer {
+                id: &id,
+                created,
+                calls: &calls,
+                usage,
+            };
+            let held = (in_flight, slot);
+            return Ok(tool_answer(st, &req, request_id, answer, held, arrived).await);
+        }
+    }
 
     if !req.stream {
         pause(cfg.ttft).await;
@@ -375,4 +408,111 @@ async fn handle(
         request_id,
         script.into_body(ending, guard),
     ))
+}
+
+struct ToolAnswer<'a> {
+    id: &'a str,
+    created: u64,
+    calls: &'a [tools::Call],
+    usage: Value,
+}
+
+/// An answer that calls tools: `finish_reason: tool_calls`, the calls in
+/// `message.tool_calls`, or streamed as the function-calling guide shows: a first
+/// delta per call with its `index`, `id`, `type` and name, then its arguments in
+/// pieces under the same `index`.
+async fn tool_answer(
+    st: &SimState,
+    req: &ChatRequest,
+    request_id: &str,
+    answer: ToolAnswer<'_>,
+    (in_flight, slot): (crate::state::GaugeGuard, crate::state::RunSlot),
+    arrived: Instant,
+) -> Response {
+    let cfg = st.config();
+    let tokens = tools::call_tokens(answer.calls);
+    let calls: Vec<Value> = answer
+        .calls
+        .iter()
+        .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+        .collect();
+    if !req.stream {
+        pause(cfg.ttft).await;
+        let ttft_s = arrived.elapsed().as_secs_f64();
+        pause(
+            cfg.token_delay
+                .saturating_mul(u32::try_from(tokens).unwrap_or(u32::MAX)),
+        )
+        .await;
+        let body = json!({
+            "id": answer.id,
+            "object": "chat.completion",
+            "created": answer.created,
+            "model": req.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": null, "tool_calls": calls, "refusal": null, "annotations": []},
+                "logprobs": null,
+                "finish_reason": "tool_calls",
+            }],
+            "usage": answer.usage,
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        });
+        drop((in_flight, slot));
+        st.count_unary(arrived, ttft_s, tokens, false);
+        return json_response(FMT, request_id, Body::from(body.to_string()));
+    }
+    let chunk = |delta: Value, finish: Value, usage: Option<&Value>| -> Bytes {
+        let mut c = json!({
+            "id": answer.id,
+            "object": "chat.completion.chunk",
+            "created": answer.created,
+            "model": req.model,
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": if usage.is_some() { json!([]) } else { json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]) },
+        });
+        if req.include_usage {
+            c["usage"] = usage.cloned().unwrap_or(Value::Null);
+        }
+        sse_data(&c.to_string())
+    };
+    let mut script = Script::new(cfg.ttft);
+    script.push(
+        chunk(
+            json!({"role": "assistant", "content": null, "refusal": null}),
+            Value::Null,
+            None,
+        ),
+        false,
+    );
+    for (index, call) in answer.calls.iter().enumerate() {
+        script.push(
+            chunk(
+                json!({"tool_calls": [{"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}]}),
+                Value::Null,
+                None,
+            ),
+            true,
+        );
+        for piece in tools::pieces(&call.arguments) {
+            script.wait(cfg.token_delay);
+            script.push(
+                chunk(
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                    Value::Null,
+                    None,
+                ),
+                true,
+            );
+        }
+    }
+    script.push(chunk(json!({}), json!("tool_calls"), None), false);
+    if req.include_usage {
+        script.push(chunk(Value::Null, Value::Null, Some(&answer.usage)), false);
+    }
+    script.push(sse_data("[DONE]"), false);
+    let guard = StreamGuard::new(st.clone(), in_flight, slot, arrived, false);
+    sse_response(FMT, request_id, script.into_body(Ending::Complete, guard))
 }

@@ -74,6 +74,8 @@ pub struct Segment {
     pub text: String,
     /// Whether a block of it holds an Anthropic `cache_control` marker, and its TTL.
     pub cache_marker: Option<CacheTtl>,
+    /// Images and documents in it, each counted as `tools::MEDIA_TOKENS` tokens.
+    pub media: u64,
 }
 
 impl Segment {
@@ -85,12 +87,13 @@ impl Segment {
             role: role.to_string(),
             text,
             cache_marker: find_cache_marker(content),
+            media: crate::tools::media_count(content),
         }
     }
 
     /// Tokens of this segment: the overhead plus its words.
     pub fn tokens(&self) -> u64 {
-        MESSAGE_OVERHEAD + words(&self.text)
+        MESSAGE_OVERHEAD + words(&self.text) + self.media * crate::tools::MEDIA_TOKENS
     }
 }
 

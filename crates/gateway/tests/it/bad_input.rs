@@ -257,27 +257,27 @@ targets = ["oai"]
         url = sim.base_url()
     );
     let h = gateway("unsupported", &config).await;
-    let image = |model: &str| {
+    let audio = |model: &str| {
         serde_json::json!({
             "model": model, "max_tokens": 5,
             "messages": [{"role": "user", "content": [
                 {"type": "text", "text": "what is this"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
             ]}]
         })
     };
-    let response = h.post("/v1/chat/completions", image("claude")).await;
+    let response = h.post("/v1/chat/completions", audio("claude")).await;
     assert_eq!(response.status(), 400);
     let message = response.json::<serde_json::Value>().await.unwrap()["error"]["message"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(
-        message.contains("messages[0].content[1]") && message.contains("image_url"),
+        message.contains("messages[0].content[1]") && message.contains("input_audio"),
         "{message}"
     );
     // Same format: passed through untouched to the OpenAI-compatible backend.
-    let response = h.post("/v1/chat/completions", image("oai")).await;
+    let response = h.post("/v1/chat/completions", audio("oai")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-costfloor-backend"), "oai");
 }

@@ -346,7 +346,9 @@ impl ClientRequest {
                         ));
                     }
                     let ids = blocks.iter().filter_map(|block| match block {
-                        anthropic::ContentBlock::ToolUse { id, .. } if message.role == "assistant" => {
+                        anthropic::ContentBlock::ToolUse { id, .. }
+                            if message.role == "assistant" =>
+                        {
                             Some(id.as_str())
                         }
                         _ => None,

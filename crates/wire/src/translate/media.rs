@@ -127,7 +127,10 @@ pub fn check_anthropic_source(kind: &str, source: &Value) -> Result<(), String> 
 /// An OpenAI user content part that is not text, as an Anthropic block.
 /// `path` names the part in errors (`messages[1].content[2]`).
 pub(super) fn openai_part_to_anthropic(path: &str, part: &Value) -> Result<Value, Unsupported> {
-    let kind = part.get("type").and_then(Value::as_str).unwrap_or("unknown");
+    let kind = part
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     match kind {
         "image_url" => {
             let url = part
@@ -262,20 +265,24 @@ mod tests {
             block,
             json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}})
         );
-        let back =
-            anthropic_media_to_openai("m", "image", &block["source"], &Map::new()).unwrap();
+        let back = anthropic_media_to_openai("m", "image", &block["source"], &Map::new()).unwrap();
         assert_eq!(back["image_url"]["url"], part["image_url"]["url"]);
 
-        let url_part = json!({"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}});
+        let url_part =
+            json!({"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}});
         let block = openai_part_to_anthropic("p", &url_part).unwrap();
-        assert_eq!(block["source"], json!({"type": "url", "url": "https://example.com/a.jpg"}));
+        assert_eq!(
+            block["source"],
+            json!({"type": "url", "url": "https://example.com/a.jpg"})
+        );
 
         let pdf = json!({"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQ="}});
         let block = openai_part_to_anthropic("p", &pdf).unwrap();
         assert_eq!(block["type"], "document");
         assert_eq!(block["title"], "a.pdf");
-        let extra: Map<String, Value> =
-            [("title".to_owned(), Value::from("a.pdf"))].into_iter().collect();
+        let extra: Map<String, Value> = [("title".to_owned(), Value::from("a.pdf"))]
+            .into_iter()
+            .collect();
         let back = anthropic_media_to_openai("p", "document", &block["source"], &extra).unwrap();
         assert_eq!(back, pdf);
     }
@@ -283,8 +290,14 @@ mod tests {
     #[test]
     fn one_sided_forms_are_refused_by_name() {
         for (part, needle) in [
-            (json!({"type": "file", "file": {"file_id": "file-1"}}), "file_id"),
-            (json!({"type": "input_audio", "input_audio": {}}), "`input_audio` parts"),
+            (
+                json!({"type": "file", "file": {"file_id": "file-1"}}),
+                "file_id",
+            ),
+            (
+                json!({"type": "input_audio", "input_audio": {}}),
+                "`input_audio` parts",
+            ),
             (
                 json!({"type": "file", "file": {"file_data": "data:text/csv;base64,YQ=="}}),
                 "text/csv",
@@ -292,7 +305,11 @@ mod tests {
         ] {
             let error = openai_part_to_anthropic("messages[2].content[0]", &part).unwrap_err();
             assert!(error.what.contains(needle), "{}", error.what);
-            assert!(error.what.contains("messages[2].content[0]"), "{}", error.what);
+            assert!(
+                error.what.contains("messages[2].content[0]"),
+                "{}",
+                error.what
+            );
         }
         let error = anthropic_media_to_openai(
             "messages.0.content.1",
@@ -301,7 +318,11 @@ mod tests {
             &Map::new(),
         )
         .unwrap_err();
-        assert!(error.what.contains("messages.0.content.1"), "{}", error.what);
+        assert!(
+            error.what.contains("messages.0.content.1"),
+            "{}",
+            error.what
+        );
     }
 
     #[test]
@@ -312,10 +333,19 @@ mod tests {
         )
         .is_ok());
         for (source, needle) in [
-            (json!({"type": "base64", "media_type": "image/png", "data": "%%"}), "source.data"),
-            (json!({"type": "base64", "media_type": "image/tiff", "data": PNG}), "image/tiff"),
+            (
+                json!({"type": "base64", "media_type": "image/png", "data": "%%"}),
+                "source.data",
+            ),
+            (
+                json!({"type": "base64", "media_type": "image/tiff", "data": PNG}),
+                "image/tiff",
+            ),
             (json!({"type": "base64", "data": PNG}), "source.media_type"),
-            (json!({"type": "url", "url": "file:///etc/passwd"}), "source.url"),
+            (
+                json!({"type": "url", "url": "file:///etc/passwd"}),
+                "source.url",
+            ),
             (json!({"type": "blob"}), "source.type"),
         ] {
             let error = check_anthropic_source("image", &source).unwrap_err();

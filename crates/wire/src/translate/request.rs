@@ -63,7 +63,10 @@ pub fn openai_to_anthropic_request(
         }
         check_openai_field(key, value)?;
     }
-    let parallel_tool_calls = request.extra.get("parallel_tool_calls").and_then(Value::as_bool);
+    let parallel_tool_calls = request
+        .extra
+        .get("parallel_tool_calls")
+        .and_then(Value::as_bool);
     let tool_choice = if tools.is_empty() {
         match request.extra.get("tool_choice").and_then(Value::as_str) {
             None | Some("none" | "auto") => None,
@@ -272,7 +275,10 @@ pub fn anthropic_to_openai_request(
             if let Some(parallel) = parallel {
                 extra.insert("parallel_tool_calls".to_owned(), Value::Bool(parallel));
             }
-        } else if !matches!(choice.as_ref().and_then(Value::as_str), Some("auto" | "none")) {
+        } else if !matches!(
+            choice.as_ref().and_then(Value::as_str),
+            Some("auto" | "none")
+        ) {
             return Err(Unsupported::new(
                 "`tool_choice` names or requires a tool, but `tools` is empty",
             ));
@@ -566,9 +572,10 @@ fn openai_content_to_anthropic(
                     openai::ContentPart::Other(value) if message.role == "user" => {
                         let path = format!("messages[{message_index}].content[{part_index}]");
                         let block = media::openai_part_to_anthropic(&path, value)?;
-                        blocks.push(serde_json::from_value(block).map_err(|e| {
-                            Unsupported::new(format!("{path}: {e}"))
-                        })?);
+                        blocks.push(
+                            serde_json::from_value(block)
+                                .map_err(|e| Unsupported::new(format!("{path}: {e}")))?,
+                        );
                     }
                     openai::ContentPart::Other(_) => {
                         return Err(unsupported_part(message_index, part_index, part.kind()))
@@ -917,7 +924,6 @@ mod tests {
         }
     }
 
-
     /// An agent's conversation with two parallel tool calls, one failing, an image
     /// and a named tool choice, as the OpenAI reference and Anthropic's tool-use
     /// guide write them.
@@ -971,7 +977,10 @@ mod tests {
             value["tool_choice"],
             json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true})
         );
-        assert_eq!(value["tools"][0]["input_schema"]["properties"]["city"]["type"], "string");
+        assert_eq!(
+            value["tools"][0]["input_schema"]["properties"]["city"]["type"],
+            "string"
+        );
 
         let back = anthropic_to_openai_request(&anthropic).unwrap();
         let back = serde_json::to_value(&back).unwrap();
@@ -1008,7 +1017,8 @@ mod tests {
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "timeout", "is_error": true}]}
             ]
         }));
-        let translated = serde_json::to_value(anthropic_to_openai_request(&request).unwrap()).unwrap();
+        let translated =
+            serde_json::to_value(anthropic_to_openai_request(&request).unwrap()).unwrap();
         assert_eq!(
             translated["messages"],
             json!([
@@ -1017,7 +1027,10 @@ mod tests {
                 {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: timeout"}
             ])
         );
-        assert_eq!(translated["tools"], json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]));
+        assert_eq!(
+            translated["tools"],
+            json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
+        );
     }
 
     #[test]

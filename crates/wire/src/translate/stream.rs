@@ -202,7 +202,10 @@ impl OpenAiStreamUsage {
             .flatten()
             .filter(|choice| {
                 choice.delta.as_ref().is_some_and(|delta| {
-                    delta.content.as_deref().is_some_and(|text| !text.is_empty())
+                    delta
+                        .content
+                        .as_deref()
+                        .is_some_and(|text| !text.is_empty())
                         || delta.tool_calls.is_some_and(|calls| calls.get() != "[]")
                 })
             })
@@ -294,7 +297,9 @@ impl ToolCalls {
     }
 
     fn by_openai_index(&mut self, index: u64) -> Option<&mut ToolCall> {
-        self.calls.iter_mut().find(|call| call.openai_index == index)
+        self.calls
+            .iter_mut()
+            .find(|call| call.openai_index == index)
     }
 
     fn push(&mut self, openai_index: u64, block: u32) {
@@ -360,7 +365,10 @@ impl AnthropicToOpenAiStream {
             } => self.push_text(&mut frames, text),
             StreamEvent::ContentBlockStart {
                 index,
-                content_block: ContentBlock::ToolUse { id, name, input, .. },
+                content_block:
+                    ContentBlock::ToolUse {
+                        id, name, input, ..
+                    },
             } => self.push_tool_start(&mut frames, *index, id, name, input),
             StreamEvent::ContentBlockDelta {
                 index,
@@ -748,7 +756,11 @@ impl OpenAiToAnthropicStream {
                 let block = self.open(
                     frames,
                     ContentBlock::ToolUse {
-                        id: if id.is_empty() { format!("toolu_{openai_index}") } else { id },
+                        id: if id.is_empty() {
+                            format!("toolu_{openai_index}")
+                        } else {
+                            id
+                        },
                         name: text("/function/name"),
                         input: serde_json::Value::Object(Map::new()),
                         extra: Map::new(),
@@ -1102,7 +1114,10 @@ mod tests {
     fn reassemble_openai_calls(payloads: &[Value]) -> Vec<(String, String, String)> {
         let mut calls: Vec<(String, String, String)> = Vec::new();
         for payload in payloads {
-            let Some(deltas) = payload.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array) else {
+            let Some(deltas) = payload
+                .pointer("/choices/0/delta/tool_calls")
+                .and_then(Value::as_array)
+            else {
                 continue;
             };
             for delta in deltas {
@@ -1117,7 +1132,9 @@ mod tests {
                 if let Some(name) = delta.pointer("/function/name").and_then(Value::as_str) {
                     call.1 = name.to_owned();
                 }
-                if let Some(arguments) = delta.pointer("/function/arguments").and_then(Value::as_str) {
+                if let Some(arguments) =
+                    delta.pointer("/function/arguments").and_then(Value::as_str)
+                {
                     call.2.push_str(arguments);
                 }
             }
@@ -1137,20 +1154,36 @@ mod tests {
                     "get_weather".to_owned(),
                     "{\"location\": \"San Francisco, CA\", \"unit\": \"fahrenheit\"}".to_owned()
                 ),
-                ("toolu_2".to_owned(), "get_time".to_owned(), "{\"tz\": \"PST\"}".to_owned()),
+                (
+                    "toolu_2".to_owned(),
+                    "get_time".to_owned(),
+                    "{\"tz\": \"PST\"}".to_owned()
+                ),
             ]
         );
         // The first delta of a call carries its type; later ones only the index and arguments.
-        let first = payloads.iter().find(|p| p.pointer("/choices/0/delta/tool_calls").is_some()).unwrap();
-        assert_eq!(first["choices"][0]["delta"]["tool_calls"][0]["type"], "function");
+        let first = payloads
+            .iter()
+            .find(|p| p.pointer("/choices/0/delta/tool_calls").is_some())
+            .unwrap();
+        assert_eq!(
+            first["choices"][0]["delta"]["tool_calls"][0]["type"],
+            "function"
+        );
         let text: String = payloads
             .iter()
-            .filter_map(|p| p.pointer("/choices/0/delta/content").and_then(Value::as_str))
+            .filter_map(|p| {
+                p.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+            })
             .collect();
         assert_eq!(text, "Okay, let's check the weather");
         let finish: Vec<&Value> = payloads
             .iter()
-            .filter_map(|p| p.pointer("/choices/0/finish_reason").filter(|f| !f.is_null()))
+            .filter_map(|p| {
+                p.pointer("/choices/0/finish_reason")
+                    .filter(|f| !f.is_null())
+            })
             .collect();
         assert_eq!(finish, [&json!("tool_calls")]);
         assert_eq!(translator.invalid_tool_arguments(), 0);
@@ -1161,13 +1194,29 @@ mod tests {
     /// the first delta of each call has `id`, `type` and the name with empty
     /// arguments; the arguments follow in pieces under the same `index`.
     fn openai_tool_stream(text_first: bool) -> Vec<Value> {
-        let mut chunks = vec![openai_chunk(json!({"role": "assistant", "content": null}), Value::Null)];
+        let mut chunks = vec![openai_chunk(
+            json!({"role": "assistant", "content": null}),
+            Value::Null,
+        )];
         if text_first {
-            chunks.push(openai_chunk(json!({"content": "Let me look."}), Value::Null));
+            chunks.push(openai_chunk(
+                json!({"content": "Let me look."}),
+                Value::Null,
+            ));
         }
         for (index, id, name, pieces) in [
-            (0, "call_DdmO9pD3xa9XTPNJ32zg2hcA", "get_weather", ["{\"", "location", "\":\"", "Paris", "\"}"]),
-            (1, "call_2", "get_weather", ["{\"loc", "ation\":", "\"Bog", "otá\"", "}"]),
+            (
+                0,
+                "call_DdmO9pD3xa9XTPNJ32zg2hcA",
+                "get_weather",
+                ["{\"", "location", "\":\"", "Paris", "\"}"],
+            ),
+            (
+                1,
+                "call_2",
+                "get_weather",
+                ["{\"loc", "ation\":", "\"Bog", "otá\"", "}"],
+            ),
         ] {
             chunks.push(openai_chunk(
                 json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
@@ -1193,7 +1242,11 @@ mod tests {
         for (name, payload) in payloads {
             match name.as_str() {
                 "content_block_start" => {
-                    assert_eq!(payload["index"].as_u64().unwrap() as usize, blocks.len(), "blocks open in order");
+                    assert_eq!(
+                        payload["index"].as_u64().unwrap() as usize,
+                        blocks.len(),
+                        "blocks open in order"
+                    );
                     blocks.push(payload["content_block"].clone());
                     json_text.push(String::new());
                 }
@@ -1201,10 +1254,15 @@ mod tests {
                     let index = payload["index"].as_u64().unwrap() as usize;
                     match payload["delta"]["type"].as_str().unwrap() {
                         "text_delta" => {
-                            let text = format!("{}{}", blocks[index]["text"].as_str().unwrap(), payload["delta"]["text"].as_str().unwrap());
+                            let text = format!(
+                                "{}{}",
+                                blocks[index]["text"].as_str().unwrap(),
+                                payload["delta"]["text"].as_str().unwrap()
+                            );
                             blocks[index]["text"] = Value::from(text);
                         }
-                        "input_json_delta" => json_text[index].push_str(payload["delta"]["partial_json"].as_str().unwrap()),
+                        "input_json_delta" => json_text[index]
+                            .push_str(payload["delta"]["partial_json"].as_str().unwrap()),
                         other => panic!("unexpected delta {other}"),
                     }
                 }
@@ -1230,7 +1288,11 @@ mod tests {
             if text_first {
                 expected.insert(0, json!({"type": "text", "text": "Let me look."}));
             }
-            assert_eq!(accumulate_anthropic(&payloads), expected, "text first: {text_first}");
+            assert_eq!(
+                accumulate_anthropic(&payloads),
+                expected,
+                "text first: {text_first}"
+            );
             // Each block is stopped before the next starts.
             let order: Vec<String> = payloads
                 .iter()
@@ -1239,10 +1301,18 @@ mod tests {
                 .collect();
             let blocks = expected.len();
             let want: Vec<String> = (0..blocks)
-                .flat_map(|i| [format!("content_block_start:{i}"), format!("content_block_stop:{i}")])
+                .flat_map(|i| {
+                    [
+                        format!("content_block_start:{i}"),
+                        format!("content_block_stop:{i}"),
+                    ]
+                })
                 .collect();
             assert_eq!(order, want);
-            let (_, delta) = payloads.iter().find(|(name, _)| name == "message_delta").unwrap();
+            let (_, delta) = payloads
+                .iter()
+                .find(|(name, _)| name == "message_delta")
+                .unwrap();
             assert_eq!(delta["delta"]["stop_reason"], "tool_use");
             assert_eq!(delta["usage"]["output_tokens"], 33);
             assert_eq!(translator.invalid_tool_arguments(), 0);
@@ -1254,9 +1324,18 @@ mod tests {
         // Arguments of call 0 arrive after call 1 started, and text after both.
         let chunks = vec![
             openai_chunk(json!({"content": "A"}), Value::Null),
-            openai_chunk(json!({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{\"a\":"}}]}), Value::Null),
-            openai_chunk(json!({"tool_calls": [{"index": 1, "id": "c1", "function": {"name": "g", "arguments": "{}"}}]}), Value::Null),
-            openai_chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}), Value::Null),
+            openai_chunk(
+                json!({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{\"a\":"}}]}),
+                Value::Null,
+            ),
+            openai_chunk(
+                json!({"tool_calls": [{"index": 1, "id": "c1", "function": {"name": "g", "arguments": "{}"}}]}),
+                Value::Null,
+            ),
+            openai_chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+                Value::Null,
+            ),
             openai_chunk(json!({"content": "B"}), Value::Null),
             openai_chunk(json!({}), json!("tool_calls")),
         ];
@@ -1275,7 +1354,10 @@ mod tests {
     #[test]
     fn invalid_arguments_pass_through_and_are_counted() {
         let chunks = vec![
-            openai_chunk(json!({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{\"a\": tru"}}]}), Value::Null),
+            openai_chunk(
+                json!({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "f", "arguments": "{\"a\": tru"}}]}),
+                Value::Null,
+            ),
             openai_chunk(json!({}), json!("tool_calls")),
         ];
         let (payloads, translator) = translate_openai(&chunks, true);

@@ -93,7 +93,10 @@ pub fn check_openai_tools(tools: &Value) -> Result<(), String> {
 /// `"custom"`) has a non-empty `name` and an `input_schema` that is an object schema.
 pub fn check_anthropic_tools(tools: &Value) -> Result<(), String> {
     let Some(tools) = tools.as_array() else {
-        return Err(format!("tools: Input should be a valid list, got {}", json_kind(tools)));
+        return Err(format!(
+            "tools: Input should be a valid list, got {}",
+            json_kind(tools)
+        ));
     };
     for (index, tool) in tools.iter().enumerate() {
         if !is_anthropic_custom_tool(tool) {
@@ -129,19 +132,20 @@ pub(super) fn openai_tools_to_anthropic(tools: &[Value]) -> Result<Vec<Value>, U
                 "tools[{index}].type = {kind:?}: only `function` tools have an Anthropic equivalent"
             )));
         }
-        let name = non_empty_name(tool, "/function/name").ok_or_else(|| {
-            Unsupported::new(format!("tools[{index}].function.name is missing"))
-        })?;
+        let name = non_empty_name(tool, "/function/name")
+            .ok_or_else(|| Unsupported::new(format!("tools[{index}].function.name is missing")))?;
         let schema = tool
             .pointer("/function/parameters")
             .cloned()
             .unwrap_or_else(empty_schema);
-        check_schema(&schema).map_err(|e| {
-            Unsupported::new(format!("tools[{index}].function.parameters: {e}"))
-        })?;
+        check_schema(&schema)
+            .map_err(|e| Unsupported::new(format!("tools[{index}].function.parameters: {e}")))?;
         let mut out = Map::new();
         out.insert("name".to_owned(), Value::from(name));
-        if let Some(description) = tool.pointer("/function/description").filter(|d| !d.is_null()) {
+        if let Some(description) = tool
+            .pointer("/function/description")
+            .filter(|d| !d.is_null())
+        {
             out.insert("description".to_owned(), description.clone());
         }
         out.insert("input_schema".to_owned(), schema);
@@ -192,7 +196,10 @@ pub(super) fn openai_tool_call_to_tool_use(
     path: &str,
     call: &Value,
 ) -> Result<ContentBlock, Unsupported> {
-    let kind = call.get("type").and_then(Value::as_str).unwrap_or("function");
+    let kind = call
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("function");
     if kind != "function" {
         return Err(Unsupported::new(format!(
             "{path}.type = {kind:?}: only function calls have an Anthropic equivalent"
@@ -269,7 +276,10 @@ pub(super) fn anthropic_tools_to_openai(tools: &[Value]) -> Result<Vec<Value>, U
         }
         let name = non_empty_name(tool, "/name")
             .ok_or_else(|| Unsupported::new(format!("tools.{index}.name is missing")))?;
-        let schema = tool.get("input_schema").cloned().unwrap_or_else(empty_schema);
+        let schema = tool
+            .get("input_schema")
+            .cloned()
+            .unwrap_or_else(empty_schema);
         check_schema(&schema)
             .map_err(|e| Unsupported::new(format!("tools.{index}.input_schema: {e}")))?;
         let mut function = Map::new();
@@ -303,8 +313,8 @@ pub(super) fn anthropic_tool_choice_to_openai(
             )))
         }
     };
-    let parallel = (choice.get("disable_parallel_tool_use") == Some(&Value::Bool(true)))
-        .then_some(false);
+    let parallel =
+        (choice.get("disable_parallel_tool_use") == Some(&Value::Bool(true))).then_some(false);
     Ok((Some(translated), parallel))
 }
 
@@ -408,10 +418,14 @@ mod tests {
                 "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
             })]
         );
-        assert_eq!(anthropic_tools_to_openai(&anthropic).unwrap(), vec![weather_openai()]);
+        assert_eq!(
+            anthropic_tools_to_openai(&anthropic).unwrap(),
+            vec![weather_openai()]
+        );
         // A function without parameters takes none.
-        let bare = openai_tools_to_anthropic(&[json!({"type": "function", "function": {"name": "now"}})])
-            .unwrap();
+        let bare =
+            openai_tools_to_anthropic(&[json!({"type": "function", "function": {"name": "now"}})])
+                .unwrap();
         assert_eq!(bare[0]["input_schema"], empty_schema());
     }
 
@@ -426,7 +440,11 @@ mod tests {
                 Some(false),
                 Some(json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})),
             ),
-            (Value::Null, Some(false), Some(json!({"type": "auto", "disable_parallel_tool_use": true}))),
+            (
+                Value::Null,
+                Some(false),
+                Some(json!({"type": "auto", "disable_parallel_tool_use": true})),
+            ),
             (Value::Null, Some(true), None),
         ] {
             let translated = openai_tool_choice_to_anthropic(Some(&choice), parallel).unwrap();
@@ -434,7 +452,11 @@ mod tests {
         }
         for (choice, expected, parallel) in [
             (json!({"type": "auto"}), json!("auto"), None),
-            (json!({"type": "any", "disable_parallel_tool_use": true}), json!("required"), Some(false)),
+            (
+                json!({"type": "any", "disable_parallel_tool_use": true}),
+                json!("required"),
+                Some(false),
+            ),
             (json!({"type": "none"}), json!("none"), None),
             (
                 json!({"type": "tool", "name": "f"}),
@@ -465,35 +487,73 @@ mod tests {
         );
         let back = tool_use_to_openai_call("call_1", "f", &json!({"city": "Paris"}));
         assert_eq!(back, call);
-        for (arguments, needle) in [(json!("[1]"), "JSON object"), (json!("{oops"), "JSON object"), (json!(3), "a number")] {
+        for (arguments, needle) in [
+            (json!("[1]"), "JSON object"),
+            (json!("{oops"), "JSON object"),
+            (json!(3), "a number"),
+        ] {
             let call = json!({"id": "c", "function": {"name": "f", "arguments": arguments}});
-            let error = openai_tool_call_to_tool_use("messages[1].tool_calls[0]", &call).unwrap_err();
-            assert!(error.what.contains(needle) && error.what.contains("messages[1].tool_calls[0]"), "{}", error.what);
+            let error =
+                openai_tool_call_to_tool_use("messages[1].tool_calls[0]", &call).unwrap_err();
+            assert!(
+                error.what.contains(needle) && error.what.contains("messages[1].tool_calls[0]"),
+                "{}",
+                error.what
+            );
         }
     }
 
     #[test]
     fn schemas_that_are_not_objects_are_named() {
-        let error = check_openai_tools(&json!([{"type": "function", "function": {"name": "f", "parameters": "string"}}]))
-            .unwrap_err();
-        assert_eq!(error, "tools[0].function.parameters: must be a JSON Schema object, got a string");
-        let error = check_anthropic_tools(&json!([{"name": "f", "input_schema": {"type": "array"}}])).unwrap_err();
-        assert_eq!(error, "tools.0.input_schema: the schema's `type` must be \"object\", got \"array\"");
+        let error = check_openai_tools(
+            &json!([{"type": "function", "function": {"name": "f", "parameters": "string"}}]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            "tools[0].function.parameters: must be a JSON Schema object, got a string"
+        );
+        let error =
+            check_anthropic_tools(&json!([{"name": "f", "input_schema": {"type": "array"}}]))
+                .unwrap_err();
+        assert_eq!(
+            error,
+            "tools.0.input_schema: the schema's `type` must be \"object\", got \"array\""
+        );
         let error = check_anthropic_tools(&json!([{"name": "f"}])).unwrap_err();
         assert_eq!(error, "tools.0.input_schema: Field required");
         // Server tools are the API's own business.
-        assert!(check_anthropic_tools(&json!([{"type": "web_search_20250305", "name": "web_search"}])).is_ok());
+        assert!(check_anthropic_tools(
+            &json!([{"type": "web_search_20250305", "name": "web_search"}])
+        )
+        .is_ok());
     }
 
     #[test]
     fn error_results_keep_their_flag_as_a_prefix() {
-        assert_eq!(tool_result_text("m", Some(&json!("42")), false).unwrap(), "42");
         assert_eq!(
-            tool_result_text("m", Some(&json!([{"type": "text", "text": "no such city"}])), true).unwrap(),
+            tool_result_text("m", Some(&json!("42")), false).unwrap(),
+            "42"
+        );
+        assert_eq!(
+            tool_result_text(
+                "m",
+                Some(&json!([{"type": "text", "text": "no such city"}])),
+                true
+            )
+            .unwrap(),
             "Error: no such city"
         );
-        let error = tool_result_text("messages.2.content.0", Some(&json!([{"type": "image", "source": {}}])), false)
-            .unwrap_err();
-        assert!(error.what.contains("messages.2.content.0.content.0"), "{}", error.what);
+        let error = tool_result_text(
+            "messages.2.content.0",
+            Some(&json!([{"type": "image", "source": {}}])),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            error.what.contains("messages.2.content.0.content.0"),
+            "{}",
+            error.what
+        );
     }
 }

@@ -1,0 +1,244 @@
+"""Tool use and images through `costfloor serve`, with the official `openai` and
+`anthropic` SDKs unchanged, against `costfloor sim` in both formats.
+
+Every round trip is the agent loop: the model asks for a tool, the client runs it,
+sends the result back, and gets the final answer. The simulator's rule is known
+(crates/sim/src/tools.rs): it calls every offered tool named in the last user
+message (or the named `tool_choice`), fills each string property with "sim", and
+once the conversation ends in tool results it answers `Tool results: <their text>`.
+A call costs the words of its arguments plus one output token.
+
+`local` routes to an OpenAI-compatible backend and `api` to an Anthropic one, so each
+SDK is tested against its own format and against the other, through translation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import anthropic
+import openai
+from openai.lib.streaming.chat import ChatCompletionStreamState
+
+TIMEOUT_S = 30
+KEY = "sk-costfloor-tools-5d1a"
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "description": "City name"}},
+    "required": ["city"],
+}
+TIME_SCHEMA = {"type": "object", "properties": {"tz": {"type": "string"}}}
+OPENAI_TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city", "parameters": WEATHER_SCHEMA}},
+    {"type": "function", "function": {"name": "get_time", "description": "Local time", "parameters": TIME_SCHEMA}},
+]
+ANTHROPIC_TOOLS = [
+    {"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER_SCHEMA},
+    {"name": "get_time", "description": "Local time", "input_schema": TIME_SCHEMA},
+]
+ASK_ONE = "What is the weather in Paris? Use get_weather."
+ASK_BOTH = "Use get_weather and get_time for Paris."
+RESULTS = {"get_weather": "18C and sunny", "get_time": "14:05"}
+# {"city":"sim"} and {"tz":"sim"} are one word each: 1 + 1 for the name.
+TOKENS_PER_CALL = 2
+# A 1x1 PNG.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+MEDIA_TOKENS = 85  # crates/sim/src/tools.rs: MEDIA_TOKENS
+
+
+@pytest.fixture(scope="module")
+def sim(module_launcher):
+    return module_launcher.sim(output_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def gateway(module_launcher, sim):
+    return module_launcher.gateway(
+        client_keys=[{"name": "agents", "secret_env": "AGENTS_KEY"}],
+        backends=[
+            {"name": "selfhosted", "type": "openai_compatible", "base_url": f"{sim.url}/v1", "model": "sim-llama",
+             "deployment": "llama-3.3-70b-4xa100"},
+            {"name": "claude", "type": "anthropic", "base_url": sim.url, "model": "claude-haiku-4-5",
+             "price": "claude-haiku-4.5"},
+        ],
+        routes=[
+            {"name": "local", "models": ["local"], "targets": ["selfhosted"], "reference_api": "claude-haiku-4.5"},
+            {"name": "api", "models": ["api"], "targets": ["claude"]},
+        ],
+        env={"AGENTS_KEY": KEY},
+    )
+
+
+@pytest.fixture
+def oai(gateway):
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0, timeout=TIMEOUT_S) as client:
+        yield client
+
+
+@pytest.fixture
+def ant(gateway):
+    with anthropic.Anthropic(base_url=gateway.url, api_key=KEY, max_retries=0, timeout=TIMEOUT_S) as client:
+        yield client
+
+
+def openai_turn(client, model: str, messages: list, stream: bool, **extra):  # noqa: ANN001
+    """One chat completion, whole or streamed (accumulated by the SDK's own helper),
+    and its request id."""
+    if not stream:
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=messages, tools=OPENAI_TOOLS, **extra)
+        return raw.parse(), raw.headers["x-costfloor-request-id"]
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=messages, tools=OPENAI_TOOLS, stream=True, stream_options={"include_usage": True}, **extra
+    )
+    state = ChatCompletionStreamState(input_tools=OPENAI_TOOLS)
+    for chunk in raw.parse():
+        state.handle_chunk(chunk)
+    return state.get_final_completion(), raw.headers["x-costfloor-request-id"]
+
+
+def anthropic_turn(client, model: str, messages: list, stream: bool, **extra):  # noqa: ANN001
+    if not stream:
+        raw = client.messages.with_raw_response.create(
+            model=model, max_tokens=200, messages=messages, tools=ANTHROPIC_TOOLS, **extra
+        )
+        return raw.parse(), raw.headers["x-costfloor-request-id"]
+    with client.messages.stream(model=model, max_tokens=200, messages=messages, tools=ANTHROPIC_TOOLS, **extra) as s:
+        request_id = s.response.headers["x-costfloor-request-id"]
+        return s.get_final_message(), request_id
+
+
+def assert_row(gateway, request_id: str, *, input_tokens: int, output_tokens: int) -> None:  # noqa: ANN001
+    row = gateway.row(request_id)
+    assert row["outcome"] == "success", row
+    assert row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"] == input_tokens
+    assert row["output_tokens"] == output_tokens
+    assert row["estimated"] == 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_openai_sdk_tool_round_trip(oai, gateway, model: str, stream: bool) -> None:
+    messages = [{"role": "user", "content": ASK_BOTH}]
+    first, request_id = openai_turn(oai, model, messages, stream)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = choice.message.tool_calls
+    assert [c.function.name for c in calls] == ["get_weather", "get_time"], "both tools, in order: parallel calls"
+    assert json.loads(calls[0].function.arguments) == {"city": "sim"}
+    assert json.loads(calls[1].function.arguments) == {"tz": "sim"}
+    assert len({c.id for c in calls}) == 2 and all(c.id for c in calls)
+    assert first.usage.completion_tokens == 2 * TOKENS_PER_CALL
+    assert_row(gateway, request_id, input_tokens=first.usage.prompt_tokens, output_tokens=2 * TOKENS_PER_CALL)
+
+    messages.append(choice.message.model_dump(exclude_none=True))
+    for call in calls:
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": RESULTS[call.function.name]})
+    final, request_id = openai_turn(oai, model, messages, stream)
+    assert final.choices[0].finish_reason == "stop"
+    assert final.choices[0].message.content == "Tool results: 18C and sunny 14:05"
+    assert not final.choices[0].message.tool_calls
+    assert_row(gateway, request_id, input_tokens=final.usage.prompt_tokens, output_tokens=final.usage.completion_tokens)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_anthropic_sdk_tool_round_trip(ant, gateway, model: str, stream: bool) -> None:
+    messages = [{"role": "user", "content": ASK_BOTH}]
+    first, request_id = anthropic_turn(ant, model, messages, stream)
+    assert first.stop_reason == "tool_use"
+    uses = [b for b in first.content if b.type == "tool_use"]
+    assert [(u.name, u.input) for u in uses] == [("get_weather", {"city": "sim"}), ("get_time", {"tz": "sim"})]
+    assert all(b.type != "text" or b.text for b in first.content), "no empty text block comes back"
+    assert first.usage.output_tokens == 2 * TOKENS_PER_CALL
+    input_total = first.usage.input_tokens + (first.usage.cache_read_input_tokens or 0) + (
+        first.usage.cache_creation_input_tokens or 0
+    )
+    assert_row(gateway, request_id, input_tokens=input_total, output_tokens=2 * TOKENS_PER_CALL)
+
+    messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]})
+    messages.append({
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": uses[0].id, "content": RESULTS["get_weather"]},
+            {"type": "tool_result", "tool_use_id": uses[1].id, "content": [{"type": "text", "text": "no clock"}], "is_error": True},
+        ],
+    })
+    final, _ = anthropic_turn(ant, model, messages, stream)
+    assert final.stop_reason == "end_turn"
+    # The error flag reaches an OpenAI backend as the text's prefix (wire::translate::tools).
+    expected = "Tool results: 18C and sunny " + ("Error: no clock" if model == "local" else "no clock")
+    assert [b.text for b in final.content if b.type == "text"] == [expected]
+
+
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_named_tool_choice_and_no_parallel_calls(oai, ant, model: str) -> None:
+    r, _ = openai_turn(
+        oai, model, [{"role": "user", "content": ASK_BOTH}], False,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+    assert [c.function.name for c in r.choices[0].message.tool_calls] == ["get_time"]
+    r, _ = openai_turn(oai, model, [{"role": "user", "content": ASK_BOTH}], True, parallel_tool_calls=False)
+    assert [c.function.name for c in r.choices[0].message.tool_calls] == ["get_weather"]
+    m, _ = anthropic_turn(
+        ant, model, [{"role": "user", "content": ASK_BOTH}], False,
+        tool_choice={"type": "any", "disable_parallel_tool_use": True},
+    )
+    assert [b.name for b in m.content if b.type == "tool_use"] == ["get_weather"]
+    m, _ = anthropic_turn(ant, model, [{"role": "user", "content": ASK_ONE}], False, tool_choice={"type": "none"})
+    assert m.stop_reason != "tool_use" and m.content[0].type == "text"
+
+
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_images_reach_both_backends_and_are_counted(oai, ant, model: str) -> None:
+    text_only = oai.chat.completions.create(model=model, messages=[{"role": "user", "content": [{"type": "text", "text": "Describe it"}]}])
+    with_image = oai.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "Describe it"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+        ]}],
+    )
+    assert with_image.usage.prompt_tokens == text_only.usage.prompt_tokens + MEDIA_TOKENS
+    m = ant.messages.create(
+        model=model, max_tokens=50,
+        messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+            {"type": "text", "text": "Describe it"},
+        ]}],
+    )
+    assert m.usage.input_tokens + (m.usage.cache_read_input_tokens or 0) == text_only.usage.prompt_tokens + MEDIA_TOKENS
+
+
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_bad_tool_and_image_input_is_a_400_in_the_clients_shape(oai, ant, model: str) -> None:
+    bad_schema = [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], tools=bad_schema)
+    assert "tools[0].function.parameters" in caught.value.body["message"]
+    assert caught.value.body["type"] == "invalid_request_error"
+
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        ant.messages.create(
+            model=model, max_tokens=10, tools=ANTHROPIC_TOOLS,
+            messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_nowhere", "content": "1"}]}],
+        )
+    error = caught.value.body["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "toolu_nowhere" in error["message"] and "tool_use" in error["message"]
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,not base64!"}}]}],
+        )
+    assert "messages[0].content[0].image_url.url" in caught.value.body["message"]
+
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        ant.messages.create(
+            model=model, max_tokens=10,
+            messages=[{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "%%%"}}]}],
+        )
+    assert "messages.0.content.0.source.data" in caught.value.body["error"]["message"]
