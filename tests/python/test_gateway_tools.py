@@ -20,6 +20,7 @@ import pytest
 
 import anthropic
 import openai
+from conftest import free_port
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
 TIMEOUT_S = 30
@@ -63,10 +64,14 @@ def gateway(module_launcher, sim):
              "deployment": "llama-3.3-70b-4xa100"},
             {"name": "claude", "type": "anthropic", "base_url": sim.url, "model": "claude-haiku-4-5",
              "price": "claude-haiku-4.5"},
+            # A server with no tokenizer endpoint at all (nothing listens there).
+            {"name": "silent", "type": "openai_compatible", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+             "model": "silent-llama", "deployment": "llama-3.3-70b-4xa100"},
         ],
         routes=[
             {"name": "local", "models": ["local"], "targets": ["selfhosted"], "reference_api": "claude-haiku-4.5"},
             {"name": "api", "models": ["api"], "targets": ["claude"]},
+            {"name": "silent", "models": ["silent"], "targets": ["silent"]},
         ],
         env={"AGENTS_KEY": KEY},
     )
@@ -242,3 +247,32 @@ def test_bad_tool_and_image_input_is_a_400_in_the_clients_shape(oai, ant, model:
             messages=[{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "%%%"}}]}],
         )
     assert "messages.0.content.0.source.data" in caught.value.body["error"]["message"]
+
+
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_count_tokens_is_what_the_backend_then_bills(ant, model: str) -> None:
+    params = {"system": "You are terse.", "messages": [{"role": "user", "content": ASK_ONE}], "tools": ANTHROPIC_TOOLS}
+    raw = ant.messages.with_raw_response.count_tokens(model=model, **params)
+    counted = raw.parse().input_tokens
+    # Anthropic's own count_tokens for `api`; the server's /tokenize of the chat for `local`.
+    assert raw.headers["x-costfloor-token-count"] == "backend"
+    assert raw.headers["x-costfloor-backend"] == ("claude" if model == "api" else "selfhosted")
+    m = ant.messages.create(model=model, max_tokens=5, tool_choice={"type": "none"}, **params)
+    assert counted == m.usage.input_tokens > 0
+
+
+def test_count_tokens_without_a_tokenizer_is_an_estimate(ant) -> None:
+    raw = ant.messages.with_raw_response.count_tokens(
+        model="silent", messages=[{"role": "user", "content": "x" * 400}]
+    )
+    assert raw.headers["x-costfloor-token-count"] == "estimate"
+    # wire::translate::estimate_tokens: one token per four characters.
+    assert raw.parse().input_tokens == 100
+
+
+def test_count_tokens_checks_the_request(ant) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        ant.messages.count_tokens(model="api", messages=[])
+    assert "messages" in caught.value.body["error"]["message"]
+    with pytest.raises(anthropic.NotFoundError):
+        ant.messages.count_tokens(model="nope", messages=[{"role": "user", "content": "x"}])

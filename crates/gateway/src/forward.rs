@@ -66,6 +66,14 @@ impl Failure {
         self
     }
 
+    /// The error the client gets for a single attempt (no fallback chain).
+    pub(crate) fn into_client_error(self) -> ClientError {
+        let mut error = ClientError::upstream(self.kind, self.message);
+        error.retry_after = self.retry_after;
+        error.detail = self.detail;
+        error
+    }
+
     fn with_detail(mut self, error: &dyn std::error::Error) -> Failure {
         self.detail = Some(error_chain(error));
         self
@@ -79,8 +87,18 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 pub(crate) async fn send(backend: &Backend, body: Bytes) -> Result<reqwest::Response, Failure> {
+    send_to(backend, backend.endpoint.clone(), body).await
+}
+
+/// [`send`] to another path of the backend's server (token counting), with the same
+/// headers, first-byte timeout and error reading.
+pub(crate) async fn send_to(
+    backend: &Backend,
+    url: reqwest::Url,
+    body: Bytes,
+) -> Result<reqwest::Response, Failure> {
     let config = &backend.config;
-    let mut request = backend.client.post(backend.endpoint.clone()).body(body);
+    let mut request = backend.client.post(url).body(body);
     for (name, value) in &backend.upstream_headers {
         request = request.header(name.clone(), value.clone());
     }

@@ -15,6 +15,7 @@
 //! - [`forward`]: trying a route's targets.
 //! - [`relay`]: answering, whole or streamed.
 //! - [`row`]: the ledger row and its price.
+//! - [`count`]: `count_tokens`, counted by the routed backend or estimated.
 //! - [`call`]: one whole request to one named backend (eval, shadow copies).
 //! - [`shadow`]: mirroring a sampled share of a route to a reference backend.
 //! - [`sampler`]: utilisation samples of self-hosted backends' metrics endpoints.
@@ -25,6 +26,7 @@ pub mod calibration;
 pub mod call;
 pub mod circuit;
 pub mod config;
+pub mod count;
 pub mod error;
 mod forward;
 pub mod metrics;

@@ -83,7 +83,7 @@ pub async fn handle(
 /// through `axum::body::to_bytes`). Not a `tower_http` layer: that one answers 413
 /// itself, outside the client's format and without a ledger row, and takes its limit
 /// once at start rather than from the reloadable config.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,

@@ -129,6 +129,7 @@ pub fn router(state: SimState) -> Router {
         .route(openai::PATH, post(openai::chat_completions))
         .route(anthropic::PATH, post(anthropic::messages))
         .route(anthropic::COUNT_TOKENS_PATH, post(anthropic::count_tokens))
+        .route(openai::TOKENIZE_PATH, post(openai::tokenize))
         .route("/v1/models", get(models))
         .route("/metrics", get(metrics_handler))
         .route("/health", get(health))

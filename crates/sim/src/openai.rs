@@ -20,6 +20,10 @@ use crate::text::{prefix_hashes, Finish, Segment};
 use crate::tools;
 
 pub(crate) const PATH: &str = "/v1/chat/completions";
+/// vLLM's tokenizer endpoint, at the server's root.
+pub(crate) const TOKENIZE_PATH: &str = "/tokenize";
+/// The `max_model_len` `/tokenize` reports.
+const MAX_MODEL_LEN: u64 = 131_072;
 const FMT: Format = Format::OpenAi;
 const ROLES: [&str; 6] = [
     "system",
@@ -215,6 +219,30 @@ fn usage_json(prompt: u64, cached: u64, completion: u64) -> Value {
             "rejected_prediction_tokens": 0
         }
     })
+}
+
+/// `POST /tokenize` as vLLM answers a chat (`messages`): `{"count", "max_model_len",
+/// "tokens"}`, where `count` is the `prompt_tokens` the same messages get from
+/// `/v1/chat/completions`. The token ids are placeholders.
+pub(crate) async fn tokenize(
+    State(st): State<SimState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    st.count_request(TOKENIZE_PATH);
+    let request_id = st.new_id("req_", 32);
+    let result = async {
+        let bytes = read_body(&headers, body, st.config().max_body_bytes).await?;
+        let req = parse(&parse_object(FMT, &bytes)?)?;
+        let count = crate::text::prompt_tokens(&req.segments);
+        let tokens: Vec<u64> = (0..count).map(|i| 1000 + i % 30_000).collect();
+        Ok::<_, ApiError>(json!({"count": count, "max_model_len": MAX_MODEL_LEN, "tokens": tokens}))
+    }
+    .await;
+    match result {
+        Ok(v) => json_response(FMT, &request_id, Body::from(v.to_string())),
+        Err(e) => e.into_response(FMT, &request_id),
+    }
 }
 
 /// The `POST /v1/chat/completions` handler.

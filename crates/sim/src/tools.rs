@@ -113,11 +113,13 @@ pub(crate) fn parse_openai(map: &Map<String, Value>) -> Result<Option<Offer>, Ap
             "auto" => Choice::Auto,
             "none" => Choice::None,
             "required" => Choice::Required,
-            other => return Err(ApiError::invalid(format!(
+            other => {
+                return Err(ApiError::invalid(format!(
                 "Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."
             ))
-            .param("tool_choice")
-            .code("invalid_value")),
+                .param("tool_choice")
+                .code("invalid_value"))
+            }
         },
         Some(named) => match named.pointer("/function/name").and_then(Value::as_str) {
             Some(name) => Choice::Named(name.to_owned()),

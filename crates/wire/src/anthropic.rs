@@ -151,6 +151,12 @@ impl ContentBlock {
     }
 }
 
+/// The answer of `POST /v1/messages/count_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TokenCount {
+    pub input_tokens: u64,
+}
+
 string_enum! {
     /// Why the model stopped.
     pub enum StopReason {

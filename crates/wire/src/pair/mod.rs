@@ -4,13 +4,15 @@
 //! It owns parsing and validating a client request ([`ClientRequest`]), building the
 //! upstream body and headers ([`FormatPair::upstream_body`],
 //! [`BackendProtocol::upstream_headers`]), checking and translating a whole response
-//! ([`FormatPair::read_complete`]), relaying a stream ([`StreamRelay`]), and the error
-//! and `/v1/models` bodies each client expects ([`ClientFormat`]).
+//! ([`FormatPair::read_complete`]), relaying a stream ([`StreamRelay`]), where each
+//! backend counts a request's tokens ([`ClientRequest::count_attempts`]), and the
+//! error and `/v1/models` bodies each client expects ([`ClientFormat`]).
 //!
 //! It must not do I/O, route, retry or price: the gateway hands it bytes and gets back
 //! bytes, token usage and errors to answer in the client's format.
 
 mod complete;
+mod count;
 mod request;
 mod stream;
 
@@ -20,6 +22,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 pub use complete::{Completed, InvalidResponse};
+pub use count::{count_body, read_count, CountAttempt, CountSource, CountTarget};
 pub use request::{ChatParts, ClientRequest};
 pub use stream::{RelayInit, RelayStep, StreamRelay};
 

@@ -373,7 +373,8 @@ fn anthropic_assistant_to_openai(
     let text = texts.join(TEXT_JOINER);
     Ok(openai::Message {
         role: "assistant".to_owned(),
-        content: (!text.is_empty() || calls.is_empty()).then(|| openai::MessageContent::Text(text)),
+        content: (!text.is_empty() || calls.is_empty())
+            .then_some(openai::MessageContent::Text(text)),
         tool_calls: (!calls.is_empty()).then_some(calls),
         ..openai::Message::default()
     })

@@ -288,7 +288,6 @@ struct ToolCall {
     /// The Anthropic content block index.
     block: u32,
     arguments: String,
-    closed: bool,
 }
 
 impl ToolCalls {
@@ -307,7 +306,6 @@ impl ToolCalls {
             openai_index,
             block,
             arguments: String::new(),
-            closed: false,
         });
     }
 
@@ -806,9 +804,6 @@ impl OpenAiToAnthropicStream {
 
     fn close_block(&mut self, frames: &mut Vec<Bytes>) {
         if let Some((index, _)) = self.open_block.take() {
-            if let Some(call) = self.tools.by_block(index) {
-                call.closed = true;
-            }
             frames.push(event_frame(&StreamEvent::ContentBlockStop { index }));
         }
     }
