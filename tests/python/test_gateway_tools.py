@@ -276,3 +276,96 @@ def test_count_tokens_checks_the_request(ant) -> None:
     assert "messages" in caught.value.body["error"]["message"]
     with pytest.raises(anthropic.NotFoundError):
         ant.messages.count_tokens(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+# --- The Responses API (client.responses.create) -------------------------------------
+
+RESPONSES_TOOLS = [
+    {"type": "function", "name": "get_weather", "description": "Weather for a city", "parameters": WEATHER_SCHEMA},
+    {"type": "function", "name": "get_time", "description": "Local time", "parameters": TIME_SCHEMA},
+]
+
+
+def responses_turn(client, model: str, stream: bool, **params):  # noqa: ANN001
+    """One Responses call, whole or streamed (the SDK's own stream helper accumulates
+    the events), its request id, and the event types seen."""
+    if not stream:
+        raw = client.responses.with_raw_response.create(model=model, **params)
+        return raw.parse(), raw.headers["x-costfloor-request-id"], []
+    with client.responses.stream(model=model, **params) as s:
+        kinds = [event.type for event in s]
+        final = s.get_final_response()
+        # The SDK keeps the HTTP response of a stream as `_response` (openai/lib/streaming/responses).
+        return final, s._response.headers["x-costfloor-request-id"], kinds
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_responses_text_with_usage_in_the_ledger(oai, gateway, model: str, stream: bool) -> None:
+    r, request_id, kinds = responses_turn(
+        oai, model, stream, instructions="You are terse.", input="Say hello to the world", max_output_tokens=64
+    )
+    assert r.object == "response" and r.status == "completed"
+    assert r.model == model
+    assert r.instructions == "You are terse."
+    assert r.output[0].type == "message" and r.output[0].role == "assistant"
+    text = r.output_text
+    assert text and len(text.split()) == r.usage.output_tokens == 8, "the sim answers 8 words, one token each"
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+    assert r.usage.input_tokens_details.cached_tokens == 0
+    if stream:
+        assert kinds[:2] == ["response.created", "response.in_progress"]
+        assert kinds[-1] == "response.completed"
+        assert kinds.count("response.output_text.delta") == 8
+        for kind in ["response.output_item.added", "response.content_part.added", "response.output_text.done",
+                     "response.content_part.done", "response.output_item.done"]:
+            assert kind in kinds
+    assert_row(gateway, request_id, input_tokens=r.usage.input_tokens, output_tokens=r.usage.output_tokens)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("model", ["local", "api"])
+def test_responses_function_calls_round_trip(oai, model: str, stream: bool) -> None:
+    first, _, kinds = responses_turn(oai, model, stream, input=ASK_BOTH, tools=RESPONSES_TOOLS)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "sim"}), ("get_time", {"tz": "sim"})]
+    if stream:
+        assert "response.function_call_arguments.delta" in kinds
+        assert "response.function_call_arguments.done" in kinds
+    follow_up = [{"role": "user", "content": ASK_BOTH}]
+    follow_up += [{"type": "function_call", "call_id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls]
+    follow_up += [{"type": "function_call_output", "call_id": c.call_id, "output": RESULTS[c.name]} for c in calls]
+    final, _, _ = responses_turn(oai, model, stream, input=follow_up, tools=RESPONSES_TOOLS)
+    assert final.output_text == "Tool results: 18C and sunny 14:05"
+
+
+def test_responses_that_need_server_state_or_are_malformed_are_a_400(oai) -> None:
+    for params, needle in [
+        ({"input": "hi", "previous_response_id": "resp_123"}, "previous_response_id"),
+        ({"input": "hi", "store": True}, "store"),
+        ({"input": [{"type": "reasoning", "id": "rs_1", "summary": []}]}, "input[0].type: `reasoning`"),
+        ({"input": [{"type": "function_call_output", "call_id": "call_9", "output": "1"}]}, "input[0].call_id"),
+        ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ]:
+        with pytest.raises(openai.BadRequestError) as caught:
+            oai.responses.create(model="local", **params)
+        assert needle in caught.value.body["message"], caught.value.body
+        assert caught.value.body["type"] == "invalid_request_error"
+
+
+def test_responses_cached_tokens_are_reported_and_priced(oai, gateway) -> None:
+    # The sim caches OpenAI prompts of 1024 tokens or more, in steps of 128
+    # (crates/sim/src/openai.rs: openai_cached_tokens), as OpenAI documents.
+    instructions = " ".join(["policy"] * 1500)
+    params = {"instructions": instructions, "input": "Summarise the policy"}
+    responses_turn(oai, "local", False, **params)
+    second, request_id, _ = responses_turn(oai, "local", False, **params)
+    cached = second.usage.input_tokens_details.cached_tokens
+    assert cached >= 1024 and (cached - 1024) % 128 == 0
+    row = gateway.row(request_id)
+    assert row["cache_read_tokens"] == cached
+    assert row["input_tokens"] == second.usage.input_tokens - cached
+    # Self-hosted, so free; the counterfactual is claude-haiku-4.5's rate card: $1 per
+    # million input tokens, $0.10 per million cache reads, $5 per million output tokens.
+    assert row["cost_nusd"] == 0
+    assert row["counterfactual_cost_nusd"] == row["input_tokens"] * 1000 + cached * 100 + row["output_tokens"] * 5000

@@ -79,7 +79,7 @@ pub async fn call(
     let result = match send(backend, body).await {
         Ok(response) => {
             let deadline = started + backend.config.timeouts.total;
-            read_complete(pair, backend, response, deadline, input_estimate).await
+            read_complete(pair, backend, response, deadline, input_estimate, &request).await
         }
         Err(failure) => Err(failure),
     };

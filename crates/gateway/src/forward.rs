@@ -173,6 +173,7 @@ pub(crate) async fn read_complete(
     response: reqwest::Response,
     deadline: Instant,
     input_estimate: u64,
+    request: &ClientRequest,
 ) -> Result<Completed, Failure> {
     let config = &backend.config;
     let name = &config.name;
@@ -201,14 +202,15 @@ pub(crate) async fn read_complete(
         }
         Ok(Ok(body)) => body,
     };
-    pair.read_complete(body, input_estimate).map_err(|invalid| {
-        Failure::new(
-            name,
-            "invalid",
-            ApiErrorKind::BadGateway,
-            format!("backend `{name}` {invalid}"),
-        )
-    })
+    pair.read_complete(body, input_estimate, request)
+        .map_err(|invalid| {
+            Failure::new(
+                name,
+                "invalid",
+                ApiErrorKind::BadGateway,
+                format!("backend `{name}` {invalid}"),
+            )
+        })
 }
 
 /// Tries the route's targets in order: skips those whose context is too small, that
@@ -271,16 +273,23 @@ pub(crate) async fn forward(
                     let status = response.status().as_u16();
                     let deadline = sent_at + backend.config.timeouts.total;
                     let fallback_estimate = backend.calibration.estimate(input_estimate);
-                    read_complete(pair, backend, response, deadline, fallback_estimate)
-                        .await
-                        .map(|completed| {
-                            if !completed.estimated && backend.config.self_hosted() {
-                                backend
-                                    .calibration
-                                    .learn(input_estimate, completed.usage.total_input_tokens());
-                            }
-                            (status, Upstream::Complete(completed))
-                        })
+                    read_complete(
+                        pair,
+                        backend,
+                        response,
+                        deadline,
+                        fallback_estimate,
+                        request,
+                    )
+                    .await
+                    .map(|completed| {
+                        if !completed.estimated && backend.config.self_hosted() {
+                            backend
+                                .calibration
+                                .learn(input_estimate, completed.usage.total_input_tokens());
+                        }
+                        (status, Upstream::Complete(completed))
+                    })
                 }
                 Err(failure) => Err(failure),
             };

@@ -201,6 +201,7 @@ async fn run(
         total_deadline: sent_at + backend.config.timeouts.total,
         attempts: *attempts,
         shadow_wants: None,
+        responses_echo: request.responses_echo().cloned(),
     };
     let started_at_unix_ms = guard.row().started_at_unix_ms;
     if let Some(admitted) = shadow.admit(

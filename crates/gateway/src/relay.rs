@@ -32,6 +32,8 @@ pub(crate) struct Context {
     pub attempts: u32,
     /// A shadow copy waiting for this stream's text and usage (`crate::shadow`).
     pub shadow_wants: Option<tokio::sync::oneshot::Sender<crate::shadow::Streamed>>,
+    /// What a Responses client's stream repeats of its request.
+    pub responses_echo: Option<wire::responses::Echo>,
 }
 
 /// Answers a non-streamed request with the response `forward` read and checked.
@@ -97,6 +99,7 @@ pub(crate) fn stream_response(
             created_unix_s,
             client_wants_usage: context.client_wants_usage,
             input_estimate: context.input_estimate,
+            responses_echo: context.responses_echo.as_ref(),
         });
     // Only a mirrored stream keeps its text.
     if context.shadow_wants.is_some() {

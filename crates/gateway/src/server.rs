@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
+        .route("/v1/responses", post(responses))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/healthz", get(|| async { "ok" }))
@@ -71,6 +72,10 @@ async fn chat_completions(
 
 async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     proxy::handle(state, ClientFormat::Anthropic, headers, body).await
+}
+
+async fn responses(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(state, ClientFormat::Responses, headers, body).await
 }
 
 async fn count_tokens(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

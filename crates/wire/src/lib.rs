@@ -9,6 +9,7 @@
 //! - [`sse`]: an incremental server-sent-events parser and frame writers.
 //! - [`error`]: [`ApiErrorKind`] and the error bodies each API expects.
 //! - [`translate`]: request, response and stream translation in both directions.
+//! - [`responses`]: the OpenAI Responses API, read into and written from Chat Completions.
 //! - [`pair`]: every rule that depends on the (client format, backend protocol)
 //!   pair: request checks, upstream bodies and headers, whole responses, stream
 //!   relays, error and model-list bodies.
@@ -77,6 +78,7 @@ pub mod anthropic;
 pub mod error;
 pub mod openai;
 pub mod pair;
+pub mod responses;
 pub mod sse;
 pub mod translate;
 pub mod usage;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{ClientFormat, FormatPair};
 use crate::json::to_vec;
 use crate::usage::TokenUsage;
-use crate::{anthropic, openai, translate};
+use crate::{anthropic, openai, responses, translate};
 
 /// A whole response, already in the client's format, with its usage.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +38,7 @@ impl Completed {
                     .message
                     .content
             }
+            ClientFormat::Responses => responses::output_text(&self.body),
             ClientFormat::Anthropic => {
                 let response: anthropic::MessagesResponse =
                     serde_json::from_slice(&self.body).ok()?;
@@ -82,6 +83,7 @@ pub(super) fn read_complete(
     pair: FormatPair,
     body: Bytes,
     input_estimate: u64,
+    echo: Option<&responses::Echo>,
 ) -> Result<Completed, InvalidResponse> {
     let invalid = || InvalidResponse {
         protocol: pair.backend.name(),
@@ -133,6 +135,18 @@ pub(super) fn read_complete(
                 })
                 .count() as u64;
             Bytes::from(to_vec(&translated))
+        }
+        (ClientFormat::Responses, from_anthropic) => {
+            let chat = if from_anthropic {
+                let upstream: anthropic::MessagesResponse =
+                    serde_json::from_slice(&body).map_err(|_| invalid())?;
+                translate::anthropic_to_openai_response(&upstream, &upstream.model)
+            } else {
+                serde_json::from_slice::<openai::ChatResponse>(&body).map_err(|_| invalid())?
+            };
+            let default_echo = responses::Echo::default();
+            let echo = echo.unwrap_or(&default_echo);
+            Bytes::from(to_vec(&responses::from_chat_response(&chat, &usage, echo)))
         }
     };
     Ok(Completed {

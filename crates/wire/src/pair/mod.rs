@@ -43,6 +43,9 @@ pub enum ClientFormat {
     OpenAi,
     /// Messages, `POST /v1/messages`.
     Anthropic,
+    /// Responses, `POST /v1/responses`: OpenAI's error and model-list shapes, sent
+    /// upstream as Chat Completions.
+    Responses,
 }
 
 /// The protocol a backend speaks.
@@ -85,7 +88,7 @@ impl ClientFormat {
     /// The HTTP status this client expects for an error of `kind`.
     pub fn error_status(self, kind: ApiErrorKind) -> u16 {
         match self {
-            ClientFormat::OpenAi => kind.openai_status(),
+            ClientFormat::OpenAi | ClientFormat::Responses => kind.openai_status(),
             ClientFormat::Anthropic => kind.status(),
         }
     }
@@ -93,7 +96,9 @@ impl ClientFormat {
     /// The error body in this client's shape.
     pub fn error_body(self, kind: ApiErrorKind, message: &str) -> Vec<u8> {
         match self {
-            ClientFormat::OpenAi => error::openai_body(kind, message, None, None),
+            ClientFormat::OpenAi | ClientFormat::Responses => {
+                error::openai_body(kind, message, None, None)
+            }
             ClientFormat::Anthropic => error::anthropic_body(kind, message),
         }
     }
@@ -103,6 +108,8 @@ impl ClientFormat {
     pub fn for_path(path: &str) -> ClientFormat {
         if path.starts_with("/v1/messages") {
             ClientFormat::Anthropic
+        } else if path.starts_with("/v1/responses") {
+            ClientFormat::Responses
         } else {
             ClientFormat::OpenAi
         }
@@ -121,7 +128,7 @@ impl ClientFormat {
     /// The `GET /v1/models` body listing `names`, in this client's shape.
     pub fn models_body(self, names: &[String]) -> Vec<u8> {
         match self {
-            ClientFormat::OpenAi => {
+            ClientFormat::OpenAi | ClientFormat::Responses => {
                 #[derive(Serialize)]
                 struct Model<'a> {
                     id: &'a str,
@@ -314,13 +321,15 @@ impl FormatPair {
     }
 
     /// Reads a whole (non-streamed) upstream body: checks that it is a response of
-    /// the backend's protocol, takes its usage, and converts it to the client's format.
+    /// the backend's protocol, takes its usage, and converts it to the client's format
+    /// (a Responses client's `response` object repeats fields of its `request`).
     pub fn read_complete(
         self,
         body: Bytes,
         input_estimate: u64,
+        request: &ClientRequest,
     ) -> Result<Completed, InvalidResponse> {
-        complete::read_complete(self, body, input_estimate)
+        complete::read_complete(self, body, input_estimate, request.responses_echo())
     }
 
     /// A relay for one upstream stream to this client.

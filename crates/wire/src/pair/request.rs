@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::{BackendProtocol, ClientFormat, RequestError};
 use crate::json::to_vec;
 use crate::translate::{media, tools};
-use crate::{anthropic, openai, translate};
+use crate::{anthropic, openai, responses, translate};
 
 /// The metadata key that labels a request's task; removed before it goes upstream.
 const TASK_KEY: &str = "task";
@@ -29,6 +29,14 @@ pub struct ChatParts<'a> {
 pub enum ClientRequest {
     OpenAi(openai::ChatRequest),
     Anthropic(anthropic::MessagesRequest),
+    /// A Responses request, held as the Chat Completions request it is sent as.
+    Responses(Box<responses::ResponsesRequest>),
+}
+
+/// A request as one of the two conversation shapes.
+enum View<'a> {
+    Chat(&'a openai::ChatRequest),
+    Messages(&'a anthropic::MessagesRequest),
 }
 
 impl ClientRequest {
@@ -48,6 +56,9 @@ impl ClientRequest {
             ClientFormat::Anthropic => {
                 ClientRequest::Anthropic(serde_json::from_slice(body).map_err(invalid)?)
             }
+            ClientFormat::Responses => ClientRequest::Responses(Box::new(
+                responses::parse_request(body).map_err(RequestError::invalid)?,
+            )),
         };
         request.validate()?;
         Ok(request)
@@ -58,57 +69,74 @@ impl ClientRequest {
         match self {
             ClientRequest::OpenAi(_) => ClientFormat::OpenAi,
             ClientRequest::Anthropic(_) => ClientFormat::Anthropic,
+            ClientRequest::Responses(_) => ClientFormat::Responses,
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        match self {
+            ClientRequest::OpenAi(r) => View::Chat(r),
+            ClientRequest::Responses(r) => View::Chat(&r.chat),
+            ClientRequest::Anthropic(r) => View::Messages(r),
+        }
+    }
+
+    /// What a Responses client's `response` object repeats of its request.
+    pub fn responses_echo(&self) -> Option<&responses::Echo> {
+        match self {
+            ClientRequest::Responses(r) => Some(&r.echo),
+            _ => None,
         }
     }
 
     /// The model the client asked for: a route alias or a backend model name.
     pub fn model(&self) -> &str {
-        match self {
-            ClientRequest::OpenAi(r) => &r.model,
-            ClientRequest::Anthropic(r) => &r.model,
+        match self.view() {
+            View::Chat(r) => &r.model,
+            View::Messages(r) => &r.model,
         }
     }
 
     /// True when the client asked for a stream.
     pub fn stream(&self) -> bool {
-        match self {
-            ClientRequest::OpenAi(r) => r.is_stream(),
-            ClientRequest::Anthropic(r) => r.is_stream(),
+        match self.view() {
+            View::Chat(r) => r.is_stream(),
+            View::Messages(r) => r.is_stream(),
         }
     }
 
     /// The output limit the client set, or `default` where it set none.
     pub fn max_output_tokens(&self, default: u32) -> u64 {
-        match self {
-            ClientRequest::OpenAi(r) => {
-                u64::from(r.max_completion_tokens.or(r.max_tokens).unwrap_or(default))
-            }
-            ClientRequest::Anthropic(r) => u64::from(r.max_tokens.unwrap_or(default)),
+        match self.view() {
+            View::Chat(r) => u64::from(r.max_completion_tokens.or(r.max_tokens).unwrap_or(default)),
+            View::Messages(r) => u64::from(r.max_tokens.unwrap_or(default)),
         }
     }
 
     /// A rough count of the prompt's tokens, for routing and for usage no backend
     /// reported ([`translate::estimate_tokens`]).
     pub fn estimated_input_tokens(&self) -> u64 {
-        match self {
-            ClientRequest::OpenAi(r) => translate::estimate_openai_input_tokens(r),
-            ClientRequest::Anthropic(r) => translate::estimate_anthropic_input_tokens(r),
+        match self.view() {
+            View::Chat(r) => translate::estimate_openai_input_tokens(r),
+            View::Messages(r) => translate::estimate_anthropic_input_tokens(r),
         }
     }
 
     /// The task label in `metadata.task`, if the client set one.
     pub fn task_label(&self) -> Option<String> {
-        let value = match self {
-            ClientRequest::OpenAi(r) => r.metadata.as_ref().and_then(|m| m.get(TASK_KEY)),
-            ClientRequest::Anthropic(r) => r.metadata.as_ref().and_then(|m| m.get(TASK_KEY)),
+        let value = match self.view() {
+            View::Chat(r) => r.metadata.as_ref().and_then(|m| m.get(TASK_KEY)),
+            View::Messages(r) => r.metadata.as_ref().and_then(|m| m.get(TASK_KEY)),
         };
         value.and_then(Value::as_str).map(str::to_string)
     }
 
-    /// True when an OpenAI streaming client asked for the final usage chunk.
+    /// True when an OpenAI streaming client asked for the final usage chunk (a
+    /// Responses stream always ends with its usage).
     pub fn wants_stream_usage(&self) -> bool {
         match self {
             ClientRequest::OpenAi(r) => r.wants_stream_usage(),
+            ClientRequest::Responses(_) => true,
             ClientRequest::Anthropic(_) => false,
         }
     }
@@ -161,8 +189,8 @@ impl ClientRequest {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        match self {
-            ClientRequest::OpenAi(r) => {
+        match self.view() {
+            View::Chat(r) => {
                 for message in &r.messages {
                     let text = match &message.content {
                         Some(openai::MessageContent::Text(text)) => text.clone(),
@@ -179,7 +207,7 @@ impl ClientRequest {
                     line(&message.role, &text);
                 }
             }
-            ClientRequest::Anthropic(r) => {
+            View::Messages(r) => {
                 match &r.system {
                     Some(anthropic::SystemPrompt::Text(text)) => line("system", text),
                     Some(anthropic::SystemPrompt::Blocks(blocks)) => {
@@ -208,6 +236,7 @@ impl ClientRequest {
                 r.stream = None;
                 r.stream_options = None;
             }
+            ClientRequest::Responses(r) => r.chat.stream = None,
             ClientRequest::Anthropic(r) => r.stream = None,
         }
         copy
@@ -218,9 +247,9 @@ impl ClientRequest {
         if self.model().is_empty() {
             return bad("model: must be a non-empty string".to_string());
         }
-        let (messages_empty, temperature, temperature_max, top_p) = match self {
-            ClientRequest::OpenAi(r) => (r.messages.is_empty(), r.temperature, 2.0, r.top_p),
-            ClientRequest::Anthropic(r) => (r.messages.is_empty(), r.temperature, 1.0, r.top_p),
+        let (messages_empty, temperature, temperature_max, top_p) = match self.view() {
+            View::Chat(r) => (r.messages.is_empty(), r.temperature, 2.0, r.top_p),
+            View::Messages(r) => (r.messages.is_empty(), r.temperature, 1.0, r.top_p),
         };
         if messages_empty {
             return bad("messages: must contain at least one message".to_string());
@@ -237,8 +266,8 @@ impl ClientRequest {
                 return bad(format!("top_p: {p} is out of range; expected 0 to 1"));
             }
         }
-        match self {
-            ClientRequest::Anthropic(r) => {
+        match self.view() {
+            View::Messages(r) => {
                 match r.max_tokens {
                     None => return bad("max_tokens: Field required".to_string()),
                     Some(0) => return bad("max_tokens: must be at least 1".to_string()),
@@ -253,7 +282,7 @@ impl ClientRequest {
                     }
                 }
             }
-            ClientRequest::OpenAi(r) => {
+            View::Chat(r) => {
                 if r.max_tokens == Some(0) || r.max_completion_tokens == Some(0) {
                     return bad("max_tokens: must be at least 1".to_string());
                 }
@@ -277,8 +306,8 @@ impl ClientRequest {
     /// request is refused in the client's shape before it goes anywhere.
     fn check_tools_and_media(&self) -> Result<(), String> {
         let mut pending = tools::PendingCalls::default();
-        match self {
-            ClientRequest::OpenAi(r) => {
+        match self.view() {
+            View::Chat(r) => {
                 if let Some(list) = r.extra.get("tools").filter(|t| !t.is_null()) {
                     tools::check_openai_tools(list)?;
                 }
@@ -313,7 +342,7 @@ impl ClientRequest {
                     }
                 }
             }
-            ClientRequest::Anthropic(r) => {
+            View::Messages(r) => {
                 if let Some(list) = r.extra.get("tools").filter(|t| !t.is_null()) {
                     tools::check_anthropic_tools(list)?;
                 }
@@ -377,23 +406,11 @@ pub(super) fn upstream_body(
             r.metadata = metadata;
             body
         }
-        (ClientRequest::OpenAi(r), false) => {
-            let client_model = std::mem::replace(&mut r.model, model.to_string());
-            let metadata = r.metadata.take();
-            r.metadata = openai_metadata(metadata.as_ref(), backend);
-            let stream_options = r.stream_options.clone();
-            ask_for_stream_usage(r);
-            let body = to_vec(r);
-            r.model = client_model;
-            r.metadata = metadata;
-            r.stream_options = stream_options;
-            body
-        }
-        (ClientRequest::OpenAi(r), true) => {
-            let mut upstream = translate::openai_to_anthropic_request(r, default_max_tokens)?;
-            model.clone_into(&mut upstream.model);
-            upstream.metadata = anthropic_metadata(upstream.metadata.as_ref());
-            to_vec(&upstream)
+        (ClientRequest::OpenAi(r), false) => chat_body(backend, r, model),
+        (ClientRequest::Responses(r), false) => chat_body(backend, &mut r.chat, model),
+        (ClientRequest::OpenAi(r), true) => chat_to_anthropic_body(r, model, default_max_tokens)?,
+        (ClientRequest::Responses(r), true) => {
+            chat_to_anthropic_body(&r.chat, model, default_max_tokens)?
         }
         (ClientRequest::Anthropic(r), false) => {
             let mut upstream = translate::anthropic_to_openai_request(r)?;
@@ -404,6 +421,32 @@ pub(super) fn upstream_body(
         }
     };
     Ok(Bytes::from(body))
+}
+
+/// A chat request for an OpenAI backend: the model swapped and the fields put back
+/// after encoding, so the request is never deep-copied.
+fn chat_body(backend: BackendProtocol, r: &mut openai::ChatRequest, model: &str) -> Vec<u8> {
+    let client_model = std::mem::replace(&mut r.model, model.to_string());
+    let metadata = r.metadata.take();
+    r.metadata = openai_metadata(metadata.as_ref(), backend);
+    let stream_options = r.stream_options.clone();
+    ask_for_stream_usage(r);
+    let body = to_vec(r);
+    r.model = client_model;
+    r.metadata = metadata;
+    r.stream_options = stream_options;
+    body
+}
+
+fn chat_to_anthropic_body(
+    r: &openai::ChatRequest,
+    model: &str,
+    default_max_tokens: u32,
+) -> Result<Vec<u8>, RequestError> {
+    let mut upstream = translate::openai_to_anthropic_request(r, default_max_tokens)?;
+    model.clone_into(&mut upstream.model);
+    upstream.metadata = anthropic_metadata(upstream.metadata.as_ref());
+    Ok(to_vec(&upstream))
 }
 
 /// Anthropic accepts only `user_id` in metadata; the task label is the gateway's.

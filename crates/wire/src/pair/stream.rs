@@ -8,6 +8,8 @@
 //!   `include_usage`).
 //! - Anthropic → Anthropic: passed through, ending at `message_stop`.
 //! - Anthropic → OpenAI and OpenAI → Anthropic: translated.
+//! - OpenAI or Anthropic → Responses: the chat chunks (an Anthropic stream translated
+//!   to them first) written as Responses events ([`crate::responses::ResponsesStream`]).
 //!
 //! An upstream error event is not passed on as it came: [`StreamRelay::feed`] returns
 //! it as [`RelayStep::UpstreamError`], and the caller ends the stream with
@@ -17,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{ClientFormat, FormatPair};
 use crate::error::{self, ApiErrorKind};
+use crate::responses::{self, ResponsesStream};
 use crate::sse::{self, SseEvent, SseParser};
 use crate::translate::{
     AnthropicStreamUsage, AnthropicToOpenAiStream, OpenAiStreamUsage, OpenAiToAnthropicStream,
@@ -37,6 +40,8 @@ pub struct RelayInit<'a> {
     pub client_wants_usage: bool,
     /// The prompt's estimated tokens, for usage the server never reports.
     pub input_estimate: u64,
+    /// What a Responses client's `response` object repeats of its request.
+    pub responses_echo: Option<&'a responses::Echo>,
 }
 
 /// What one step of the relay came to.
@@ -56,6 +61,17 @@ enum Mode {
     AnthropicPass(AnthropicStreamUsage),
     ToOpenAi(Box<AnthropicToOpenAiStream>),
     ToAnthropic(Box<OpenAiToAnthropicStream>),
+    ToResponses(Box<ToResponses>),
+}
+
+/// A Responses client's stream: chat chunks in (from an Anthropic stream, translated
+/// first), Responses events out.
+struct ToResponses {
+    out: ResponsesStream,
+    /// For an Anthropic upstream: its events as chat chunks.
+    from_anthropic: Option<AnthropicToOpenAiStream>,
+    /// For an OpenAI upstream: its usage.
+    usage: OpenAiStreamUsage,
 }
 
 /// The relay of one upstream stream to one client.
@@ -87,6 +103,22 @@ impl StreamRelay {
                 )
                 .with_input_estimate(init.input_estimate),
             )),
+            (ClientFormat::Responses, from_anthropic) => Mode::ToResponses(Box::new(ToResponses {
+                out: ResponsesStream::new(
+                    init.request_id,
+                    init.created_unix_s,
+                    init.responses_echo.cloned().unwrap_or_default(),
+                ),
+                from_anthropic: from_anthropic.then(|| {
+                    AnthropicToOpenAiStream::new(
+                        &format!("gen-{}", init.request_id),
+                        init.model,
+                        init.created_unix_s,
+                        true,
+                    )
+                }),
+                usage: OpenAiStreamUsage::new(),
+            })),
         };
         StreamRelay {
             parser: SseParser::new(),
@@ -114,7 +146,11 @@ impl StreamRelay {
         let Some(transcript) = &mut self.transcript else {
             return;
         };
-        let upstream_anthropic = matches!(self.mode, Mode::AnthropicPass(_) | Mode::ToOpenAi(_));
+        let upstream_anthropic = match &self.mode {
+            Mode::AnthropicPass(_) | Mode::ToOpenAi(_) => true,
+            Mode::ToResponses(relay) => relay.from_anthropic.is_some(),
+            Mode::OpenAiPass(_) | Mode::ToAnthropic(_) => false,
+        };
         if upstream_anthropic {
             if let Ok(anthropic::StreamEvent::ContentBlockDelta {
                 delta: anthropic::BlockDelta::TextDelta { text },
@@ -175,6 +211,7 @@ impl StreamRelay {
             Mode::ToAnthropic(translator) => translator.fail(kind, message),
             Mode::OpenAiPass(_) => vec![error::openai_stream_error(kind, message)],
             Mode::AnthropicPass(_) => vec![error::anthropic_stream_error(kind, message)],
+            Mode::ToResponses(relay) => relay.out.fail(kind, message),
         };
         self.ended = true;
         for frame in frames {
@@ -188,6 +225,7 @@ impl StreamRelay {
         match &self.mode {
             Mode::ToOpenAi(translator) => translator.invalid_tool_arguments(),
             Mode::ToAnthropic(translator) => translator.invalid_tool_arguments(),
+            Mode::ToResponses(relay) => relay.out.invalid_tool_arguments(),
             Mode::OpenAiPass(_) | Mode::AnthropicPass(_) => 0,
         }
     }
@@ -211,6 +249,7 @@ impl StreamRelay {
             },
             Mode::AnthropicPass(usage) => anthropic_stream_usage(usage, input),
             Mode::ToOpenAi(translator) => anthropic_stream_usage(translator.usage_tracker(), input),
+            Mode::ToResponses(relay) => relay.usage(input),
             Mode::ToAnthropic(translator) => {
                 if translator.has_usage() {
                     (translator.usage(), false)
@@ -309,7 +348,83 @@ impl StreamRelay {
                     RelayStep::Continue
                 }
             }
+            Mode::ToResponses(relay) => relay.on_event(event, self.input_estimate, out),
         }
+    }
+}
+
+impl ToResponses {
+    fn usage(&self, input_estimate: u64) -> (TokenUsage, bool) {
+        if let Some(translator) = &self.from_anthropic {
+            return anthropic_stream_usage(translator.usage_tracker(), input_estimate);
+        }
+        match self.usage.usage() {
+            Some(reported) => (reported, false),
+            None => (
+                TokenUsage {
+                    input_tokens: input_estimate,
+                    output_tokens: self.usage.estimated_output_tokens(),
+                    ..TokenUsage::default()
+                },
+                true,
+            ),
+        }
+    }
+
+    /// One chat `data:` payload: a chunk goes to the Responses stream, `[DONE]` ends it.
+    fn on_chat_data(&mut self, data: &str, input_estimate: u64, out: &mut BytesMut) -> RelayStep {
+        match openai::parse_stream_data(data) {
+            openai::StreamData::Chunk(chunk) => {
+                if self.from_anthropic.is_none() {
+                    self.usage.on_chunk(&chunk);
+                }
+                let usage = chunk.usage.as_ref().map(openai::Usage::to_token_usage);
+                append(out, self.out.on_chunk(&chunk, usage));
+            }
+            openai::StreamData::Done => {
+                let (usage, _) = self.usage(input_estimate);
+                append(out, self.out.finish(usage));
+            }
+            openai::StreamData::Error(error) => {
+                return RelayStep::UpstreamError {
+                    kind: ApiErrorKind::from_openai_error(&error.kind, error.code_str()),
+                    message: error.message,
+                }
+            }
+            openai::StreamData::Invalid(_) => {}
+        }
+        if self.out.is_done() {
+            RelayStep::Done
+        } else {
+            RelayStep::Continue
+        }
+    }
+
+    fn on_event(&mut self, event: &SseEvent, input_estimate: u64, out: &mut BytesMut) -> RelayStep {
+        let Some(translator) = &mut self.from_anthropic else {
+            return self.on_chat_data(&event.data, input_estimate, out);
+        };
+        if event.event.as_deref() == Some("error") {
+            return anthropic_error(&event.data);
+        }
+        let Ok(parsed) = anthropic::StreamEvent::parse(&event.data) else {
+            return RelayStep::Continue;
+        };
+        // The translator writes chat frames (`data: {…}\n\n`); each is read back as a chunk.
+        let frames = translator.on_event(&parsed);
+        for frame in frames {
+            let text = String::from_utf8_lossy(&frame);
+            let data = text
+                .trim_end()
+                .strip_prefix("data: ")
+                .unwrap_or_default()
+                .to_owned();
+            let step = self.on_chat_data(&data, input_estimate, out);
+            if step != RelayStep::Continue {
+                return step;
+            }
+        }
+        RelayStep::Continue
     }
 }
 

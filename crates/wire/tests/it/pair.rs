@@ -54,6 +54,7 @@ fn init(case: &StreamCase) -> RelayInit<'static> {
         created_unix_s: 1_700_000_000,
         client_wants_usage: case.wants_usage,
         input_estimate: case.input_estimate,
+        responses_echo: None,
     }
 }
 
@@ -139,9 +140,44 @@ fn client_view(format: ClientFormat, bytes: &[u8]) -> ClientView {
                     _ => {}
                 }
             }
+            ClientFormat::Responses => {
+                let name = event.event.clone().unwrap_or_default();
+                let value: Value = serde_json::from_str(&event.data).unwrap();
+                assert_eq!(value["type"], name.as_str(), "event name and type agree");
+                match name.as_str() {
+                    "response.output_text.delta" => {
+                        view.text
+                            .push_str(value["delta"].as_str().unwrap_or_default());
+                    }
+                    "response.completed" | "response.incomplete" => {
+                        view.usage = Some(value["response"]["usage"].clone());
+                        view.ended = true;
+                    }
+                    "error" => {
+                        view.error = Some(
+                            serde_json::json!({"type": value["code"], "message": value["message"]}),
+                        );
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     view
+}
+
+/// A one-message request in `client`'s format.
+fn minimal_request(client: ClientFormat) -> wire::pair::ClientRequest {
+    let body: &[u8] = match client {
+        ClientFormat::OpenAi => {
+            br#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#
+        }
+        ClientFormat::Anthropic => {
+            br#"{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}"#
+        }
+        ClientFormat::Responses => br#"{"model": "m", "input": "x"}"#,
+    };
+    client.parse_request(body).unwrap()
 }
 
 fn stream_cases() -> Vec<StreamCase> {
@@ -183,7 +219,7 @@ fn stream_cases() -> Vec<StreamCase> {
                 end,
             }
         };
-    vec![
+    let cases = vec![
         // The docs stream: 25 in, 15 out (message_delta's cumulative count).
         case(
             "docs→anthropic",
@@ -356,7 +392,29 @@ fn stream_cases() -> Vec<StreamCase> {
             true,
             End::Done,
         ),
-    ]
+    ];
+    // A Responses client gets every stream an OpenAI client gets, as Responses events.
+    let responses: Vec<StreamCase> = cases
+        .iter()
+        .filter(|c| c.client == OpenAi && !c.wants_usage)
+        .map(|c| StreamCase {
+            name: Box::leak(c.name.replace("openai", "responses").into_boxed_str()),
+            bytes: c.bytes.clone(),
+            client: ClientFormat::Responses,
+            backend: c.backend,
+            wants_usage: false,
+            input_estimate: c.input_estimate,
+            text: c.text,
+            usage: c.usage,
+            estimated: c.estimated,
+            end: c.end.clone(),
+        })
+        .collect();
+    assert!(
+        responses.len() >= 5,
+        "the Responses cases cover every upstream"
+    );
+    cases.into_iter().chain(responses).collect()
 }
 
 fn check_view(case: &StreamCase, out: &[u8], end: &End) {
@@ -373,6 +431,7 @@ fn check_view(case: &StreamCase, out: &[u8], end: &End) {
             let kind_field = match case.client {
                 ClientFormat::OpenAi => kind.openai_type(),
                 ClientFormat::Anthropic => kind.anthropic_type(),
+                ClientFormat::Responses => kind.openai_default_code().unwrap_or(kind.openai_type()),
             };
             assert_eq!(error["type"], kind_field, "{name}");
             assert_eq!(
@@ -406,6 +465,12 @@ fn check_view(case: &StreamCase, out: &[u8], end: &End) {
             assert_eq!(sent["output_tokens"], case.usage.output_tokens, "{name}");
         }
         ClientFormat::Anthropic => {}
+        ClientFormat::Responses if *end == End::Done => {
+            let sent = view.usage.as_ref().expect("response.completed usage");
+            assert_eq!(sent["input_tokens"], expected_input, "{name}");
+            assert_eq!(sent["output_tokens"], case.usage.output_tokens, "{name}");
+        }
+        ClientFormat::Responses => {}
     }
 }
 
@@ -466,6 +531,7 @@ fn text_of(format: ClientFormat, body: &[u8]) -> String {
     let text = match format {
         ClientFormat::OpenAi => &value["choices"][0]["message"]["content"],
         ClientFormat::Anthropic => &value["content"][0]["text"],
+        ClientFormat::Responses => &value["output"][0]["content"][0]["text"],
     };
     text.as_str().unwrap_or_default().to_string()
 }
@@ -567,7 +633,11 @@ fn whole_responses_are_checked_translated_and_counted() {
     for case in cases {
         let pair = FormatPair::new(case.client, case.backend);
         let completed = pair
-            .read_complete(Bytes::from(case.body.clone()), 7)
+            .read_complete(
+                Bytes::from(case.body.clone()),
+                7,
+                &minimal_request(case.client),
+            )
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         assert_eq!(completed.usage, case.usage, "{}", case.name);
         assert_eq!(completed.estimated, case.estimated, "{}", case.name);
@@ -613,9 +683,13 @@ fn bodies_of_the_wrong_shape_are_refused() {
         (b"", BackendProtocol::Anthropic),
     ];
     for (body, backend) in cases {
-        for client in [ClientFormat::OpenAi, ClientFormat::Anthropic] {
+        for client in [
+            ClientFormat::OpenAi,
+            ClientFormat::Anthropic,
+            ClientFormat::Responses,
+        ] {
             let error = FormatPair::new(client, backend)
-                .read_complete(Bytes::copy_from_slice(body), 0)
+                .read_complete(Bytes::copy_from_slice(body), 0, &minimal_request(client))
                 .unwrap_err();
             assert_eq!(error.protocol, backend.name());
             assert!(error.to_string().contains("not a valid"), "{error}");
