@@ -1,3 +1,6 @@
+//! Tests of the Responses translation: requests read into chat, chat completions and
+//! chat streams written back as `response` objects and Responses events.
+
 use serde_json::{json, Value};
 
 use super::*;
