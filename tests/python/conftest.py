@@ -351,9 +351,9 @@ class Launcher:
         service = self.costfloor(name, ["serve", "--config", str(config)], env)
         return Gateway(service, service.url, ledger, config)
 
-    def llama(self, model: Path, name: str = "llama", attempts: int = 3) -> Service:
-        """The llama.cpp server (llama-cpp-python) on a free port; ready once
-        ``GET /v1/models`` answers."""
+    def llama(self, model: Path, name: str = "llama", attempts: int = 3, extra_args: list[str] | None = None) -> Service:
+        """The llama.cpp server (llama-cpp-python) on a free port, with ``extra_args``;
+        ready once ``GET /v1/models`` answers."""
         for attempt in range(attempts):
             port = free_port()
             service = self._add(
@@ -363,6 +363,7 @@ class Launcher:
                     "--model", str(model),
                     "--host", "127.0.0.1", "--port", str(port),
                     "--n_ctx", "2048",
+                    *(extra_args or []),
                 ],
             )
             service.url = f"http://127.0.0.1:{port}"

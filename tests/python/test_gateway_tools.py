@@ -64,6 +64,9 @@ def gateway(module_launcher, sim):
              "deployment": "llama-3.3-70b-4xa100"},
             {"name": "claude", "type": "anthropic", "base_url": sim.url, "model": "claude-haiku-4-5",
              "price": "claude-haiku-4.5"},
+            # OpenAI's Responses API itself: Responses clients pass through, state included.
+            {"name": "openai-responses", "type": "openai_responses", "base_url": f"{sim.url}/v1",
+             "model": "gpt-4.1-mini", "price": "gpt-4.1-mini"},
             # A server with no tokenizer endpoint at all (nothing listens there).
             {"name": "silent", "type": "openai_compatible", "base_url": f"http://127.0.0.1:{free_port()}/v1",
              "model": "silent-llama", "deployment": "llama-3.3-70b-4xa100"},
@@ -72,6 +75,7 @@ def gateway(module_launcher, sim):
             {"name": "local", "models": ["local"], "targets": ["selfhosted"], "reference_api": "claude-haiku-4.5"},
             {"name": "api", "models": ["api"], "targets": ["claude"]},
             {"name": "silent", "models": ["silent"], "targets": ["silent"]},
+            {"name": "stateful", "models": ["stateful"], "targets": ["openai-responses"]},
         ],
         env={"AGENTS_KEY": KEY},
     )
@@ -344,6 +348,7 @@ def test_responses_that_need_server_state_or_are_malformed_are_a_400(oai) -> Non
         ({"input": "hi", "previous_response_id": "resp_123"}, "previous_response_id"),
         ({"input": "hi", "store": True}, "store"),
         ({"input": [{"type": "reasoning", "id": "rs_1", "summary": []}]}, "input[0].type: `reasoning`"),
+        ({"input": "hi", "previous_response_id": "resp_123"}, "openai_responses"),
         ({"input": [{"type": "function_call_output", "call_id": "call_9", "output": "1"}]}, "input[0].call_id"),
         ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
     ]:
@@ -369,3 +374,41 @@ def test_responses_cached_tokens_are_reported_and_priced(oai, gateway) -> None:
     # million input tokens, $0.10 per million cache reads, $5 per million output tokens.
     assert row["cost_nusd"] == 0
     assert row["counterfactual_cost_nusd"] == row["input_tokens"] * 1000 + cached * 100 + row["output_tokens"] * 5000
+
+
+# gpt-4.1-mini: $0.40 per million input tokens, $0.10 cached, $1.60 output (catalog/default.toml).
+MINI_INPUT_NUSD, MINI_CACHED_NUSD, MINI_OUTPUT_NUSD = 400, 100, 1600
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_responses_state_passes_through_to_a_responses_backend(oai, gateway, stream: bool) -> None:
+    first, first_id, _ = responses_turn(oai, "stateful", stream, input="Remember the word orchid.", store=True)
+    assert first.id.startswith("resp_") and first.output_text
+    # The sim answers from the stored conversation: its tokens count as input.
+    second, request_id, kinds = responses_turn(
+        oai, "stateful", stream, input="Which word?", previous_response_id=first.id, store=True
+    )
+    assert second.usage.input_tokens > first.usage.input_tokens + 4
+    if stream:
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    row = gateway.row(request_id)
+    assert row["backend"] == "openai-responses" and row["outcome"] == "success" and row["estimated"] == 0
+    cached = second.usage.input_tokens_details.cached_tokens
+    assert row["input_tokens"] + row["cache_read_tokens"] == second.usage.input_tokens
+    assert row["cache_read_tokens"] == cached
+    assert row["output_tokens"] == second.usage.output_tokens
+    assert row["cost_nusd"] == (row["input_tokens"] * MINI_INPUT_NUSD + cached * MINI_CACHED_NUSD
+                                + row["output_tokens"] * MINI_OUTPUT_NUSD)
+    assert gateway.row(first_id)["outcome"] == "success"
+
+
+def test_a_responses_backend_refuses_other_clients_and_unknown_state(oai, ant) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(model="stateful", messages=[{"role": "user", "content": "hi"}])
+    assert "speaks only the OpenAI Responses API" in caught.value.body["message"]
+    with pytest.raises(anthropic.BadRequestError):
+        ant.messages.create(model="stateful", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    # The backend's own error comes back in the client's shape.
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(model="stateful", input="x", previous_response_id="resp_unknown")
+    assert "resp_unknown" in caught.value.body["message"]

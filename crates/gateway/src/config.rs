@@ -97,6 +97,9 @@ pub enum BackendKind {
     Anthropic,
     /// The OpenAI API itself.
     Openai,
+    /// The OpenAI Responses API (`/v1/responses`), for Responses clients that keep
+    /// state on OpenAI's servers (`previous_response_id`, `store`).
+    OpenaiResponses,
 }
 
 impl BackendKind {
@@ -106,6 +109,7 @@ impl BackendKind {
             BackendKind::Anthropic => wire::pair::BackendProtocol::Anthropic,
             BackendKind::Openai => wire::pair::BackendProtocol::OpenAi,
             BackendKind::OpenaiCompatible => wire::pair::BackendProtocol::OpenAiCompatible,
+            BackendKind::OpenaiResponses => wire::pair::BackendProtocol::OpenAiResponses,
         }
     }
 
@@ -114,6 +118,7 @@ impl BackendKind {
             BackendKind::OpenaiCompatible => "openai_compatible",
             BackendKind::Anthropic => "anthropic",
             BackendKind::Openai => "openai",
+            BackendKind::OpenaiResponses => "openai_responses",
         }
     }
 }
@@ -362,7 +367,9 @@ impl ConfigFile {
             }
             let base_url = b.base_url.clone().unwrap_or_else(|| match b.kind {
                 BackendKind::Anthropic => DEFAULT_ANTHROPIC_BASE_URL.to_string(),
-                BackendKind::Openai => DEFAULT_OPENAI_BASE_URL.to_string(),
+                BackendKind::Openai | BackendKind::OpenaiResponses => {
+                    DEFAULT_OPENAI_BASE_URL.to_string()
+                }
                 BackendKind::OpenaiCompatible => String::new(),
             });
             let parsed = reqwest::Url::parse(&base_url)
@@ -575,6 +582,15 @@ impl ConfigFile {
 }
 
 /// Reads and validates a config file with the process environment.
+/// The loader on arbitrary text, for the `config` fuzz target and its corpus replay:
+/// parse, then resolve and validate against a directory that does not exist and an
+/// empty environment. Errors are answers; it must never panic.
+pub fn fuzz_load(text: &str) -> Option<Config> {
+    let file = ConfigFile::parse("fuzz.toml", text).ok()?;
+    file.validate(Path::new("/nonexistent/costfloor-fuzz"), &|_| None)
+        .ok()
+}
+
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| err(format!("cannot read config {}: {e}", path.display())))?;

@@ -102,6 +102,7 @@ pub mod text;
 mod anthropic;
 mod api;
 mod openai;
+mod responses;
 mod state;
 mod stream;
 mod tools;
@@ -130,6 +131,7 @@ pub fn router(state: SimState) -> Router {
         .route(anthropic::PATH, post(anthropic::messages))
         .route(anthropic::COUNT_TOKENS_PATH, post(anthropic::count_tokens))
         .route(openai::TOKENIZE_PATH, post(openai::tokenize))
+        .route(responses::PATH, post(responses::responses))
         .route("/v1/models", get(models))
         .route("/metrics", get(metrics_handler))
         .route("/health", get(health))

@@ -80,7 +80,20 @@ struct Inner {
     waiting: AtomicU64,
     slots: Option<Arc<Semaphore>>,
     cache: Mutex<HashSet<u64>>,
+    /// Stored Responses (`store`, the default): id → the conversation up to and
+    /// including the answer, for `previous_response_id`.
+    responses: Mutex<StoredResponses>,
 }
+
+/// At most [`STORED_RESPONSES`] stored responses; the oldest go first.
+#[derive(Debug, Default)]
+struct StoredResponses {
+    by_id: std::collections::HashMap<String, Vec<crate::text::Segment>>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// How many Responses the simulator keeps for `previous_response_id`.
+pub const STORED_RESPONSES: usize = 10_000;
 
 /// The state of one simulator, cheap to clone and shared by its handlers.
 #[derive(Debug, Clone)]
@@ -102,6 +115,7 @@ impl SimState {
             .map(|n| Arc::new(Semaphore::new(usize::try_from(n).unwrap_or(usize::MAX))));
         SimState {
             inner: Arc::new(Inner {
+                responses: Mutex::new(StoredResponses::default()),
                 plan: Mutex::new(config.faults.clone()),
                 draws: AtomicU64::new(0),
                 ids: AtomicU64::new(0),
@@ -235,6 +249,23 @@ impl SimState {
         let n = self.inner.draws.fetch_add(1, Ordering::Relaxed);
         let x = splitmix64(self.inner.config.seed ^ splitmix64(n));
         (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Keeps a response's conversation for `previous_response_id`.
+    pub(crate) fn store_response(&self, id: &str, conversation: Vec<crate::text::Segment>) {
+        let mut stored = lock(&self.inner.responses);
+        if stored.order.len() >= STORED_RESPONSES {
+            if let Some(oldest) = stored.order.pop_front() {
+                stored.by_id.remove(&oldest);
+            }
+        }
+        stored.order.push_back(id.to_owned());
+        stored.by_id.insert(id.to_owned(), conversation);
+    }
+
+    /// The conversation of a stored response.
+    pub(crate) fn stored_response(&self, id: &str) -> Option<Vec<crate::text::Segment>> {
+        lock(&self.inner.responses).by_id.get(id).cloned()
     }
 
     /// A fresh identifier: `prefix` followed by `len` base-62 characters.

@@ -9,6 +9,7 @@
 //! - [`sse`]: an incremental server-sent-events parser and frame writers.
 //! - [`error`]: [`ApiErrorKind`] and the error bodies each API expects.
 //! - [`translate`]: request, response and stream translation in both directions.
+//! - [`fuzz`]: every parser and translation driven by arbitrary bytes (fuzz targets).
 //! - [`responses`]: the OpenAI Responses API, read into and written from Chat Completions.
 //! - [`pair`]: every rule that depends on the (client format, backend protocol)
 //!   pair: request checks, upstream bodies and headers, whole responses, stream
@@ -76,6 +77,7 @@ macro_rules! string_enum {
 
 pub mod anthropic;
 pub mod error;
+pub mod fuzz;
 pub mod openai;
 pub mod pair;
 pub mod responses;

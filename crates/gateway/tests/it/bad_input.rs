@@ -281,3 +281,23 @@ targets = ["oai"]
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-costfloor-backend"), "oai");
 }
+
+/// The `config` fuzz target's corpus (`fuzz/corpus/config`), replayed through
+/// `gateway::config::fuzz_load`: every input loads or is refused, never a panic.
+#[test]
+fn the_config_fuzz_corpus_loads_or_is_refused() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/config");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let _ = gateway::config::fuzz_load(text);
+        }
+        replayed += 1;
+    }
+    assert!(
+        replayed >= 3,
+        "{}: the corpus holds the example configs",
+        dir.display()
+    );
+}

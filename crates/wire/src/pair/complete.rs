@@ -89,6 +89,20 @@ pub(super) fn read_complete(
         protocol: pair.backend.name(),
         head: String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned(),
     };
+    if pair.backend.speaks_responses() {
+        let usage = responses::peek_usage(&body).ok_or_else(invalid)?;
+        let body = if pair.client == ClientFormat::Responses {
+            body
+        } else {
+            return Err(invalid());
+        };
+        return Ok(Completed {
+            body,
+            usage,
+            estimated: false,
+            invalid_tool_arguments: 0,
+        });
+    }
     let (usage, estimated) = if pair.backend.speaks_anthropic() {
         let peek: AnthropicPeek = serde_json::from_slice(&body).map_err(|_| invalid())?;
         if peek.content.is_none() {

@@ -101,7 +101,7 @@ impl ClientRequest {
                     body: Bytes::from(to_vec(&body)),
                 }])
             }
-            BackendProtocol::OpenAi => Ok(Vec::new()),
+            BackendProtocol::OpenAi | BackendProtocol::OpenAiResponses => Ok(Vec::new()),
             BackendProtocol::OpenAiCompatible => {
                 let chat = translate::anthropic_to_openai_request(request)?;
                 let text = chat_text(&chat);

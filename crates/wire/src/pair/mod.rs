@@ -58,6 +58,10 @@ pub enum BackendProtocol {
     /// A compatible server (vLLM, the llama.cpp server, TGI, Ollama): gets no
     /// `metadata`, which some of them reject.
     OpenAiCompatible,
+    /// OpenAI's Responses API (`POST /v1/responses`), which keeps responses on the
+    /// server: Responses clients pass through to it, `previous_response_id` and
+    /// `store` included; other clients are refused.
+    OpenAiResponses,
 }
 
 /// A request the client must fix, or one that cannot be sent to the chosen backend:
@@ -226,12 +230,17 @@ impl BackendProtocol {
         self == BackendProtocol::Anthropic
     }
 
+    /// True for OpenAI's Responses API.
+    pub fn speaks_responses(self) -> bool {
+        self == BackendProtocol::OpenAiResponses
+    }
+
     /// The name of the format, for messages.
     pub fn name(self) -> &'static str {
-        if self.speaks_anthropic() {
-            "Anthropic"
-        } else {
-            "OpenAI"
+        match self {
+            BackendProtocol::Anthropic => "Anthropic",
+            BackendProtocol::OpenAiResponses => "OpenAI Responses",
+            BackendProtocol::OpenAi | BackendProtocol::OpenAiCompatible => "OpenAI",
         }
     }
 
@@ -243,6 +252,7 @@ impl BackendProtocol {
             BackendProtocol::OpenAi | BackendProtocol::OpenAiCompatible => {
                 format!("{base_url}/chat/completions")
             }
+            BackendProtocol::OpenAiResponses => format!("{base_url}/responses"),
         }
     }
 
@@ -297,8 +307,12 @@ impl FormatPair {
     /// True when the backend speaks the client's format and bodies pass through.
     pub fn passes_through(self) -> bool {
         matches!(
-            (self.client, self.backend.speaks_anthropic()),
-            (ClientFormat::OpenAi, false) | (ClientFormat::Anthropic, true)
+            (self.client, self.backend),
+            (
+                ClientFormat::OpenAi,
+                BackendProtocol::OpenAi | BackendProtocol::OpenAiCompatible
+            ) | (ClientFormat::Anthropic, BackendProtocol::Anthropic)
+                | (ClientFormat::Responses, BackendProtocol::OpenAiResponses)
         )
     }
 

@@ -247,6 +247,12 @@ impl ClientRequest {
         if self.model().is_empty() {
             return bad("model: must be a non-empty string".to_string());
         }
+        // Only OpenAI's Responses API can take it; it makes its own checks.
+        if let ClientRequest::Responses(r) = self {
+            if r.untranslatable.is_some() {
+                return Ok(());
+            }
+        }
         let (messages_empty, temperature, temperature_max, top_p) = match self.view() {
             View::Chat(r) => (r.messages.is_empty(), r.temperature, 2.0, r.top_p),
             View::Messages(r) => (r.messages.is_empty(), r.temperature, 1.0, r.top_p),
@@ -396,6 +402,27 @@ pub(super) fn upstream_body(
     model: &str,
     default_max_tokens: u32,
 ) -> Result<Bytes, RequestError> {
+    if backend.speaks_responses() {
+        let ClientRequest::Responses(r) = request else {
+            return Err(RequestError::invalid(format!(
+                "the backend chosen for this request speaks only the OpenAI Responses API; send the request to /v1/responses, or route `{}` to another backend",
+                request.model()
+            )));
+        };
+        let mut body = r.raw.clone();
+        body.insert("model".to_owned(), Value::from(model));
+        if let Some(Value::Object(metadata)) = body.get_mut("metadata") {
+            metadata.remove(TASK_KEY);
+        }
+        return Ok(Bytes::from(to_vec(&body)));
+    }
+    if let ClientRequest::Responses(r) = request {
+        if let Some(why) = &r.untranslatable {
+            return Err(RequestError::invalid(format!(
+                "{why} (this needs a backend that speaks the OpenAI Responses API, `type = \"openai_responses\"`)"
+            )));
+        }
+    }
     let body = match (request, backend.speaks_anthropic()) {
         (ClientRequest::Anthropic(r), true) => {
             let client_model = std::mem::replace(&mut r.model, model.to_string());

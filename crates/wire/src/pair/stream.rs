@@ -62,6 +62,7 @@ enum Mode {
     ToOpenAi(Box<AnthropicToOpenAiStream>),
     ToAnthropic(Box<OpenAiToAnthropicStream>),
     ToResponses(Box<ToResponses>),
+    ResponsesPass(responses::ResponsesPass),
 }
 
 /// A Responses client's stream: chat chunks in (from an Anthropic stream, translated
@@ -88,6 +89,10 @@ pub struct StreamRelay {
 impl StreamRelay {
     pub(super) fn new(pair: FormatPair, init: &RelayInit<'_>) -> StreamRelay {
         let mode = match (pair.client, pair.backend.speaks_anthropic()) {
+            // A Responses backend serves Responses clients alone (`upstream_body`).
+            _ if pair.backend.speaks_responses() => {
+                Mode::ResponsesPass(responses::ResponsesPass::default())
+            }
             (ClientFormat::OpenAi, false) => Mode::OpenAiPass(OpenAiStreamUsage::new()),
             (ClientFormat::Anthropic, true) => Mode::AnthropicPass(AnthropicStreamUsage::new()),
             (ClientFormat::OpenAi, true) => Mode::ToOpenAi(Box::new(AnthropicToOpenAiStream::new(
@@ -150,6 +155,14 @@ impl StreamRelay {
             Mode::AnthropicPass(_) | Mode::ToOpenAi(_) => true,
             Mode::ToResponses(relay) => relay.from_anthropic.is_some(),
             Mode::OpenAiPass(_) | Mode::ToAnthropic(_) => false,
+            Mode::ResponsesPass(_) => {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&event.data) {
+                    if value["type"] == "response.output_text.delta" {
+                        transcript.push_str(value["delta"].as_str().unwrap_or_default());
+                    }
+                }
+                return;
+            }
         };
         if upstream_anthropic {
             if let Ok(anthropic::StreamEvent::ContentBlockDelta {
@@ -212,6 +225,7 @@ impl StreamRelay {
             Mode::OpenAiPass(_) => vec![error::openai_stream_error(kind, message)],
             Mode::AnthropicPass(_) => vec![error::anthropic_stream_error(kind, message)],
             Mode::ToResponses(relay) => relay.out.fail(kind, message),
+            Mode::ResponsesPass(pass) => pass.fail(kind, message),
         };
         self.ended = true;
         for frame in frames {
@@ -226,7 +240,7 @@ impl StreamRelay {
             Mode::ToOpenAi(translator) => translator.invalid_tool_arguments(),
             Mode::ToAnthropic(translator) => translator.invalid_tool_arguments(),
             Mode::ToResponses(relay) => relay.out.invalid_tool_arguments(),
-            Mode::OpenAiPass(_) | Mode::AnthropicPass(_) => 0,
+            Mode::OpenAiPass(_) | Mode::AnthropicPass(_) | Mode::ResponsesPass(_) => 0,
         }
     }
 
@@ -250,6 +264,17 @@ impl StreamRelay {
             Mode::AnthropicPass(usage) => anthropic_stream_usage(usage, input),
             Mode::ToOpenAi(translator) => anthropic_stream_usage(translator.usage_tracker(), input),
             Mode::ToResponses(relay) => relay.usage(input),
+            Mode::ResponsesPass(pass) => match pass.usage() {
+                Some(reported) => (reported, false),
+                None => (
+                    TokenUsage {
+                        input_tokens: input,
+                        output_tokens: pass.estimated_output_tokens(),
+                        ..TokenUsage::default()
+                    },
+                    true,
+                ),
+            },
             Mode::ToAnthropic(translator) => {
                 if translator.has_usage() {
                     (translator.usage(), false)
@@ -349,6 +374,24 @@ impl StreamRelay {
                 }
             }
             Mode::ToResponses(relay) => relay.on_event(event, self.input_estimate, out),
+            Mode::ResponsesPass(pass) => match pass.on_data(&event.data) {
+                responses::PassEvent::Error { code, message } => RelayStep::UpstreamError {
+                    kind: ApiErrorKind::from_openai_error(
+                        code.as_deref().unwrap_or(""),
+                        code.as_deref(),
+                    ),
+                    message,
+                },
+                step => {
+                    let name = event.event.as_deref().unwrap_or("message");
+                    out.extend_from_slice(&sse::anthropic_event(name, event.data.as_bytes()));
+                    if step == responses::PassEvent::Final {
+                        RelayStep::Done
+                    } else {
+                        RelayStep::Continue
+                    }
+                }
+            },
         }
     }
 }

@@ -17,9 +17,11 @@
 //! | `max_output_tokens` | `max_tokens` |
 //! | `usage.input_tokens_details.cached_tokens` | `usage.prompt_tokens_details.cached_tokens` |
 //!
-//! `previous_response_id`, `store: true`, `conversation` and `background` need state
-//! on the server; no backend of the gateway keeps it, so they are refused by name, as
-//! are built-in tools (web search, file search, …) and uploaded-file references.
+//! What only OpenAI's servers can do (`previous_response_id`, `store: true`,
+//! `conversation`, `background`, built-in tools, uploaded files, stored prompts, …)
+//! is noted as [`ResponsesRequest::untranslatable`]: the request then passes through
+//! to a backend that speaks the Responses API itself, and any other backend refuses
+//! it naming the field. Malformed requests are refused at once.
 
 mod stream;
 
@@ -29,14 +31,19 @@ use serde_json::{json, Map, Value};
 use crate::openai;
 use crate::usage::TokenUsage;
 
-pub use stream::ResponsesStream;
+pub use stream::{PassEvent, ResponsesPass, ResponsesStream};
 
 /// A Responses request, as the Chat Completions request it is sent as, with what the
-/// `response` object echoes back.
+/// `response` object echoes back, and the body as it came for a Responses backend.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResponsesRequest {
     pub chat: openai::ChatRequest,
     pub echo: Echo,
+    /// The body as the client sent it.
+    pub raw: Map<String, Value>,
+    /// Why the request cannot be translated for a chat or Messages backend (the first
+    /// such field), when it needs OpenAI's own Responses API.
+    pub untranslatable: Option<String>,
 }
 
 /// The request's fields that a `response` object repeats.
@@ -86,15 +93,20 @@ struct Raw {
 
 /// Parses and checks a Responses request. The error names the field.
 pub fn parse_request(body: &[u8]) -> Result<ResponsesRequest, String> {
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| {
+    let object: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             format!("invalid JSON body: {e}")
         } else {
             format!("invalid request body: {e}")
         }
     })?;
+    let raw: Raw = serde_json::from_value(Value::Object(object.clone()))
+        .map_err(|e| format!("invalid request body: {e}"))?;
+    let mut notes = Notes::default();
     for (key, value) in &raw.extra {
-        check_field(key, value)?;
+        if let Err(why) = check_field(key, value) {
+            notes.note(why);
+        }
     }
     if let Some(max) = raw.max_output_tokens {
         if max < 16 {
@@ -110,16 +122,24 @@ pub fn parse_request(body: &[u8]) -> Result<ResponsesRequest, String> {
     match &raw.input {
         None | Some(Value::Null) => return Err("input: Field required".to_owned()),
         Some(Value::String(text)) => messages.push(openai::Message::text("user", text)),
-        Some(Value::Array(items)) => input_items(items, &mut messages)?,
+        Some(Value::Array(items)) => input_items(items, &mut messages, &mut notes)?,
         Some(_) => return Err("input: must be a string or a list of items".to_owned()),
     }
     let mut extra = Map::new();
     let tools = raw.tools.clone().unwrap_or_default();
     if !tools.is_empty() {
-        extra.insert("tools".to_owned(), Value::Array(chat_tools(&tools)?));
+        extra.insert(
+            "tools".to_owned(),
+            Value::Array(chat_tools(&tools, &mut notes)?),
+        );
     }
     if let Some(choice) = raw.tool_choice.as_ref().filter(|c| !c.is_null()) {
-        extra.insert("tool_choice".to_owned(), chat_tool_choice(choice)?);
+        match chat_tool_choice(choice) {
+            Ok(choice) => {
+                extra.insert("tool_choice".to_owned(), choice);
+            }
+            Err(why) => notes.note(why),
+        }
     }
     if let Some(parallel) = raw.parallel_tool_calls {
         extra.insert("parallel_tool_calls".to_owned(), Value::Bool(parallel));
@@ -148,7 +168,24 @@ pub fn parse_request(body: &[u8]) -> Result<ResponsesRequest, String> {
         metadata: raw.metadata.unwrap_or_default(),
         user: raw.user,
     };
-    Ok(ResponsesRequest { chat, echo })
+    Ok(ResponsesRequest {
+        chat,
+        echo,
+        raw: object,
+        untranslatable: notes.first,
+    })
+}
+
+/// The first reason a request cannot be translated.
+#[derive(Default)]
+struct Notes {
+    first: Option<String>,
+}
+
+impl Notes {
+    fn note(&mut self, why: String) {
+        self.first.get_or_insert(why);
+    }
 }
 
 /// Accepts a field that is not modelled if it does nothing here; refuses it by name.
@@ -186,8 +223,13 @@ fn check_field(key: &str, value: &Value) -> Result<(), String> {
     }
 }
 
-/// The `input` items as chat messages; the error names the item.
-fn input_items(items: &[Value], messages: &mut Vec<openai::Message>) -> Result<(), String> {
+/// The `input` items as chat messages; the error names the item. Items only OpenAI's
+/// servers can take are noted and left out.
+fn input_items(
+    items: &[Value],
+    messages: &mut Vec<openai::Message>,
+    notes: &mut Notes,
+) -> Result<(), String> {
     let mut calls_seen: Vec<String> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let path = format!("input[{index}]");
@@ -200,7 +242,7 @@ fn input_items(items: &[Value], messages: &mut Vec<openai::Message>) -> Result<(
             None => return Err(format!("{path}.type: Field required")),
         };
         match kind {
-            "message" => messages.push(input_message(&path, object)?),
+            "message" => messages.push(input_message(&path, object, notes)?),
             "function_call" => {
                 let text = |field: &str| {
                     object
@@ -233,9 +275,11 @@ fn input_items(items: &[Value], messages: &mut Vec<openai::Message>) -> Result<(
                     .and_then(Value::as_str)
                     .ok_or_else(|| format!("{path}.call_id: Field required"))?;
                 if !calls_seen.iter().any(|seen| seen == call_id) {
-                    return Err(format!(
+                    // With `previous_response_id`, the call is in the stored response.
+                    notes.note(format!(
                         "{path}.call_id: `{call_id}` answers no `function_call` item before it"
                     ));
+                    continue;
                 }
                 let output = match object.get("output") {
                     Some(Value::String(text)) => text.clone(),
@@ -249,17 +293,19 @@ fn input_items(items: &[Value], messages: &mut Vec<openai::Message>) -> Result<(
                     ..openai::Message::default()
                 });
             }
-            other => {
-                return Err(format!(
-                    "{path}.type: `{other}` items are not supported here; expected message, function_call or function_call_output"
-                ))
-            }
+            other => notes.note(format!(
+                "{path}.type: `{other}` items cannot be translated; message, function_call and function_call_output are"
+            )),
         }
     }
     Ok(())
 }
 
-fn input_message(path: &str, object: &Map<String, Value>) -> Result<openai::Message, String> {
+fn input_message(
+    path: &str,
+    object: &Map<String, Value>,
+    notes: &mut Notes,
+) -> Result<openai::Message, String> {
     let role = object.get("role").and_then(Value::as_str).unwrap_or("");
     if !matches!(role, "user" | "assistant" | "system" | "developer") {
         return Err(format!(
@@ -274,7 +320,10 @@ fn input_message(path: &str, object: &Map<String, Value>) -> Result<openai::Mess
         Some(Value::Array(parts)) => {
             let mut out = Vec::with_capacity(parts.len());
             for (index, part) in parts.iter().enumerate() {
-                out.push(input_part(&format!("{path}.content[{index}]"), part)?);
+                match input_part(&format!("{path}.content[{index}]"), part)? {
+                    Ok(part) => out.push(part),
+                    Err(why) => notes.note(why),
+                }
             }
             openai::MessageContent::Parts(out)
         }
@@ -291,39 +340,40 @@ fn input_message(path: &str, object: &Map<String, Value>) -> Result<openai::Mess
     })
 }
 
-/// One content part of an input message as a chat content part.
-fn input_part(path: &str, part: &Value) -> Result<openai::ContentPart, String> {
+/// One content part of an input message as a chat content part; `Ok(Err(why))` for a
+/// part only OpenAI's servers can take.
+fn input_part(path: &str, part: &Value) -> Result<Result<openai::ContentPart, String>, String> {
     let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
     let text_of = |field: &str| part.get(field).and_then(Value::as_str);
     match kind {
-        "input_text" | "output_text" => Ok(openai::ContentPart::Text {
+        "input_text" | "output_text" => Ok(Ok(openai::ContentPart::Text {
             text: text_of("text").unwrap_or_default().to_owned(),
             extra: Map::new(),
-        }),
+        })),
         "input_image" => {
             let Some(url) = text_of("image_url") else {
-                return Err(format!(
-                    "{path}: only `image_url` images can be routed; an uploaded `file_id` exists on OpenAI alone"
-                ));
+                return Ok(Err(format!(
+                    "{path}: only `image_url` images can be translated; an uploaded `file_id` exists on OpenAI alone"
+                )));
             };
             crate::translate::media::check_image_url(url).map_err(|e| format!("{path}.image_url: {e}"))?;
             let mut image = json!({ "url": url });
             if let Some(detail) = text_of("detail") {
                 image["detail"] = Value::from(detail);
             }
-            Ok(openai::ContentPart::Other(json!({ "type": "image_url", "image_url": image })))
+            Ok(Ok(openai::ContentPart::Other(json!({ "type": "image_url", "image_url": image }))))
         }
         "input_file" => {
             let Some(data) = text_of("file_data") else {
-                return Err(format!(
-                    "{path}: only inline `file_data` can be routed; `file_id` and `file_url` need OpenAI's servers"
-                ));
+                return Ok(Err(format!(
+                    "{path}: only inline `file_data` can be translated; `file_id` and `file_url` need OpenAI's servers"
+                )));
             };
             let mut file = json!({ "file_data": data });
             if let Some(name) = text_of("filename") {
                 file["filename"] = Value::from(name);
             }
-            Ok(openai::ContentPart::Other(json!({ "type": "file", "file": file })))
+            Ok(Ok(openai::ContentPart::Other(json!({ "type": "file", "file": file }))))
         }
         other => Err(format!(
             "{path}.type: `{other}` is not a content type here; expected input_text, input_image or input_file"
@@ -355,15 +405,16 @@ fn parts_text(path: &str, parts: &[Value]) -> Result<String, String> {
     Ok(text)
 }
 
-/// Responses function tools as chat tools.
-fn chat_tools(tools: &[Value]) -> Result<Vec<Value>, String> {
+/// Responses function tools as chat tools; built-in tools are noted and left out.
+fn chat_tools(tools: &[Value], notes: &mut Notes) -> Result<Vec<Value>, String> {
     let mut out = Vec::with_capacity(tools.len());
     for (index, tool) in tools.iter().enumerate() {
         let kind = tool.get("type").and_then(Value::as_str).unwrap_or("");
         if kind != "function" {
-            return Err(format!(
-                "tools[{index}].type: `{kind}` is a built-in tool that runs on OpenAI's servers; only `function` tools can be routed"
+            notes.note(format!(
+                "tools[{index}].type: `{kind}` is a built-in tool that runs on OpenAI's servers; only `function` tools can be translated"
             ));
+            continue;
         }
         let name = tool
             .get("name")
@@ -407,7 +458,7 @@ fn chat_tool_choice(choice: &Value) -> Result<Value, String> {
             Ok(json!({ "type": "function", "function": { "name": name } }))
         }
         other => Err(format!(
-            "tool_choice: {other} cannot be routed; expected auto, none, required or {{\"type\": \"function\", \"name\": …}}"
+            "tool_choice: {other} cannot be translated; auto, none, required and {{\"type\": \"function\", \"name\": …}} can"
         )),
     }
 }
@@ -425,6 +476,53 @@ pub(crate) fn usage_json(usage: &TokenUsage) -> Value {
         "output_tokens_details": { "reasoning_tokens": 0 },
         "total_tokens": input + usage.output_tokens,
     })
+}
+
+/// The token usage of a `response` object (a whole body, or the `response` of a final
+/// stream event): `None` unless it is one. `input_tokens` includes the cached share.
+pub fn peek_usage(body: &[u8]) -> Option<TokenUsage> {
+    #[derive(Deserialize)]
+    struct Peek {
+        object: String,
+        #[serde(default)]
+        usage: Option<UsagePeek>,
+    }
+    let peek: Peek = serde_json::from_slice(body).ok()?;
+    if peek.object != "response" {
+        return None;
+    }
+    Some(peek.usage.map(|u| u.token_usage()).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UsagePeek {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    input_tokens_details: Option<DetailsPeek>,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct DetailsPeek {
+    #[serde(default)]
+    cached_tokens: u64,
+}
+
+impl UsagePeek {
+    pub(crate) fn token_usage(&self) -> TokenUsage {
+        let cached = self
+            .input_tokens_details
+            .as_ref()
+            .map_or(0, |d| d.cached_tokens);
+        TokenUsage {
+            input_tokens: self.input_tokens.saturating_sub(cached),
+            cache_read_tokens: cached.min(self.input_tokens),
+            output_tokens: self.output_tokens,
+            ..TokenUsage::default()
+        }
+    }
 }
 
 /// `status` and `incomplete_details` for a chat finish reason.

@@ -371,3 +371,98 @@ impl ResponsesStream {
             .count() as u64
     }
 }
+
+/// What a Responses stream passed through unchanged (to a Responses client from a
+/// Responses backend) reports: the usage of its final event, the text deltas for an
+/// estimate, and the sequence number a failure event of ours continues from.
+#[derive(Debug, Default)]
+pub struct ResponsesPass {
+    usage: Option<TokenUsage>,
+    deltas: u64,
+    next_sequence: u64,
+    done: bool,
+}
+
+/// What one passed-through event is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PassEvent {
+    /// Pass it on.
+    Event,
+    /// The final event (`response.completed`, `.incomplete` or `.failed`): pass it on and end.
+    Final,
+    /// An `error` event: not passed on; the caller fails the stream.
+    Error {
+        code: Option<String>,
+        message: String,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct PassPeek {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    sequence_number: Option<u64>,
+    #[serde(default)]
+    response: Option<ResponsePeek>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResponsePeek {
+    #[serde(default)]
+    usage: Option<super::UsagePeek>,
+}
+
+impl ResponsesPass {
+    /// Reads one upstream event's data.
+    pub fn on_data(&mut self, data: &str) -> PassEvent {
+        let Ok(peek) = serde_json::from_str::<PassPeek>(data) else {
+            return PassEvent::Event;
+        };
+        if let Some(sequence) = peek.sequence_number {
+            self.next_sequence = sequence + 1;
+        }
+        match peek.kind.as_str() {
+            "response.output_text.delta" | "response.function_call_arguments.delta" => {
+                self.deltas += 1;
+                PassEvent::Event
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                self.usage = peek.response.and_then(|r| r.usage).map(|u| u.token_usage());
+                self.done = true;
+                PassEvent::Final
+            }
+            "error" => PassEvent::Error {
+                code: peek.code,
+                message: peek.message.unwrap_or_default(),
+            },
+            _ => PassEvent::Event,
+        }
+    }
+
+    /// The usage of the final event, if it came.
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.usage
+    }
+
+    /// One output token per text or arguments delta, for a stream that ended early.
+    pub fn estimated_output_tokens(&self) -> u64 {
+        self.deltas
+    }
+
+    /// An `error` event numbered after the last event passed on.
+    pub fn fail(&mut self, kind: ApiErrorKind, message: &str) -> Vec<Bytes> {
+        if self.done {
+            return Vec::new();
+        }
+        self.done = true;
+        let code = kind.openai_default_code().unwrap_or(kind.openai_type());
+        let body = json!({ "type": "error", "code": code, "message": message, "param": null,
+                           "sequence_number": self.next_sequence });
+        vec![sse::anthropic_event("error", &crate::json::to_vec(&body))]
+    }
+}

@@ -4,5 +4,6 @@
 // Test helpers panic on setup failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fuzz_corpus;
 mod pair;
 mod props;

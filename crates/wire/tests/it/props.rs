@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 use wire::anthropic::StreamEvent;
 use wire::openai::ChatRequest;
 use wire::pair::{BackendProtocol, ClientFormat, FormatPair, RelayInit, RelayStep};
-use wire::translate::{anthropic_to_openai_request, openai_to_anthropic_request, OpenAiToAnthropicStream};
+use wire::translate::{
+    anthropic_to_openai_request, openai_to_anthropic_request, OpenAiToAnthropicStream,
+};
 use wire::TokenUsage;
 
 fn word() -> impl Strategy<Value = String> {
@@ -21,11 +23,15 @@ fn name() -> impl Strategy<Value = String> {
 
 /// Tool-call arguments: a JSON object of a few scalar fields, as serde_json writes it.
 fn arguments() -> impl Strategy<Value = String> {
-    proptest::collection::btree_map(name(), prop_oneof![
-        word().prop_map(Value::from),
-        any::<i32>().prop_map(Value::from),
-        any::<bool>().prop_map(Value::from),
-    ], 0..4)
+    proptest::collection::btree_map(
+        name(),
+        prop_oneof![
+            word().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+        ],
+        0..4,
+    )
     .prop_map(|fields| Value::Object(fields.into_iter().collect::<Map<_, _>>()).to_string())
 }
 
@@ -72,10 +78,12 @@ fn tools() -> impl Strategy<Value = Vec<Value>> {
     proptest::collection::vec((name(), word()), 0..3).prop_map(|tools| {
         tools
             .into_iter()
-            .map(|(name, description)| json!({"type": "function", "function": {
-                "name": name, "description": description,
-                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}
-            }}))
+            .map(|(name, description)| {
+                json!({"type": "function", "function": {
+                    "name": name, "description": description,
+                    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}
+                }})
+            })
             .collect()
     })
 }
@@ -86,37 +94,47 @@ fn conversation() -> impl Strategy<Value = ChatRequest> {
         proptest::collection::vec((user_message(), 0..2usize), 1..4),
         user_message(),
         tools(),
-        prop_oneof![Just(json!("auto")), Just(json!("none")), Just(json!("required"))],
+        prop_oneof![
+            Just(json!("auto")),
+            Just(json!("none")),
+            Just(json!("required"))
+        ],
         any::<bool>(),
         1..4096u32,
     )
         .prop_flat_map(|(system, turns, last, tools, choice, serial, max_tokens)| {
             let turn_count = turns.len();
             let assistants: Vec<_> = (0..turn_count).map(assistant_turn).collect();
-            (Just((system, turns, last, tools, choice, serial, max_tokens)), assistants)
+            (
+                Just((system, turns, last, tools, choice, serial, max_tokens)),
+                assistants,
+            )
         })
-        .prop_map(|((system, turns, last, tools, choice, serial, max_tokens), assistants)| {
-            let mut messages = Vec::new();
-            if let Some(system) = system {
-                messages.push(json!({"role": "system", "content": system}));
-            }
-            for ((user, _), assistant) in turns.into_iter().zip(assistants) {
-                messages.push(user);
-                messages.extend(assistant);
-            }
-            messages.push(last);
-            let mut body = json!({"model": "m", "messages": messages, "max_tokens": max_tokens});
-            if !tools.is_empty() {
-                body["tools"] = Value::Array(tools);
-                body["tool_choice"] = choice.clone();
-                // With tool use off, whether calls run in parallel means nothing (and
-                // Anthropic's `none` choice has no field for it).
-                if serial && choice != "none" {
-                    body["parallel_tool_calls"] = Value::Bool(false);
+        .prop_map(
+            |((system, turns, last, tools, choice, serial, max_tokens), assistants)| {
+                let mut messages = Vec::new();
+                if let Some(system) = system {
+                    messages.push(json!({"role": "system", "content": system}));
                 }
-            }
-            serde_json::from_value(body).unwrap()
-        })
+                for ((user, _), assistant) in turns.into_iter().zip(assistants) {
+                    messages.push(user);
+                    messages.extend(assistant);
+                }
+                messages.push(last);
+                let mut body =
+                    json!({"model": "m", "messages": messages, "max_tokens": max_tokens});
+                if !tools.is_empty() {
+                    body["tools"] = Value::Array(tools);
+                    body["tool_choice"] = choice.clone();
+                    // With tool use off, whether calls run in parallel means nothing (and
+                    // Anthropic's `none` choice has no field for it).
+                    if serial && choice != "none" {
+                        body["parallel_tool_calls"] = Value::Bool(false);
+                    }
+                }
+                serde_json::from_value(body).unwrap()
+            },
+        )
 }
 
 proptest! {
@@ -237,7 +255,11 @@ fn split_at(text: &str, cuts: &[prop::sample::Index]) -> Vec<String> {
     points.push(text.len());
     points.sort_unstable();
     points.dedup();
-    points.windows(2).map(|w| text[w[0]..w[1]].to_owned()).filter(|p| !p.is_empty()).collect()
+    points
+        .windows(2)
+        .map(|w| text[w[0]..w[1]].to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn openai_data(value: &Value) -> String {
@@ -245,7 +267,10 @@ fn openai_data(value: &Value) -> String {
 }
 
 fn anthropic_event(value: &Value) -> String {
-    format!("event: {}\ndata: {value}\n\n", value["type"].as_str().unwrap())
+    format!(
+        "event: {}\ndata: {value}\n\n",
+        value["type"].as_str().unwrap()
+    )
 }
 
 /// Relays `bytes` cut at `cuts` through a [`wire::pair::StreamRelay`]; the client's

@@ -1,0 +1,319 @@
+//! `POST /v1/responses` in the OpenAI Responses format, with the state OpenAI keeps:
+//! a response is stored unless `store: false`, and `previous_response_id` continues
+//! from a stored one (its input and output come before the new input, and count as
+//! input tokens). Text answers only: tools are not simulated on this endpoint.
+//!
+//! Names follow the API reference (<https://platform.openai.com/docs/api-reference/responses>):
+//! the `response` object, `usage.input_tokens_details.cached_tokens`, and the stream
+//! events `response.created`, `response.in_progress`, `response.output_item.added`,
+//! `response.content_part.added`, `response.output_text.delta`,
+//! `response.output_text.done`, `response.content_part.done`,
+//! `response.output_item.done` and `response.completed`, each with a `sequence_number`.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::HeaderMap;
+use serde_json::{json, Map, Value};
+
+use crate::api::{
+    apply_early_fault, check_auth, check_model, json_response, parse_object, pause, pick_fault,
+    read_body, sse_response, unix_now, ApiError, Early, Format,
+};
+use crate::openai::openai_cached_tokens;
+use crate::state::{SimState, StreamGuard};
+use crate::stream::{sse_event, Ending, Script};
+use crate::text::{prefix_hashes, Finish, Segment};
+
+pub(crate) const PATH: &str = "/v1/responses";
+const FMT: Format = Format::OpenAi;
+
+struct Request {
+    model: String,
+    /// Stored conversation (if any), instructions, then the new input.
+    segments: Vec<Segment>,
+    /// What is stored: the conversation without the instructions (which do not carry over).
+    carried: Vec<Segment>,
+    max_output_tokens: Option<u64>,
+    stream: bool,
+    store: bool,
+    instructions: Option<String>,
+}
+
+fn parse(st: &SimState, map: &Map<String, Value>) -> Result<Request, ApiError> {
+    let model = match map.get("model") {
+        Some(Value::String(model)) => model.clone(),
+        _ => {
+            return Err(ApiError::invalid("Missing required parameter: 'model'.")
+                .param("model")
+                .code("missing_required_parameter"))
+        }
+    };
+    let mut carried = Vec::new();
+    if let Some(previous) = map.get("previous_response_id").and_then(Value::as_str) {
+        carried = st.stored_response(previous).ok_or_else(|| {
+            ApiError::invalid(format!("Previous response with id '{previous}' not found."))
+                .param("previous_response_id")
+                .code("previous_response_not_found")
+        })?;
+    }
+    match map.get("input") {
+        Some(Value::String(text)) => {
+            carried.push(Segment::new("user", &Value::from(text.as_str())))
+        }
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let kind = item.get("type").and_then(Value::as_str).unwrap_or(
+                    if item.get("role").is_some() {
+                        "message"
+                    } else {
+                        ""
+                    },
+                );
+                match kind {
+                    "message" => {
+                        let role = item.get("role").and_then(Value::as_str).unwrap_or("user");
+                        carried.push(Segment::new(role, item.get("content").unwrap_or(&Value::Null)));
+                    }
+                    "function_call_output" => {
+                        carried.push(Segment::new("tool", item.get("output").unwrap_or(&Value::Null)))
+                    }
+                    "function_call" => carried.push(Segment::new(
+                        "assistant",
+                        item.get("arguments").unwrap_or(&Value::Null),
+                    )),
+                    other => {
+                        return Err(ApiError::invalid(format!(
+                            "Invalid value: '{other}'. Supported values are: 'message', 'function_call' and 'function_call_output'."
+                        ))
+                        .param(&format!("input[{i}].type"))
+                        .code("invalid_value"))
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(ApiError::invalid("Missing required parameter: 'input'.")
+                .param("input")
+                .code("missing_required_parameter"))
+        }
+    }
+    let instructions = map
+        .get("instructions")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut segments = Vec::with_capacity(carried.len() + 1);
+    if let Some(text) = &instructions {
+        segments.push(Segment::new("system", &Value::from(text.as_str())));
+    }
+    segments.extend(carried.iter().cloned());
+    let max_output_tokens = map.get("max_output_tokens").and_then(Value::as_u64);
+    if max_output_tokens.is_some_and(|m| m < 16) {
+        return Err(ApiError::invalid(
+            "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16.",
+        )
+        .param("max_output_tokens")
+        .code("integer_below_min_value"));
+    }
+    Ok(Request {
+        model,
+        segments,
+        carried,
+        max_output_tokens,
+        stream: map.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        // OpenAI stores responses unless told not to.
+        store: map.get("store").and_then(Value::as_bool).unwrap_or(true),
+        instructions,
+    })
+}
+
+/// The `POST /v1/responses` handler.
+pub(crate) async fn responses(
+    State(st): State<SimState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let arrived = Instant::now();
+    st.count_request(PATH);
+    let request_id = st.new_id("req_", 32);
+    match handle(&st, arrived, &request_id, &headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(FMT, &request_id),
+    }
+}
+
+async fn handle(
+    st: &SimState,
+    arrived: Instant,
+    request_id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let in_flight = st.in_flight();
+    check_auth(st, FMT, headers)?;
+    let bytes = read_body(headers, body, st.config().max_body_bytes).await?;
+    let req = parse(st, &parse_object(FMT, &bytes)?)?;
+    check_model(st, FMT, &req.model)?;
+    let fault = pick_fault(st, headers)?;
+    if let Early::Respond(resp) =
+        apply_early_fault(st, FMT, request_id, fault.as_ref(), req.stream).await
+    {
+        return Ok(resp);
+    }
+    let cfg = st.config();
+    let prompt = crate::text::prompt_tokens(&req.segments);
+    let hashes = prefix_hashes(&format!("openai\u{0}{}", req.model), &req.segments);
+    let all: Vec<usize> = (0..req.segments.len()).collect();
+    let hit = st.cache_lookup(&hashes, req.segments.len().saturating_sub(1), &all);
+    let cached = hit
+        .map(|i| openai_cached_tokens(req.segments[..=i].iter().map(Segment::tokens).sum()))
+        .unwrap_or(0);
+    let output = crate::quality::output(cfg, &req.model, &req.segments, req.max_output_tokens, &[]);
+    let slot = st.run_slot().await;
+    st.count_input(prompt - cached, 0, cached);
+    let id = st.new_id("resp_", 32);
+    let message_id = st.new_id("msg_", 32);
+    if req.store {
+        let mut conversation = req.carried.clone();
+        conversation.push(Segment::new("assistant", &Value::from(output.text())));
+        st.store_response(&id, conversation);
+    }
+    let usage = json!({
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": output.tokens(),
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + output.tokens(),
+    });
+    let created = unix_now();
+    let object = |status: &str, text: Option<&str>, usage: Value| {
+        let (status, incomplete) = match (status, &output.finish) {
+            ("completed", Finish::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
+            (status, _) => (status, Value::Null),
+        };
+        let output_items = match text {
+            Some(text) => json!([message(&message_id, text, "completed")]),
+            None => json!([]),
+        };
+        json!({
+            "id": id, "object": "response", "created_at": created, "status": status,
+            "error": null, "incomplete_details": incomplete, "instructions": req.instructions,
+            "max_output_tokens": req.max_output_tokens, "model": req.model, "output": output_items,
+            "parallel_tool_calls": true, "previous_response_id": null, "store": req.store,
+            "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
+            "tools": [], "top_p": 1.0, "truncation": "disabled", "usage": usage, "metadata": {},
+        })
+    };
+    let text = output.text();
+    if !req.stream {
+        pause(cfg.ttft).await;
+        let ttft_s = arrived.elapsed().as_secs_f64();
+        pause(
+            cfg.token_delay
+                .saturating_mul(u32::try_from(output.tokens()).unwrap_or(u32::MAX)),
+        )
+        .await;
+        drop((in_flight, slot));
+        st.count_unary(
+            arrived,
+            ttft_s,
+            output.tokens(),
+            output.finish == Finish::Length,
+        );
+        let body = object("completed", Some(&text), usage);
+        return Ok(json_response(FMT, request_id, Body::from(body.to_string())));
+    }
+    let mut script = Script::new(cfg.ttft);
+    let mut sequence = 0u64;
+    let mut event = |script: &mut Script, kind: &str, mut body: Value, token: bool| {
+        body["type"] = Value::from(kind);
+        body["sequence_number"] = Value::from(sequence);
+        sequence += 1;
+        script.push(sse_event(kind, &body), token);
+    };
+    let started = object("in_progress", None, Value::Null);
+    event(
+        &mut script,
+        "response.created",
+        json!({"response": started}),
+        false,
+    );
+    event(
+        &mut script,
+        "response.in_progress",
+        json!({"response": started}),
+        false,
+    );
+    let mut item = message(&message_id, "", "in_progress");
+    item["content"] = json!([]);
+    event(
+        &mut script,
+        "response.output_item.added",
+        json!({"output_index": 0, "item": item}),
+        false,
+    );
+    let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+    event(
+        &mut script,
+        "response.content_part.added",
+        json!({"item_id": message_id, "output_index": 0, "content_index": 0, "part": part("")}),
+        false,
+    );
+    for i in 0..output.words.len() {
+        if i > 0 {
+            script.wait(cfg.token_delay);
+        }
+        event(
+            &mut script,
+            "response.output_text.delta",
+            json!({"item_id": message_id, "output_index": 0, "content_index": 0, "delta": output.delta(i), "logprobs": []}),
+            true,
+        );
+    }
+    event(
+        &mut script,
+        "response.output_text.done",
+        json!({"item_id": message_id, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+        false,
+    );
+    event(
+        &mut script,
+        "response.content_part.done",
+        json!({"item_id": message_id, "output_index": 0, "content_index": 0, "part": part(&text)}),
+        false,
+    );
+    event(
+        &mut script,
+        "response.output_item.done",
+        json!({"output_index": 0, "item": message(&message_id, &text, "completed")}),
+        false,
+    );
+    let done = object("completed", Some(&text), usage);
+    let kind = if done["status"] == "incomplete" {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    event(&mut script, kind, json!({"response": done}), false);
+    let guard = StreamGuard::new(
+        st.clone(),
+        in_flight,
+        slot,
+        arrived,
+        output.finish == Finish::Length,
+    );
+    Ok(sse_response(
+        FMT,
+        request_id,
+        script.into_body(Ending::Complete, guard),
+    ))
+}
+
+fn message(id: &str, text: &str, status: &str) -> Value {
+    json!({
+        "id": id, "type": "message", "status": status, "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    })
+}
