@@ -8,6 +8,10 @@ grammar that constrains the arguments to the tool's schema when `tool_choice` na
 the tool. A 135M model cannot be relied on to choose a tool by itself, so the tests
 name it; the shape of the round trip (call, result, final answer) is what they check,
 through both SDKs and so through both translations.
+
+Two limits of that template, found here: it renders no `tool` messages, so the final
+answer cannot depend on the tool's result (the result reaches the server, which
+ignores it), and it fails on an assistant turn without a `content` key.
 """
 
 from __future__ import annotations
@@ -81,7 +85,12 @@ def test_openai_sdk_tool_round_trip_on_llama(oai, gateway) -> None:
     assert row["outcome"] == "success" and row["estimated"] == 0
     assert row["output_tokens"] == first.usage.completion_tokens > 0
 
-    messages.append(first.choices[0].message.model_dump(exclude_none=True))
+    # The server drops a null `content`, and its template then fails on the missing
+    # key, so the assistant turn carries an empty one (as the gateway's own
+    # translation writes it).
+    assistant = first.choices[0].message.model_dump(exclude_none=True)
+    assistant.setdefault("content", "")
+    messages.append(assistant)
     messages.append({"role": "tool", "tool_call_id": calls[0].id, "content": "18C and sunny"})
     final = oai.chat.completions.create(model="local", messages=messages, tools=tools, tool_choice="none", max_tokens=32)
     assert final.choices[0].message.content, "a final answer in text"

@@ -373,8 +373,9 @@ fn anthropic_assistant_to_openai(
     let text = texts.join(TEXT_JOINER);
     Ok(openai::Message {
         role: "assistant".to_owned(),
-        content: (!text.is_empty() || calls.is_empty())
-            .then_some(openai::MessageContent::Text(text)),
+        // Empty rather than absent beside tool calls: chat templates of compatible
+        // servers read `content` on every message (llama-cpp-python's fails without it).
+        content: Some(openai::MessageContent::Text(text)),
         tool_calls: (!calls.is_empty()).then_some(calls),
         ..openai::Message::default()
     })
@@ -1024,7 +1025,7 @@ mod tests {
             translated["messages"],
             json!([
                 {"role": "user", "content": "go"},
-                {"role": "assistant", "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "assistant", "content": "", "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: timeout"}
             ])
         );

@@ -62,9 +62,8 @@ fn assistant_turn(turn: usize) -> impl Strategy<Value = Vec<Value>> {
                 let mut assistant = json!({"role": "assistant", "tool_calls": calls.iter().enumerate().map(|(i, (name, args, _))| json!({
                     "id": format!("call_{turn}_{i}"), "type": "function", "function": {"name": name, "arguments": args}
                 })).collect::<Vec<_>>()});
-                if let Some(text) = text {
-                    assistant["content"] = Value::from(text);
-                }
+                // No text is an empty string, as the translation writes it back.
+                assistant["content"] = Value::from(text.unwrap_or_default());
                 let mut messages = vec![assistant];
                 for (i, (_, _, result)) in calls.iter().enumerate() {
                     messages.push(json!({"role": "tool", "tool_call_id": format!("call_{turn}_{i}"), "content": result}));
