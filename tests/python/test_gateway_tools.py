@@ -412,3 +412,31 @@ def test_a_responses_backend_refuses_other_clients_and_unknown_state(oai, ant) -
     with pytest.raises(openai.BadRequestError) as caught:
         oai.responses.create(model="stateful", input="x", previous_response_id="resp_unknown")
     assert "resp_unknown" in caught.value.body["message"]
+
+
+def test_a_backend_that_takes_no_images_is_skipped_or_named(module_launcher, sim) -> None:
+    gw = module_launcher.gateway(
+        name="text-only",
+        backends=[
+            {"name": "textonly", "type": "openai_compatible", "base_url": f"{sim.url}/v1", "model": "sim-llama",
+             "deployment": "llama-3.3-70b-4xa100", "inputs": ["text"]},
+            {"name": "claude", "type": "anthropic", "base_url": sim.url, "model": "claude-haiku-4-5",
+             "price": "claude-haiku-4.5"},
+        ],
+        routes=[
+            {"name": "mixed", "models": ["mixed"], "targets": ["textonly", "claude"]},
+            {"name": "text", "models": ["text"], "targets": ["textonly"]},
+        ],
+    )
+    image = [{"role": "user", "content": [{"type": "text", "text": "what is it"},
+                                          {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]}]
+    with openai.OpenAI(base_url=f"{gw.url}/v1", api_key="unused", max_retries=0, timeout=TIMEOUT_S) as client:
+        raw = client.chat.completions.with_raw_response.create(model="mixed", messages=image)
+        assert raw.headers["x-costfloor-backend"] == "claude", "the text-only backend is skipped"
+        assert gw.row(raw.headers["x-costfloor-request-id"])["fallback_chain"] == "textonly:images>claude:200"
+        text = client.chat.completions.with_raw_response.create(model="mixed", messages=[{"role": "user", "content": "hi"}])
+        assert text.headers["x-costfloor-backend"] == "textonly"
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="text", messages=image)
+    message = caught.value.body["message"]
+    assert "images" in message and "textonly" in message and "inputs" in message, message

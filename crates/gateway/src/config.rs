@@ -152,6 +152,8 @@ pub struct BackendFile {
     pub dcgm_url: Option<String>,
     /// Catalog API model id whose prices this backend charges.
     pub price: Option<String>,
+    /// What its model takes besides text: `image`, `document` (default: all).
+    pub inputs: Option<Vec<String>>,
     #[serde(default)]
     pub timeouts: TimeoutsFile,
 }
@@ -217,6 +219,8 @@ pub struct BackendConfig {
     /// Sampled for utilisation, with `dcgm_url`.
     pub metrics_url: Option<reqwest::Url>,
     pub dcgm_url: Option<reqwest::Url>,
+    /// Whether its model takes images and documents (`inputs`).
+    pub takes: wire::pair::Media,
     /// The file form, to tell whether a reload changed this backend.
     pub source: BackendFile,
 }
@@ -449,6 +453,11 @@ impl ConfigFile {
                     })
                     .transpose()
             };
+            let takes = match &b.inputs {
+                None => wire::pair::Media::ALL,
+                Some(inputs) => wire::pair::Media::from_names(inputs)
+                    .map_err(|bad| err(format!("{what}.inputs: {bad:?} is not allowed: expected \"text\", \"image\" or \"document\"")))?,
+            };
             let metrics_url = metrics_endpoint("metrics_url", &b.metrics_url)?;
             let dcgm_url = metrics_endpoint("dcgm_url", &b.dcgm_url)?;
             if (metrics_url.is_some() || dcgm_url.is_some()) && b.deployment.is_none() {
@@ -457,6 +466,7 @@ impl ConfigFile {
                 )));
             }
             backends.push(BackendConfig {
+                takes,
                 metrics_url,
                 dcgm_url,
                 name: b.name.clone(),

@@ -233,11 +233,38 @@ pub(crate) async fn forward(
     let mut waited = Duration::ZERO;
     let mut last_failure: Option<Failure> = None;
     let mut context_misses = Vec::new();
+    let media = request.media();
+    let cannot_take = |index: &usize| media.missing_in(runtime.backends[*index].config.takes);
+    if let Some(what) = route
+        .targets
+        .iter()
+        .map(cannot_take)
+        .reduce(|a, b| a.and(b))
+        .flatten()
+    {
+        let names: Vec<&str> = route
+            .targets
+            .iter()
+            .map(|&i| runtime.backends[i].config.name.as_str())
+            .collect();
+        return Err(ClientError::client(
+            ApiErrorKind::InvalidRequest,
+            format!(
+                "the request holds {what}, which no backend of route `{}` takes: {} (see each backend's `inputs`)",
+                route.name,
+                names.join(", ")
+            ),
+        ));
+    }
     loop {
         let mut soonest_retry: Option<Duration> = None;
         for &index in &route.targets {
             let backend = &runtime.backends[index];
             let name = &backend.config.name;
+            if let Some(what) = media.missing_in(backend.config.takes) {
+                chain.push(format!("{name}:{what}"));
+                continue;
+            }
             if needed_context > backend.config.max_context {
                 chain.push(format!("{name}:context"));
                 context_misses.push(format!("{name} ({} tokens)", backend.config.max_context));
@@ -261,8 +288,11 @@ pub(crate) async fn forward(
                 continue;
             }
             let pair = FormatPair::new(request.format(), backend.protocol);
-            let body =
-                pair.upstream_body(request, &backend.config.model, config.default_max_tokens)?;
+            let body = pair
+                .upstream_body(request, &backend.config.model, config.default_max_tokens)
+                .map_err(|e| {
+                    ClientError::client(e.kind, format!("backend `{name}`: {}", e.message))
+                })?;
             *attempts += 1;
             let sent_at = Instant::now();
             let result = match send(backend, body).await {

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 pub use complete::{Completed, InvalidResponse};
 pub use count::{count_body, read_count, CountAttempt, CountSource, CountTarget};
-pub use request::{ChatParts, ClientRequest};
+pub use request::{ChatParts, ClientRequest, Media};
 pub use stream::{RelayInit, RelayStep, StreamRelay};
 
 use crate::error::{self, ApiErrorKind};

@@ -33,6 +33,52 @@ pub enum ClientRequest {
     Responses(Box<responses::ResponsesRequest>),
 }
 
+/// What a request holds besides text, or what a backend's model takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Media {
+    pub images: bool,
+    pub documents: bool,
+}
+
+impl Media {
+    /// Text only.
+    pub const NONE: Media = Media {
+        images: false,
+        documents: false,
+    };
+    /// Text, images and documents.
+    pub const ALL: Media = Media {
+        images: true,
+        documents: true,
+    };
+
+    /// From config names (`text`, `image`, `document`); the first unknown name is the error.
+    pub fn from_names(names: &[String]) -> Result<Media, String> {
+        let mut media = Media::NONE;
+        for name in names {
+            match name.as_str() {
+                "text" => {}
+                "image" => media.images = true,
+                "document" => media.documents = true,
+                other => return Err(other.to_owned()),
+            }
+        }
+        Ok(media)
+    }
+
+    /// What of `self` (a request's media) a backend that takes `takes` cannot take:
+    /// "images", "documents", or `None`.
+    pub fn missing_in(self, takes: Media) -> Option<&'static str> {
+        if self.images && !takes.images {
+            Some("images")
+        } else if self.documents && !takes.documents {
+            Some("documents")
+        } else {
+            None
+        }
+    }
+}
+
 /// A request as one of the two conversation shapes.
 enum View<'a> {
     Chat(&'a openai::ChatRequest),
@@ -79,6 +125,54 @@ impl ClientRequest {
             ClientRequest::Responses(r) => View::Chat(&r.chat),
             ClientRequest::Anthropic(r) => View::Messages(r),
         }
+    }
+
+    /// The images and documents the conversation holds.
+    pub fn media(&self) -> Media {
+        let mut media = Media::NONE;
+        match self.view() {
+            View::Chat(r) => {
+                for message in &r.messages {
+                    if let Some(openai::MessageContent::Parts(parts)) = &message.content {
+                        for part in parts {
+                            match part.kind() {
+                                "image_url" | "input_image" => media.images = true,
+                                "file" | "input_file" => media.documents = true,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+            View::Messages(r) => {
+                fn visit(blocks: &[anthropic::ContentBlock], media: &mut Media) {
+                    for block in blocks {
+                        match block {
+                            anthropic::ContentBlock::Image { .. } => media.images = true,
+                            anthropic::ContentBlock::Document { .. } => media.documents = true,
+                            anthropic::ContentBlock::ToolResult {
+                                content: Some(content),
+                                ..
+                            } => {
+                                if let Ok(inner) = serde_json::from_value::<
+                                    Vec<anthropic::ContentBlock>,
+                                >(content.clone())
+                                {
+                                    visit(&inner, media);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                for message in &r.messages {
+                    if let anthropic::MessageContent::Blocks(blocks) = &message.content {
+                        visit(blocks, &mut media);
+                    }
+                }
+            }
+        }
+        media
     }
 
     /// What a Responses client's `response` object repeats of its request.
