@@ -151,14 +151,15 @@ impl ClientRequest {
                             anthropic::ContentBlock::Image { .. } => media.images = true,
                             anthropic::ContentBlock::Document { .. } => media.documents = true,
                             anthropic::ContentBlock::ToolResult {
-                                content: Some(content),
+                                content: Some(Value::Array(inner)),
                                 ..
                             } => {
-                                if let Ok(inner) = serde_json::from_value::<
-                                    Vec<anthropic::ContentBlock>,
-                                >(content.clone())
-                                {
-                                    visit(&inner, media);
+                                for item in inner {
+                                    match item.get("type").and_then(Value::as_str) {
+                                        Some("image") => media.images = true,
+                                        Some("document") => media.documents = true,
+                                        _ => {}
+                                    }
                                 }
                             }
                             _ => {}
@@ -734,5 +735,46 @@ mod tests {
         let error = upstream_body(BackendProtocol::Anthropic, &mut request, "x", 16).unwrap_err();
         assert_eq!(error.kind, ApiErrorKind::InvalidRequest);
         assert!(error.message.contains("`n`"), "{}", error.message);
+    }
+
+    #[test]
+    fn media_is_found_in_every_shape_and_matched_with_what_a_backend_takes() {
+        let image = parse(
+            ClientFormat::OpenAi,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://e.com/a.png"}}]}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            image.media(),
+            Media {
+                images: true,
+                documents: false
+            }
+        );
+        let nested = parse(
+            ClientFormat::Anthropic,
+            json!({"model": "m", "max_tokens": 5, "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]}]}
+            ]}),
+        )
+        .unwrap();
+        assert_eq!(
+            nested.media(),
+            Media {
+                images: false,
+                documents: true
+            }
+        );
+        let text = Media::from_names(&["text".to_owned()]).unwrap();
+        assert_eq!(image.media().missing_in(text), Some("images"));
+        assert_eq!(nested.media().missing_in(text), Some("documents"));
+        assert_eq!(image.media().missing_in(Media::ALL), None);
+        assert_eq!(
+            Media::from_names(&["video".to_owned()]),
+            Err("video".to_owned())
+        );
     }
 }
