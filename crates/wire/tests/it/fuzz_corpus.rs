@@ -12,7 +12,8 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
         .join(target);
     let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        // A running fuzzer may remove a file between the listing and the read.
+        .filter_map(|entry| std::fs::read(entry.unwrap().path()).ok())
         .collect();
     inputs.sort();
     assert!(!inputs.is_empty(), "{}: the corpus is empty", dir.display());
