@@ -331,7 +331,11 @@ impl ClientRequest {
                 r.stream = None;
                 r.stream_options = None;
             }
-            ClientRequest::Responses(r) => r.chat.stream = None,
+            ClientRequest::Responses(r) => {
+                r.chat.stream = None;
+                r.raw.remove("stream");
+                r.raw.remove("stream_options");
+            }
             ClientRequest::Anthropic(r) => r.stream = None,
         }
         copy
