@@ -440,3 +440,17 @@ def test_a_backend_that_takes_no_images_is_skipped_or_named(module_launcher, sim
             client.chat.completions.create(model="text", messages=image)
     message = caught.value.body["message"]
     assert "images" in message and "textonly" in message and "inputs" in message, message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_responses_function_calls_pass_through_to_a_responses_backend(oai, stream: bool) -> None:
+    first, _, kinds = responses_turn(oai, "stateful", stream, input=ASK_BOTH, tools=RESPONSES_TOOLS)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "sim"}), ("get_time", {"tz": "sim"})]
+    assert first.usage.output_tokens == 2 * TOKENS_PER_CALL
+    if stream:
+        assert kinds.count("response.function_call_arguments.done") == 2
+    # The calls are in the stored response: only their outputs go in the next input.
+    outputs = [{"type": "function_call_output", "call_id": c.call_id, "output": RESULTS[c.name]} for c in calls]
+    final, _, _ = responses_turn(oai, "stateful", stream, input=outputs, previous_response_id=first.id, tools=RESPONSES_TOOLS)
+    assert final.output_text == "Tool results: 18C and sunny 14:05"

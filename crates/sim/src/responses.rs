@@ -1,7 +1,10 @@
 //! `POST /v1/responses` in the OpenAI Responses format, with the state OpenAI keeps:
 //! a response is stored unless `store: false`, and `previous_response_id` continues
 //! from a stored one (its input and output come before the new input, and count as
-//! input tokens). Text answers only: tools are not simulated on this endpoint.
+//! input tokens). Function tools follow the rule of `crate::tools`: the named
+//! `tool_choice`, or every offered tool named in the last user message, is called
+//! (`function_call` output items, streamed as `response.function_call_arguments.delta`),
+//! and once the input ends in `function_call_output` items the answer is text.
 //!
 //! Names follow the API reference (<https://platform.openai.com/docs/api-reference/responses>):
 //! the `response` object, `usage.input_tokens_details.cached_tokens`, and the stream
@@ -40,6 +43,9 @@ struct Request {
     stream: bool,
     store: bool,
     instructions: Option<String>,
+    offer: Option<crate::tools::Offer>,
+    /// The input as chat messages, for the tool rule.
+    messages: Vec<Value>,
 }
 
 fn parse(st: &SimState, map: &Map<String, Value>) -> Result<Request, ApiError> {
@@ -59,31 +65,35 @@ fn parse(st: &SimState, map: &Map<String, Value>) -> Result<Request, ApiError> {
                 .code("previous_response_not_found")
         })?;
     }
+    let mut messages = Vec::new();
     match map.get("input") {
         Some(Value::String(text)) => {
-            carried.push(Segment::new("user", &Value::from(text.as_str())))
+            carried.push(Segment::new("user", &Value::from(text.as_str())));
+            messages.push(json!({"role": "user", "content": text}));
         }
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                let kind = item.get("type").and_then(Value::as_str).unwrap_or(
-                    if item.get("role").is_some() {
-                        "message"
-                    } else {
-                        ""
-                    },
-                );
+                let implied = if item.get("role").is_some() {
+                    "message"
+                } else {
+                    ""
+                };
+                let kind = item.get("type").and_then(Value::as_str).unwrap_or(implied);
+                let field = |name: &str| item.get(name).cloned().unwrap_or(Value::Null);
                 match kind {
                     "message" => {
                         let role = item.get("role").and_then(Value::as_str).unwrap_or("user");
-                        carried.push(Segment::new(role, item.get("content").unwrap_or(&Value::Null)));
+                        carried.push(Segment::new(role, &field("content")));
+                        messages.push(json!({"role": role, "content": field("content")}));
                     }
                     "function_call_output" => {
-                        carried.push(Segment::new("tool", item.get("output").unwrap_or(&Value::Null)))
+                        carried.push(Segment::new("tool", &field("output")));
+                        messages.push(json!({"role": "tool", "tool_call_id": field("call_id"), "content": field("output")}));
                     }
-                    "function_call" => carried.push(Segment::new(
-                        "assistant",
-                        item.get("arguments").unwrap_or(&Value::Null),
-                    )),
+                    "function_call" => {
+                        carried.push(Segment::new("assistant", &field("arguments")));
+                        messages.push(json!({"role": "assistant", "tool_calls": [{"id": field("call_id")}]}));
+                    }
                     other => {
                         return Err(ApiError::invalid(format!(
                             "Invalid value: '{other}'. Supported values are: 'message', 'function_call' and 'function_call_output'."
@@ -117,7 +127,36 @@ fn parse(st: &SimState, map: &Map<String, Value>) -> Result<Request, ApiError> {
         .param("max_output_tokens")
         .code("integer_below_min_value"));
     }
+    // Responses tools are flat (`{type, name, parameters}`); the rule reads chat tools.
+    let mut chat = Map::new();
+    if let Some(Value::Array(tools)) = map.get("tools") {
+        let tools: Vec<Value> = tools
+            .iter()
+            .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+            .map(|t| json!({"type": "function", "function": {"name": t.get("name"), "parameters": t.get("parameters")}}))
+            .collect();
+        chat.insert("tools".to_owned(), Value::Array(tools));
+    }
+    match map.get("tool_choice") {
+        Some(Value::Object(named)) => {
+            let name = named.get("name").cloned().unwrap_or(Value::Null);
+            chat.insert(
+                "tool_choice".to_owned(),
+                json!({"type": "function", "function": {"name": name}}),
+            );
+        }
+        Some(other) => {
+            chat.insert("tool_choice".to_owned(), other.clone());
+        }
+        None => {}
+    }
+    if let Some(parallel) = map.get("parallel_tool_calls") {
+        chat.insert("parallel_tool_calls".to_owned(), parallel.clone());
+    }
+    let offer = crate::tools::parse_openai(&chat)?;
     Ok(Request {
+        offer,
+        messages,
         model,
         segments,
         carried,
@@ -170,30 +209,69 @@ async fn handle(
     let cached = hit
         .map(|i| openai_cached_tokens(req.segments[..=i].iter().map(Segment::tokens).sum()))
         .unwrap_or(0);
-    let output = crate::quality::output(cfg, &req.model, &req.segments, req.max_output_tokens, &[]);
+    let mut output =
+        crate::quality::output(cfg, &req.model, &req.segments, req.max_output_tokens, &[]);
+    let last_user = crate::quality::last_user_text(&req.segments).unwrap_or_default();
+    let turn = crate::tools::decide(req.offer.as_ref(), &req.messages, last_user, || {
+        st.new_id("call_", 24)
+    });
+    let calls = match turn {
+        crate::tools::Turn::Calls(calls) => calls,
+        crate::tools::Turn::Results(text) => {
+            output = crate::text::Output::answer(&text);
+            Vec::new()
+        }
+        crate::tools::Turn::Text => Vec::new(),
+    };
     let slot = st.run_slot().await;
     st.count_input(prompt - cached, 0, cached);
     let id = st.new_id("resp_", 32);
     let message_id = st.new_id("msg_", 32);
     if req.store {
         let mut conversation = req.carried.clone();
-        conversation.push(Segment::new("assistant", &Value::from(output.text())));
+        let answer = if calls.is_empty() {
+            output.text()
+        } else {
+            calls
+                .iter()
+                .map(|c| c.arguments.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        conversation.push(Segment::new("assistant", &Value::from(answer)));
         st.store_response(&id, conversation);
     }
+    let output_tokens = if calls.is_empty() {
+        output.tokens()
+    } else {
+        crate::tools::call_tokens(&calls)
+    };
     let usage = json!({
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": cached},
-        "output_tokens": output.tokens(),
+        "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": prompt + output.tokens(),
+        "total_tokens": prompt + output_tokens,
     });
+    let call_item = |call: &crate::tools::Call, arguments: &str, status: &str| {
+        json!({"id": format!("fc_{}", &call.id[5..]), "type": "function_call", "status": status,
+               "call_id": call.id, "name": call.name, "arguments": arguments})
+    };
     let created = unix_now();
     let object = |status: &str, text: Option<&str>, usage: Value| {
         let (status, incomplete) = match (status, &output.finish) {
-            ("completed", Finish::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
+            ("completed", Finish::Length) if calls.is_empty() => {
+                ("incomplete", json!({"reason": "max_output_tokens"}))
+            }
             (status, _) => (status, Value::Null),
         };
         let output_items = match text {
+            Some(_) if !calls.is_empty() => Value::Array(
+                calls
+                    .iter()
+                    .map(|c| call_item(c, &c.arguments, "completed"))
+                    .collect(),
+            ),
             Some(text) => json!([message(&message_id, text, "completed")]),
             None => json!([]),
         };
@@ -212,15 +290,15 @@ async fn handle(
         let ttft_s = arrived.elapsed().as_secs_f64();
         pause(
             cfg.token_delay
-                .saturating_mul(u32::try_from(output.tokens()).unwrap_or(u32::MAX)),
+                .saturating_mul(u32::try_from(output_tokens).unwrap_or(u32::MAX)),
         )
         .await;
         drop((in_flight, slot));
         st.count_unary(
             arrived,
             ttft_s,
-            output.tokens(),
-            output.finish == Finish::Length,
+            output_tokens,
+            calls.is_empty() && output.finish == Finish::Length,
         );
         let body = object("completed", Some(&text), usage);
         return Ok(json_response(FMT, request_id, Body::from(body.to_string())));
@@ -246,6 +324,51 @@ async fn handle(
         json!({"response": started}),
         false,
     );
+    for (index, call) in calls.iter().enumerate() {
+        let item_id = format!("fc_{}", &call.id[5..]);
+        event(
+            &mut script,
+            "response.output_item.added",
+            json!({"output_index": index, "item": call_item(call, "", "in_progress")}),
+            true,
+        );
+        for piece in crate::tools::pieces(&call.arguments) {
+            script.wait(cfg.token_delay);
+            event(
+                &mut script,
+                "response.function_call_arguments.delta",
+                json!({"item_id": item_id, "output_index": index, "delta": piece}),
+                true,
+            );
+        }
+        event(
+            &mut script,
+            "response.function_call_arguments.done",
+            json!({"item_id": item_id, "output_index": index, "arguments": call.arguments, "name": call.name}),
+            false,
+        );
+        event(
+            &mut script,
+            "response.output_item.done",
+            json!({"output_index": index, "item": call_item(call, &call.arguments, "completed")}),
+            false,
+        );
+    }
+    if !calls.is_empty() {
+        let done = object("completed", Some(""), usage);
+        event(
+            &mut script,
+            "response.completed",
+            json!({"response": done}),
+            false,
+        );
+        let guard = StreamGuard::new(st.clone(), in_flight, slot, arrived, false);
+        return Ok(sse_response(
+            FMT,
+            request_id,
+            script.into_body(Ending::Complete, guard),
+        ));
+    }
     let mut item = message(&message_id, "", "in_progress");
     item["content"] = json!([]);
     event(
