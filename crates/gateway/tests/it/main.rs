@@ -7,6 +7,7 @@ mod faults;
 mod routing;
 mod sampling;
 mod shadow;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
