@@ -171,6 +171,11 @@ pub async fn serve_state(
     state: SimState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SimError> {
+    // As inference servers do (uvicorn, vLLM): no Nagle delay on streamed tokens, which
+    // would otherwise wait on the client's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
