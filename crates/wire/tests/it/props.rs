@@ -136,8 +136,101 @@ fn conversation() -> impl Strategy<Value = ChatRequest> {
         )
 }
 
+/// An Anthropic conversation in the shape the translation writes back: text as
+/// strings, blocks where there are images or tool use, every `tool_result` first in
+/// the user turn after its `tool_use`.
+fn anthropic_conversation() -> impl Strategy<Value = wire::anthropic::MessagesRequest> {
+    let image = prop_oneof![
+        Just(json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})),
+        "[a-z]{1,8}".prop_map(|p| json!({"type": "image", "source": {"type": "url", "url": format!("https://example.com/{p}.png")}})),
+    ];
+    let user = prop_oneof![
+        word().prop_map(|text| json!(text)),
+        (word(), image).prop_map(|(text, image)| json!([{"type": "text", "text": text}, image])),
+    ];
+    let turn = (
+        user,
+        prop_oneof![
+            word().prop_map(|text| (json!(text), Vec::new())),
+            (
+                proptest::option::of(word()),
+                proptest::collection::vec((name(), arguments(), word(), any::<bool>()), 1..3)
+            )
+                .prop_map(|(text, calls)| {
+                    let mut blocks: Vec<Value> = text
+                        .into_iter()
+                        .map(|t| json!({"type": "text", "text": t}))
+                        .collect();
+                    let mut results = Vec::new();
+                    for (i, (name, args, result, failed)) in calls.into_iter().enumerate() {
+                        let id = format!("toolu_{i}_{name}");
+                        let input: Value = serde_json::from_str(&args).unwrap();
+                        blocks.push(
+                            json!({"type": "tool_use", "id": id, "name": name, "input": input}),
+                        );
+                        // An error result comes back as text starting with the prefix.
+                        let content = if failed {
+                            format!("Error: {result}")
+                        } else {
+                            result
+                        };
+                        results.push(
+                            json!({"type": "tool_result", "tool_use_id": id, "content": content}),
+                        );
+                    }
+                    (Value::Array(blocks), results)
+                }),
+        ],
+    );
+    (
+        proptest::option::of(word()),
+        proptest::collection::vec(turn, 1..4),
+        word(),
+        1..4096u32,
+    )
+        .prop_map(|(system, turns, last, max_tokens)| {
+            let mut messages = Vec::new();
+            let mut pending: Vec<Value> = Vec::new();
+            for (user, (assistant, results)) in turns {
+                let mut content: Vec<Value> = std::mem::take(&mut pending);
+                if content.is_empty() {
+                    messages.push(json!({"role": "user", "content": user}));
+                } else {
+                    match user {
+                        Value::String(text) => content.push(json!({"type": "text", "text": text})),
+                        Value::Array(blocks) => content.extend(blocks),
+                        _ => unreachable!(),
+                    }
+                    messages.push(json!({"role": "user", "content": content}));
+                }
+                messages.push(json!({"role": "assistant", "content": assistant}));
+                pending = results;
+            }
+            let mut content = pending;
+            if content.is_empty() {
+                messages.push(json!({"role": "user", "content": last}));
+            } else {
+                content.push(json!({"type": "text", "text": last}));
+                messages.push(json!({"role": "user", "content": content}));
+            }
+            let mut body = json!({"model": "m", "max_tokens": max_tokens, "messages": messages});
+            if let Some(system) = system {
+                body["system"] = Value::from(system);
+            }
+            serde_json::from_value(body).unwrap()
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Anthropic → OpenAI → Anthropic gives back the same request too.
+    #[test]
+    fn an_anthropic_request_translated_there_and_back_keeps_its_meaning(original in anthropic_conversation()) {
+        let openai = anthropic_to_openai_request(&original).unwrap();
+        let back = openai_to_anthropic_request(&openai, 1).unwrap();
+        prop_assert_eq!(serde_json::to_value(&back).unwrap(), serde_json::to_value(&original).unwrap());
+    }
 
     /// OpenAI → Anthropic → OpenAI gives back the same request: roles, text, images,
     /// tool definitions, tool choice, calls with their arguments, and results.
