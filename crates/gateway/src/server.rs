@@ -286,6 +286,11 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let drain = config.drain;
+    if config.client_keys.is_empty() {
+        tracing::warn!(
+            "no [[client_key]] is configured: the gateway is open to every client that reaches {addr}"
+        );
+    }
     let runtime = Runtime::build(config, None)?;
     let tracker = TaskTracker::new();
     let shadow =
