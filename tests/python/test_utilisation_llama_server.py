@@ -4,7 +4,8 @@ scripts/setup-llama-server.sh) runs SmolLM2 with `--metrics`; the gateway sample
 `/metrics` while real generations go through, and the report turns the samples into
 utilisation over the capacity `size` computes for the deployment.
 
-llama-cpp-python's own server has no `/metrics`, hence this second server.
+llama-cpp-python's own server has no `/metrics`, hence this second server. The same
+server also answers `count_tokens` at its `/tokenize`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import anthropic  # noqa: E402
 import openai  # noqa: E402
 import pytest
 
@@ -108,3 +110,24 @@ def test_utilisation_is_sampled_from_the_real_llama_server(launcher, llama_serve
     assert utilisation[0]["basis"] == "server_tokens"
     assert utilisation[0]["weeks"], utilisation
     assert utilisation[0]["weeks"][0]["peak"] > 0, (utilisation, samples)
+
+
+def test_count_tokens_asks_the_real_llama_server(launcher, llama_server) -> None:
+    """`count_tokens` through the gateway to llama.cpp's own server: its `/tokenize`
+    counts the text (`content`), and the gateway labels the count `backend_text`."""
+
+    gateway = launcher.gateway(
+        backends=[{"name": "llama", "type": "openai_compatible", "base_url": f"{llama_server.url}/v1",
+                   "model": "smollm2", "deployment": "llama-3.3-70b-4xa100", "timeouts": {"first_byte_ms": 90000}}],
+        name="gateway-llama-count",
+    )
+    text = "Count the tokens of this sentence, please."
+    with anthropic.Anthropic(base_url=gateway.url, api_key="sk-none", max_retries=0, timeout=TIMEOUT_S) as client:
+        raw = client.messages.with_raw_response.count_tokens(model="smollm2", messages=[{"role": "user", "content": text}])
+    assert raw.headers["x-costfloor-token-count"] == "backend_text"
+    # The server's own count of the same text (the gateway sends the message text and a newline).
+    body = json.dumps({"content": text + "\n", "add_special": True}).encode()
+    request = urllib.request.Request(f"{llama_server.url}/tokenize", data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        expected = len(json.load(r)["tokens"])
+    assert raw.parse().input_tokens == expected > 0
