@@ -122,6 +122,8 @@ def anthropic_turn(client, model: str, messages: list, stream: bool, **extra):  
 def assert_row(gateway, request_id: str, *, input_tokens: int, output_tokens: int) -> None:  # noqa: ANN001
     row = gateway.row(request_id)
     assert row["outcome"] == "success", row
+    # No `server.replica` here: the host's name (gateway::row::replica_name).
+    assert row["replica"], row
     assert row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"] == input_tokens
     assert row["output_tokens"] == output_tokens
     assert row["estimated"] == 0

@@ -63,6 +63,8 @@ pub struct ServerFile {
     pub ledger_queue_capacity: Option<usize>,
     /// Seconds between samples of the backends' metrics endpoints (default 15; 0: off).
     pub sample_interval_seconds: Option<u64>,
+    /// The name every ledger row of this process records (`row::replica_name`).
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,6 +260,7 @@ pub struct Config {
     pub default_max_tokens: u32,
     pub ledger: PathBuf,
     pub ledger_queue_capacity: usize,
+    pub replica: Option<String>,
     /// `None`: the backends' metrics endpoints are not sampled.
     pub sample_interval: Option<Duration>,
     pub drain: Duration,
@@ -574,6 +577,7 @@ impl ConfigFile {
                 .map(|p| base_dir.join(p))
                 .unwrap_or_else(|| PathBuf::from("costfloor.db")),
             ledger_queue_capacity: server.ledger_queue_capacity.unwrap_or(8192),
+            replica: server.replica,
             sample_interval: match server.sample_interval_seconds.unwrap_or(15) {
                 0 => None,
                 seconds => Some(Duration::from_secs(seconds)),

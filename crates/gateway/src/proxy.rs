@@ -38,6 +38,7 @@ pub async fn handle(
         state.tracker.clone(),
         request_id.clone(),
         started,
+        &state.replica,
     );
     let mut attempts = 0;
     match run(

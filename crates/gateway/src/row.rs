@@ -42,9 +42,12 @@ impl RowGuard {
         tracker: TaskTracker,
         request_id: String,
         started: Instant,
+        replica: &str,
     ) -> RowGuard {
+        let mut row = empty_row(request_id);
+        row.replica = Some(replica.to_owned());
         RowGuard {
-            row: Some(empty_row(request_id)),
+            row: Some(row),
             ledger,
             tracker,
             started,
@@ -157,7 +160,25 @@ fn empty_row(request_id: String) -> LedgerRow {
         estimated: false,
         self_hosted: false,
         input_estimate: None,
+        replica: None,
     }
+}
+
+/// The name this process's rows record: `server.replica`, else `COSTFLOOR_REPLICA`,
+/// else `HOSTNAME` (a Kubernetes pod's name), else `/etc/hostname`, else `local`.
+pub fn replica_name(configured: Option<&str>) -> String {
+    let nonempty = |s: String| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    configured
+        .map(str::to_owned)
+        .and_then(nonempty)
+        .or_else(|| std::env::var("COSTFLOOR_REPLICA").ok().and_then(nonempty))
+        .or_else(|| std::env::var("HOSTNAME").ok().and_then(nonempty))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .and_then(nonempty)
+        })
+        .unwrap_or_else(|| "local".to_owned())
 }
 
 impl Drop for RowGuard {

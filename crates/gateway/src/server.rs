@@ -291,6 +291,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
             "no [[client_key]] is configured: the gateway is open to every client that reaches {addr}"
         );
     }
+    let runtime_replica = config.replica.clone();
     let runtime = Runtime::build(config, None)?;
     let tracker = TaskTracker::new();
     let shadow =
@@ -309,6 +310,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
         metrics: metrics_handle,
         config_path: options.config_path.map(Arc::new),
         reload_lock: Arc::new(tokio::sync::Mutex::new(())),
+        replica: crate::row::replica_name(runtime_replica.as_deref()).into(),
     };
     let shutdown = CancellationToken::new();
     let sampler = match state.runtime.load().config.sample_interval {

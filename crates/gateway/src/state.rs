@@ -30,6 +30,8 @@ pub struct AppState {
     pub(crate) metrics: PrometheusHandle,
     pub(crate) config_path: Option<Arc<PathBuf>>,
     pub(crate) reload_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The name every ledger row of this process records (`row::replica_name`).
+    pub(crate) replica: Arc<str>,
 }
 
 impl AppState {

@@ -328,7 +328,7 @@ impl LedgerReader {
                     cache_write_tokens, output_tokens, ttft_us, total_us, overhead_us,
                     http_status, outcome, error_kind, fallback_chain, cost_nusd,
                     counterfactual_cost_nusd, estimated, self_hosted, requested_model,
-                    cache_write_1h_tokens, input_estimate
+                    cache_write_1h_tokens, input_estimate, replica
              FROM requests ORDER BY id LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -391,5 +391,6 @@ fn row_from_sql(r: &Row<'_>) -> rusqlite::Result<LedgerRow> {
         requested_model: r.get(24)?,
         cache_write_1h_tokens: r.get(25)?,
         input_estimate: r.get(26)?,
+        replica: r.get(27)?,
     })
 }

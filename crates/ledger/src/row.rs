@@ -74,6 +74,9 @@ pub struct LedgerRow {
     /// The gateway's raw estimate of the input tokens (about four characters a token,
     /// before calibration); `None` on rows from before schema version 4.
     pub input_estimate: Option<i64>,
+    /// The gateway process that wrote the row (`server.replica`, else the host name);
+    /// `None` on rows from before schema version 6.
+    pub replica: Option<String>,
 }
 
 /// How a request ended.

@@ -125,6 +125,9 @@ const MIGRATIONS: &[&str] = &[
         shadow_error             TEXT
     ) STRICT;
     CREATE INDEX shadow_pairs_started_at ON shadow_pairs (started_at_unix_ms);",
+    // 6: the gateway process that wrote each row (NULL on older rows), so that rows of
+    // several replicas on one store can be told apart.
+    "ALTER TABLE requests ADD COLUMN replica TEXT;",
 ];
 
 /// The schema version this build writes and reads (`PRAGMA user_version` after migrating).

@@ -26,9 +26,9 @@ const INSERT_SQL: &str = "INSERT INTO requests (
         task, stream, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, ttft_us,
         total_us, overhead_us, http_status, outcome, error_kind, fallback_chain, cost_nusd,
         counterfactual_cost_nusd, estimated, self_hosted, requested_model, cache_write_1h_tokens,
-        input_estimate
+        input_estimate, replica
     ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-              ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+              ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
 
 /// Tuning for the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,6 +572,7 @@ fn insert_batch(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<(
                 r.requested_model,
                 r.cache_write_1h_tokens,
                 r.input_estimate,
+                r.replica,
             ])?;
         }
     }

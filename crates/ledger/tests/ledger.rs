@@ -72,6 +72,7 @@ fn row(id: &str) -> LedgerRow {
         estimated: false,
         self_hosted: true,
         input_estimate: None,
+        replica: None,
     }
 }
 
@@ -346,6 +347,7 @@ async fn version_1_files_migrate_and_keep_their_rows() {
             cache_write_tokens: 40,
             cache_write_1h_tokens: 60,
             input_estimate: Some(77),
+            replica: Some("gw-a".to_owned()),
             ..row("new")
         })
         .await;
@@ -363,6 +365,9 @@ async fn version_1_files_migrate_and_keep_their_rows() {
     assert_eq!(rows[1].cache_write_1h_tokens, 60);
     assert_eq!(rows[0].input_estimate, None);
     assert_eq!(rows[1].input_estimate, Some(77));
+    // Schema version 6: the replica that wrote the row; older rows have none.
+    assert_eq!(rows[0].replica, None);
+    assert_eq!(rows[1].replica.as_deref(), Some("gw-a"));
 }
 
 #[test]

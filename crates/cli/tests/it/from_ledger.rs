@@ -41,6 +41,7 @@ fn row(id: usize, at: i64, task: Option<&str>, tokens: [i64; 5], outcome: Outcom
         estimated: id.is_multiple_of(10),
         self_hosted: true,
         input_estimate: None,
+        replica: None,
     }
 }
 

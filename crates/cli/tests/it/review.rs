@@ -53,6 +53,7 @@ fn ledger(name: &str, calls: usize, self_hosted: usize) -> PathBuf {
                     estimated: false,
                     self_hosted: on_llama,
                     input_estimate: None,
+                    replica: None,
                 })
                 .await;
         }
@@ -177,6 +178,7 @@ fn a_backend_over_the_ttft_slo_is_named() {
                     estimated: false,
                     self_hosted: false,
                     input_estimate: None,
+                    replica: None,
                 })
                 .await;
         }

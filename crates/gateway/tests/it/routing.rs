@@ -442,3 +442,26 @@ async fn one_hour_cache_writes_are_priced_apart_streamed_or_not() {
         assert_eq!(row.requested_model.as_deref(), Some("claude-haiku-4-5"));
     }
 }
+
+#[tokio::test]
+async fn every_row_records_the_replica_that_wrote_it() {
+    let sim = fast_sim().await;
+    let config = format!(
+        "[server]\nledger = \"{{dir}}/costfloor.db\"\nreplica = \"gw-eu-1\"\n{}",
+        two_backends(&sim.base_url())
+    );
+    let h = gateway("replica", &config).await;
+    let ok = h
+        .post("/v1/chat/completions", chat("auto", "hello there", 5))
+        .await;
+    assert_eq!(ok.status(), 200);
+    let missing = h
+        .post("/v1/chat/completions", chat("no-such-model", "x", 5))
+        .await;
+    assert_eq!(missing.status(), 404);
+    let rows = h.rows(2).await;
+    assert!(
+        rows.iter().all(|r| r.replica.as_deref() == Some("gw-eu-1")),
+        "{rows:?}"
+    );
+}

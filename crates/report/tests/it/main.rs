@@ -55,6 +55,7 @@ fn row(id: usize, started_at_unix_ms: i64, backend: &str) -> LedgerRow {
         estimated: false,
         self_hosted: false,
         input_estimate: None,
+        replica: None,
     }
 }
 
