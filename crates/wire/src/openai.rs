@@ -128,6 +128,23 @@ pub enum MessageContent {
     Parts(Vec<ContentPart>),
 }
 
+impl MessageContent {
+    /// The text: the string, or the text parts joined with `separator` (other parts left out).
+    pub fn text_joined(&self, separator: &str) -> String {
+        match self {
+            MessageContent::Text(text) => text.clone(),
+            MessageContent::Parts(parts) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    ContentPart::Text { text, .. } => Some(text.as_str()),
+                    ContentPart::Other(_) => None,
+                })
+                .collect::<Vec<_>>()
+                .join(separator),
+        }
+    }
+}
+
 /// One part of array content. Only text is modelled; `image_url`,
 /// `input_audio`, `file` and unknown parts are kept as raw JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +202,16 @@ pub struct ChatResponse {
     /// `system_fingerprint`, `service_tier` and the like.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl ChatResponse {
+    /// The choice with index 0 (else the first): the one answer the gateway translates.
+    pub fn first_choice(&self) -> Option<&Choice> {
+        self.choices
+            .iter()
+            .find(|choice| choice.index == 0)
+            .or(self.choices.first())
+    }
 }
 
 /// One choice of a non-streaming completion.

@@ -135,18 +135,10 @@ impl ClientRequest {
 fn chat_text(chat: &openai::ChatRequest) -> String {
     let mut out = String::new();
     for message in &chat.messages {
-        let text = match &message.content {
-            Some(openai::MessageContent::Text(text)) => text.clone(),
-            Some(openai::MessageContent::Parts(parts)) => parts
-                .iter()
-                .filter_map(|part| match part {
-                    openai::ContentPart::Text { text, .. } => Some(text.as_str()),
-                    openai::ContentPart::Other(_) => None,
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            None => String::new(),
-        };
+        let text = message
+            .content
+            .as_ref()
+            .map_or_else(String::new, |content| content.text_joined("\n"));
         for call in message.tool_calls.iter().flatten() {
             out.push_str(&call.to_string());
             out.push('\n');

@@ -287,18 +287,10 @@ impl ClientRequest {
         match self.view() {
             View::Chat(r) => {
                 for message in &r.messages {
-                    let text = match &message.content {
-                        Some(openai::MessageContent::Text(text)) => text.clone(),
-                        Some(openai::MessageContent::Parts(parts)) => parts
-                            .iter()
-                            .filter_map(|p| match p {
-                                openai::ContentPart::Text { text, .. } => Some(text.as_str()),
-                                openai::ContentPart::Other(_) => None,
-                            })
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        None => String::new(),
-                    };
+                    let text = message
+                        .content
+                        .as_ref()
+                        .map_or_else(String::new, |content| content.text_joined(" "));
                     line(&message.role, &text);
                 }
             }

@@ -250,45 +250,20 @@ impl StreamRelay {
     pub fn usage(&self) -> (TokenUsage, bool) {
         let input = self.input_estimate;
         match &self.mode {
-            Mode::OpenAiPass(usage) => match usage.usage() {
-                Some(reported) => (reported, false),
-                None => (
-                    TokenUsage {
-                        input_tokens: input,
-                        output_tokens: usage.estimated_output_tokens(),
-                        ..TokenUsage::default()
-                    },
-                    true,
-                ),
-            },
+            Mode::OpenAiPass(usage) => {
+                reported_or_estimated(usage.usage(), input, usage.estimated_output_tokens())
+            }
             Mode::AnthropicPass(usage) => anthropic_stream_usage(usage, input),
             Mode::ToOpenAi(translator) => anthropic_stream_usage(translator.usage_tracker(), input),
             Mode::ToResponses(relay) => relay.usage(input),
-            Mode::ResponsesPass(pass) => match pass.usage() {
-                Some(reported) => (reported, false),
-                None => (
-                    TokenUsage {
-                        input_tokens: input,
-                        output_tokens: pass.estimated_output_tokens(),
-                        ..TokenUsage::default()
-                    },
-                    true,
-                ),
-            },
-            Mode::ToAnthropic(translator) => {
-                if translator.has_usage() {
-                    (translator.usage(), false)
-                } else {
-                    (
-                        TokenUsage {
-                            input_tokens: input,
-                            output_tokens: translator.estimated_output_tokens(),
-                            ..TokenUsage::default()
-                        },
-                        true,
-                    )
-                }
+            Mode::ResponsesPass(pass) => {
+                reported_or_estimated(pass.usage(), input, pass.estimated_output_tokens())
             }
+            Mode::ToAnthropic(translator) => reported_or_estimated(
+                translator.has_usage().then(|| translator.usage()),
+                input,
+                translator.estimated_output_tokens(),
+            ),
         }
     }
 
@@ -401,17 +376,11 @@ impl ToResponses {
         if let Some(translator) = &self.from_anthropic {
             return anthropic_stream_usage(translator.usage_tracker(), input_estimate);
         }
-        match self.usage.usage() {
-            Some(reported) => (reported, false),
-            None => (
-                TokenUsage {
-                    input_tokens: input_estimate,
-                    output_tokens: self.usage.estimated_output_tokens(),
-                    ..TokenUsage::default()
-                },
-                true,
-            ),
-        }
+        reported_or_estimated(
+            self.usage.usage(),
+            input_estimate,
+            self.usage.estimated_output_tokens(),
+        )
     }
 
     /// One chat `data:` payload: a chunk goes to the Responses stream, `[DONE]` ends it.
@@ -482,6 +451,25 @@ fn anthropic_error(data: &str) -> RelayStep {
     RelayStep::UpstreamError {
         kind: error::kind_from_body(data.as_bytes()).unwrap_or(ApiErrorKind::Overloaded),
         message: error::message_from_body(data.as_bytes()).unwrap_or_default(),
+    }
+}
+
+/// The usage the server reported, or else the estimate (input and output), marked estimated.
+fn reported_or_estimated(
+    reported: Option<TokenUsage>,
+    input_estimate: u64,
+    output_estimate: u64,
+) -> (TokenUsage, bool) {
+    match reported {
+        Some(reported) => (reported, false),
+        None => (
+            TokenUsage {
+                input_tokens: input_estimate,
+                output_tokens: output_estimate,
+                ..TokenUsage::default()
+            },
+            true,
+        ),
     }
 }
 

@@ -610,11 +610,7 @@ pub fn from_chat_response(
     echo: &Echo,
 ) -> Value {
     let id = format!("resp_{}", id_part(&response.id));
-    let choice = response
-        .choices
-        .iter()
-        .find(|c| c.index == 0)
-        .or(response.choices.first());
+    let choice = response.first_choice();
     let mut output = Vec::new();
     if let Some(choice) = choice {
         if let Some(text) = choice.message.content.as_deref().filter(|t| !t.is_empty()) {

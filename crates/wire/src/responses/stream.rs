@@ -363,8 +363,7 @@ impl ResponsesStream {
             .iter()
             .filter(|item| match item {
                 Item::Call { arguments, .. } => {
-                    let text = arguments.trim();
-                    !text.is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+                    crate::translate::tools::arguments_are_invalid(arguments)
                 }
                 Item::Message { .. } => false,
             })

@@ -215,13 +215,7 @@ pub(super) fn anthropic_media_to_openai(
 }
 
 fn short(text: &str) -> String {
-    const LIMIT: usize = 40;
-    if text.chars().count() <= LIMIT {
-        return text.to_owned();
-    }
-    let mut short: String = text.chars().take(LIMIT).collect();
-    short.push('…');
-    short
+    super::shorten(text, 40)
 }
 
 #[cfg(test)]

@@ -52,6 +52,16 @@ impl fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
+/// `text` cut to `limit` characters with an ellipsis, for error messages.
+pub(crate) fn shorten(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(limit).collect();
+    short.push('…');
+    short
+}
+
 /// A rough token count for routing by input length: one token per four
 /// characters (Unicode scalar values), rounded up. This is the usual rule of
 /// thumb for English text with GPT- and Claude-family tokenizers; it

@@ -455,14 +455,7 @@ fn anthropic_user_to_openai(
 
 /// A short, single-line rendering of a JSON value for error messages.
 fn summary(value: &Value) -> String {
-    const LIMIT: usize = 60;
-    let text = value.to_string();
-    if text.chars().count() <= LIMIT {
-        return text;
-    }
-    let mut short: String = text.chars().take(LIMIT).collect();
-    short.push('…');
-    short
+    super::shorten(&value.to_string(), 60)
 }
 
 fn is_empty_array(value: &Value) -> bool {

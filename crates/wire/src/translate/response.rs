@@ -103,11 +103,7 @@ pub fn openai_to_anthropic_response(
     response: &openai::ChatResponse,
     model_name_for_client: &str,
 ) -> anthropic::MessagesResponse {
-    let choice = response
-        .choices
-        .iter()
-        .find(|choice| choice.index == 0)
-        .or(response.choices.first());
+    let choice = response.first_choice();
     let mut content = Vec::new();
     let mut stop_reason = StopReason::EndTurn;
     if let Some(choice) = choice {

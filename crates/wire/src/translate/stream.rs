@@ -313,10 +313,7 @@ impl ToolCalls {
     fn invalid(&self) -> u64 {
         self.calls
             .iter()
-            .filter(|call| {
-                let text = call.arguments.trim();
-                !text.is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
-            })
+            .filter(|call| super::tools::arguments_are_invalid(&call.arguments))
             .count() as u64
     }
 }

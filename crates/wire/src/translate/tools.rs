@@ -369,6 +369,13 @@ pub(super) fn tool_result_text(
     Ok(text)
 }
 
+/// True when a tool call's streamed arguments, all of them, are not a JSON value (no
+/// arguments at all count as `{}`).
+pub(crate) fn arguments_are_invalid(arguments: &str) -> bool {
+    let text = arguments.trim();
+    !text.is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+}
+
 /// The tool calls an assistant turn made and which have been answered, to check
 /// that every result answers a call of the turn before it.
 #[derive(Debug, Default)]
