@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{
     apply_early_fault, check_auth, check_model, json_response, mid_stream_fault, opt_u64,
-    parse_object, pause, pick_fault, read_body, sse_response, ApiError, Early, Format,
+    parse_object, pause_whole, pick_fault, read_body, sse_response, ApiError, Early, Format,
 };
 use crate::config::FaultKind;
 use crate::state::{SimState, StreamGuard};
@@ -272,34 +272,25 @@ async fn handle(
     let cfg = st.config();
     let mut output =
         crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
-    let last_user = crate::quality::last_user_text(&req.segments).unwrap_or_default();
-    let turn = tools::decide(req.offer.as_ref(), &req.messages, last_user, || {
-        st.new_id("toolu_01", 22)
-    });
+    let calls = tools::calls_or_answer(
+        req.offer.as_ref(),
+        &req.messages,
+        &req.segments,
+        &mut output,
+        || st.new_id("toolu_01", 22),
+    );
     let slot = st.run_slot().await;
     st.count_input(input.uncached, input.cache_creation, input.cache_read);
     let id = st.new_id("msg_01", 22);
-    match turn {
-        tools::Turn::Text => {}
-        tools::Turn::Results(text) => output = crate::text::Output::answer(&text),
-        tools::Turn::Calls(calls) => {
-            let held = (in_flight, slot);
-            return Ok(
-                tool_answer(st, &req, request_id, (&id, &calls, input), held, arrived).await,
-            );
-        }
+    if !calls.is_empty() {
+        let held = (in_flight, slot);
+        return Ok(tool_answer(st, &req, request_id, (&id, &calls, input), held, arrived).await);
     }
     let (reason, stop_sequence) = stop_reason(&output.finish);
     let mid = mid_stream_fault(fault.as_ref());
 
     if !req.stream {
-        pause(cfg.ttft).await;
-        let ttft_s = arrived.elapsed().as_secs_f64();
-        pause(
-            cfg.token_delay
-                .saturating_mul(u32::try_from(output.tokens()).unwrap_or(u32::MAX)),
-        )
-        .await;
+        let ttft_s = pause_whole(cfg, arrived, output.tokens()).await;
         let content = if output.words.is_empty() {
             json!([])
         } else {
@@ -446,13 +437,7 @@ async fn tool_answer(
     let cfg = st.config();
     let tokens = tools::call_tokens(calls);
     if !req.stream {
-        pause(cfg.ttft).await;
-        let ttft_s = arrived.elapsed().as_secs_f64();
-        pause(
-            cfg.token_delay
-                .saturating_mul(u32::try_from(tokens).unwrap_or(u32::MAX)),
-        )
-        .await;
+        let ttft_s = pause_whole(cfg, arrived, tokens).await;
         let content: Vec<Value> = calls
             .iter()
             .map(|c| {

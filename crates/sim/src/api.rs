@@ -387,6 +387,24 @@ pub(crate) async fn pause(d: Duration) {
     }
 }
 
+/// The wait of a whole (non-streamed) answer of `tokens` tokens: the TTFT, then one
+/// token delay each. Returns the seconds from `arrived` to the first token.
+pub(crate) async fn pause_whole(
+    config: &crate::SimConfig,
+    arrived: std::time::Instant,
+    tokens: u64,
+) -> f64 {
+    pause(config.ttft).await;
+    let ttft_s = arrived.elapsed().as_secs_f64();
+    pause(
+        config
+            .token_delay
+            .saturating_mul(u32::try_from(tokens).unwrap_or(u32::MAX)),
+    )
+    .await;
+    ttft_s
+}
+
 /// Reads an optional non-negative integer field.
 pub(crate) fn opt_u64(
     map: &serde_json::Map<String, Value>,

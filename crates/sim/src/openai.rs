@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{
     apply_early_fault, check_auth, check_model, json_response, mid_stream_fault, opt_u64,
-    parse_object, pause, pick_fault, read_body, sse_response, unix_now, ApiError, Early, Format,
+    parse_object, pause_whole, pick_fault, read_body, sse_response, unix_now, ApiError, Early,
+    Format,
 };
 use crate::config::FaultKind;
 use crate::state::{SimState, StreamGuard};
@@ -43,6 +44,19 @@ pub(crate) fn openai_cached_tokens(prefix_tokens: u64) -> u64 {
     } else {
         1024 + (prefix_tokens - 1024) / 128 * 128
     }
+}
+
+/// The prompt's tokens, and the share of them OpenAI's prompt cache serves (looked up
+/// and stored at every message boundary in the simulated cache, per model).
+pub(crate) fn prompt_and_cached(st: &SimState, model: &str, segments: &[Segment]) -> (u64, u64) {
+    let prompt = crate::text::prompt_tokens(segments);
+    let hashes = prefix_hashes(&format!("openai\u{0}{model}"), segments);
+    let all: Vec<usize> = (0..segments.len()).collect();
+    let hit = st.cache_lookup(&hashes, segments.len().saturating_sub(1), &all);
+    let cached = hit
+        .map(|i| openai_cached_tokens(segments[..=i].iter().map(Segment::tokens).sum()))
+        .unwrap_or(0);
+    (prompt, cached)
 }
 
 #[derive(Debug)]
@@ -279,50 +293,37 @@ async fn handle(
         return Ok(resp);
     }
 
-    let prompt = crate::text::prompt_tokens(&req.segments);
-    let hashes = prefix_hashes(&format!("openai\u{0}{}", req.model), &req.segments);
-    let all: Vec<usize> = (0..req.segments.len()).collect();
-    let hit = st.cache_lookup(&hashes, req.segments.len().saturating_sub(1), &all);
-    let cached = hit
-        .map(|i| openai_cached_tokens(req.segments[..=i].iter().map(Segment::tokens).sum()))
-        .unwrap_or(0);
+    let (prompt, cached) = prompt_and_cached(st, &req.model, &req.segments);
     let cfg = st.config();
     let mut output =
         crate::quality::output(cfg, &req.model, &req.segments, req.max_tokens, &req.stops);
-    let last_user = crate::quality::last_user_text(&req.segments).unwrap_or_default();
-    let turn = tools::decide(req.offer.as_ref(), &req.messages, last_user, || {
-        st.new_id("call_", 24)
-    });
+    let calls = tools::calls_or_answer(
+        req.offer.as_ref(),
+        &req.messages,
+        &req.segments,
+        &mut output,
+        || st.new_id("call_", 24),
+    );
     let slot = st.run_slot().await;
     st.count_input(prompt - cached, 0, cached);
 
     let id = st.new_id("chatcmpl-", 29);
     let created = unix_now();
     let mid = mid_stream_fault(fault.as_ref());
-    match turn {
-        tools::Turn::Text => {}
-        tools::Turn::Results(text) => output = crate::text::Output::answer(&text),
-        tools::Turn::Calls(calls) => {
-            let usage = usage_json(prompt, cached, tools::call_tokens(&calls));
-            let answer = ToolAnswer {
-                id: &id,
-                created,
-                calls: &calls,
-                usage,
-            };
-            let held = (in_flight, slot);
-            return Ok(tool_answer(st, &req, request_id, answer, held, arrived).await);
-        }
+    if !calls.is_empty() {
+        let usage = usage_json(prompt, cached, tools::call_tokens(&calls));
+        let answer = ToolAnswer {
+            id: &id,
+            created,
+            calls: &calls,
+            usage,
+        };
+        let held = (in_flight, slot);
+        return Ok(tool_answer(st, &req, request_id, answer, held, arrived).await);
     }
 
     if !req.stream {
-        pause(cfg.ttft).await;
-        let ttft_s = arrived.elapsed().as_secs_f64();
-        pause(
-            cfg.token_delay
-                .saturating_mul(u32::try_from(output.tokens()).unwrap_or(u32::MAX)),
-        )
-        .await;
+        let ttft_s = pause_whole(cfg, arrived, output.tokens()).await;
         let body = json!({
             "id": id,
             "object": "chat.completion",
@@ -465,13 +466,7 @@ async fn tool_answer(
         .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
         .collect();
     if !req.stream {
-        pause(cfg.ttft).await;
-        let ttft_s = arrived.elapsed().as_secs_f64();
-        pause(
-            cfg.token_delay
-                .saturating_mul(u32::try_from(tokens).unwrap_or(u32::MAX)),
-        )
-        .await;
+        let ttft_s = pause_whole(cfg, arrived, tokens).await;
         let body = json!({
             "id": answer.id,
             "object": "chat.completion",

@@ -22,13 +22,12 @@ use http::HeaderMap;
 use serde_json::{json, Map, Value};
 
 use crate::api::{
-    apply_early_fault, check_auth, check_model, json_response, parse_object, pause, pick_fault,
-    read_body, sse_response, unix_now, ApiError, Early, Format,
+    apply_early_fault, check_auth, check_model, json_response, parse_object, pause_whole,
+    pick_fault, read_body, sse_response, unix_now, ApiError, Early, Format,
 };
-use crate::openai::openai_cached_tokens;
 use crate::state::{SimState, StreamGuard};
 use crate::stream::{sse_event, Ending, Script};
-use crate::text::{prefix_hashes, Finish, Segment};
+use crate::text::{Finish, Segment};
 
 pub(crate) const PATH: &str = "/v1/responses";
 const FMT: Format = Format::OpenAi;
@@ -202,27 +201,16 @@ async fn handle(
         return Ok(resp);
     }
     let cfg = st.config();
-    let prompt = crate::text::prompt_tokens(&req.segments);
-    let hashes = prefix_hashes(&format!("openai\u{0}{}", req.model), &req.segments);
-    let all: Vec<usize> = (0..req.segments.len()).collect();
-    let hit = st.cache_lookup(&hashes, req.segments.len().saturating_sub(1), &all);
-    let cached = hit
-        .map(|i| openai_cached_tokens(req.segments[..=i].iter().map(Segment::tokens).sum()))
-        .unwrap_or(0);
+    let (prompt, cached) = crate::openai::prompt_and_cached(st, &req.model, &req.segments);
     let mut output =
         crate::quality::output(cfg, &req.model, &req.segments, req.max_output_tokens, &[]);
-    let last_user = crate::quality::last_user_text(&req.segments).unwrap_or_default();
-    let turn = crate::tools::decide(req.offer.as_ref(), &req.messages, last_user, || {
-        st.new_id("call_", 24)
-    });
-    let calls = match turn {
-        crate::tools::Turn::Calls(calls) => calls,
-        crate::tools::Turn::Results(text) => {
-            output = crate::text::Output::answer(&text);
-            Vec::new()
-        }
-        crate::tools::Turn::Text => Vec::new(),
-    };
+    let calls = crate::tools::calls_or_answer(
+        req.offer.as_ref(),
+        &req.messages,
+        &req.segments,
+        &mut output,
+        || st.new_id("call_", 24),
+    );
     let slot = st.run_slot().await;
     st.count_input(prompt - cached, 0, cached);
     let id = st.new_id("resp_", 32);
@@ -286,13 +274,7 @@ async fn handle(
     };
     let text = output.text();
     if !req.stream {
-        pause(cfg.ttft).await;
-        let ttft_s = arrived.elapsed().as_secs_f64();
-        pause(
-            cfg.token_delay
-                .saturating_mul(u32::try_from(output_tokens).unwrap_or(u32::MAX)),
-        )
-        .await;
+        let ttft_s = pause_whole(cfg, arrived, output_tokens).await;
         drop((in_flight, slot));
         st.count_unary(
             arrived,

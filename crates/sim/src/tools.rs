@@ -298,6 +298,26 @@ pub(crate) fn trailing_results(messages: &[Value]) -> Option<String> {
     Some(texts.join(" "))
 }
 
+/// The calls to make for a request, by the rule; none when it answers in text, with
+/// `output` replaced by the results' answer when the conversation ends in them.
+pub(crate) fn calls_or_answer(
+    offer: Option<&Offer>,
+    messages: &[Value],
+    segments: &[crate::text::Segment],
+    output: &mut crate::text::Output,
+    new_id: impl FnMut() -> String,
+) -> Vec<Call> {
+    let last_user = crate::quality::last_user_text(segments).unwrap_or_default();
+    match decide(offer, messages, last_user, new_id) {
+        Turn::Calls(calls) => calls,
+        Turn::Results(text) => {
+            *output = crate::text::Output::answer(&text);
+            Vec::new()
+        }
+        Turn::Text => Vec::new(),
+    }
+}
+
 /// What the simulator does: see the module documentation for the rule.
 pub(crate) fn decide(
     offer: Option<&Offer>,
