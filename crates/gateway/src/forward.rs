@@ -235,13 +235,9 @@ pub(crate) async fn forward(
     let mut context_misses = Vec::new();
     let media = request.media();
     let cannot_take = |index: &usize| media.missing_in(runtime.backends[*index].config.takes);
-    if let Some(what) = route
-        .targets
-        .iter()
-        .map(cannot_take)
-        .reduce(|a, b| a.and(b))
-        .flatten()
-    {
+    // `Some` only when every target lacks something the request holds.
+    let every_target_lacks: Option<Vec<&str>> = route.targets.iter().map(cannot_take).collect();
+    if let Some(&what) = every_target_lacks.as_deref().and_then(<[_]>::first) {
         let names: Vec<&str> = route
             .targets
             .iter()
