@@ -30,6 +30,12 @@ pub struct Assumptions {
     pub tp_efficiency_pcie: f64,
     pub max_batch_per_replica: u32,
     pub int4_bytes_per_param: f64,
+    #[serde(default = "mxfp4_bytes_per_param")]
+    pub mxfp4_bytes_per_param: f64,
+    /// Fixed time of every engine step besides the roofline (scheduling, sampling,
+    /// kernel launches), fitted to the calibration set.
+    #[serde(default)]
+    pub step_overhead_ms: f64,
     pub slo_tpot_ms: f64,
     pub slo_ttft_ms: f64,
     pub peak_to_average: f64,
@@ -93,6 +99,9 @@ pub struct ApiModel {
 #[serde(rename_all = "lowercase")]
 pub enum Interconnect {
     Nvlink,
+    /// AMD Infinity Fabric (xGMI): a GPU-to-GPU fabric like NVLink, scaled with the
+    /// NVLink efficiency.
+    Xgmi,
     Pcie,
 }
 
@@ -130,10 +139,122 @@ pub struct OpenModel {
     pub active_params_b: f64,
     pub experts: Option<u32>,
     pub experts_per_token: Option<u32>,
+    /// Intermediate size of one routed expert, when it differs from `ffn_size` (the
+    /// dense layers' FFN).
+    pub moe_ffn_size: Option<u32>,
+    /// Experts every token goes through besides the routed ones (DeepSeek, Llama 4).
+    pub shared_experts: Option<u32>,
+    /// Intermediate size of one shared expert; absent = the routed expert's size.
+    pub shared_expert_ffn_size: Option<u32>,
+    /// Layers whose FFN is dense in an MoE model (DeepSeek's first three, Llama 4
+    /// Maverick's every other layer).
+    pub dense_layers: Option<u32>,
+    /// MLA: the compressed KV latent per token and layer (DeepSeek `kv_lora_rank`)...
+    pub kv_lora_rank: Option<u32>,
+    /// ...plus the decoupled RoPE key (`qk_rope_head_dim`), both cached.
+    pub qk_rope_head_dim: Option<u32>,
+    /// Window (or chunk) of the local-attention layers, in tokens.
+    pub sliding_window: Option<u64>,
+    /// How many of `layers` attend only within `sliding_window`.
+    pub local_layers: Option<u32>,
+    /// Input embedding and output head share one matrix.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// The precision of the official checkpoint (for gpt-oss, its MoE experts).
+    pub weights_native: Option<Precision>,
     pub max_context: u64,
     pub note: Option<String>,
     pub as_of: String,
     pub source: String,
+}
+
+impl OpenModel {
+    /// The first architecture field that contradicts the others, as (field, value,
+    /// what is allowed).
+    fn architecture_problem(&self) -> Option<(&'static str, String, &'static str)> {
+        let moe = self.experts.is_some();
+        for (field, value) in [
+            ("moe_ffn_size", self.moe_ffn_size),
+            ("shared_experts", self.shared_experts),
+            ("shared_expert_ffn_size", self.shared_expert_ffn_size),
+            ("dense_layers", self.dense_layers),
+        ] {
+            if value.is_some() && !moe {
+                return Some((
+                    field,
+                    format!("{value:?}"),
+                    "only with `experts` (an MoE model)",
+                ));
+            }
+        }
+        if self.dense_layers.unwrap_or(0) >= self.layers && moe {
+            return Some((
+                "dense_layers",
+                format!("{:?}", self.dense_layers),
+                "fewer than `layers`",
+            ));
+        }
+        if self.kv_lora_rank.is_some() != self.qk_rope_head_dim.is_some() {
+            return Some((
+                "qk_rope_head_dim",
+                format!("{:?}", self.qk_rope_head_dim),
+                "set together with `kv_lora_rank` (MLA)",
+            ));
+        }
+        if self.sliding_window.is_some() != self.local_layers.is_some() {
+            return Some((
+                "local_layers",
+                format!("{:?}", self.local_layers),
+                "set together with `sliding_window`",
+            ));
+        }
+        if self.sliding_window == Some(0) {
+            return Some(("sliding_window", "0".into(), "a window of >= 1 token"));
+        }
+        if self.local_layers.unwrap_or(0) > self.layers {
+            return Some((
+                "local_layers",
+                format!("{:?}", self.local_layers),
+                "at most `layers`",
+            ));
+        }
+        None
+    }
+
+    /// Layers with a routed-expert FFN.
+    pub fn moe_layers(&self) -> u32 {
+        if self.experts.is_some() {
+            self.layers - self.dense_layers.unwrap_or(0).min(self.layers)
+        } else {
+            0
+        }
+    }
+
+    /// Parameters of the routed experts, all layers.
+    pub fn routed_expert_params(&self) -> f64 {
+        let per_expert =
+            3.0 * self.hidden_size as f64 * self.moe_ffn_size.unwrap_or(self.ffn_size) as f64;
+        self.moe_layers() as f64 * self.experts.unwrap_or(0) as f64 * per_expert
+    }
+
+    /// Parameters of the shared experts, all layers.
+    pub fn shared_expert_params(&self) -> f64 {
+        let size = self
+            .shared_expert_ffn_size
+            .or(self.moe_ffn_size)
+            .unwrap_or(self.ffn_size);
+        self.moe_layers() as f64
+            * self.shared_experts.unwrap_or(0) as f64
+            * 3.0
+            * self.hidden_size as f64
+            * size as f64
+    }
+
+    /// Parameters of the input embedding and output head (one matrix when tied).
+    pub fn embedding_params(&self) -> f64 {
+        let matrices = if self.tie_word_embeddings { 1.0 } else { 2.0 };
+        matrices * self.vocab_size as f64 * self.hidden_size as f64
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -143,10 +264,20 @@ pub enum Precision {
     Fp8,
     Int8,
     Int4,
+    /// OCP microscaling FP4: MoE expert weights in 32-element blocks sharing one 8-bit
+    /// scale; everything else stays bf16 (as gpt-oss ships).
+    Mxfp4,
 }
 
 impl Precision {
-    pub const ALL: [&'static str; 4] = ["bf16", "fp8", "int8", "int4"];
+    pub const ALL: [&'static str; 5] = ["bf16", "fp8", "int8", "int4", "mxfp4"];
+    pub const EVERY: [Precision; 5] = [
+        Precision::Bf16,
+        Precision::Fp8,
+        Precision::Int8,
+        Precision::Int4,
+        Precision::Mxfp4,
+    ];
 
     pub fn parse(text: &str) -> Option<Precision> {
         match text.to_ascii_lowercase().as_str() {
@@ -154,6 +285,7 @@ impl Precision {
             "fp8" => Some(Precision::Fp8),
             "int8" => Some(Precision::Int8),
             "int4" | "awq" | "gptq" => Some(Precision::Int4),
+            "mxfp4" => Some(Precision::Mxfp4),
             _ => None,
         }
     }
@@ -164,6 +296,7 @@ impl Precision {
             Precision::Fp8 => "fp8",
             Precision::Int8 => "int8",
             Precision::Int4 => "int4",
+            Precision::Mxfp4 => "mxfp4",
         }
     }
 }
@@ -363,6 +496,7 @@ impl Catalog {
         let positives = [
             ("hours_per_month", a.hours_per_month),
             ("int4_bytes_per_param", a.int4_bytes_per_param),
+            ("mxfp4_bytes_per_param", a.mxfp4_bytes_per_param),
             ("slo_tpot_ms", a.slo_tpot_ms),
             ("slo_ttft_ms", a.slo_ttft_ms),
             ("pue", a.pue),
@@ -403,6 +537,14 @@ impl Catalog {
             );
         }
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !non_negative(a.step_overhead_ms) {
+            return invalid(
+                "assumptions",
+                "step_overhead_ms",
+                a.step_overhead_ms.to_string(),
+                "a finite number >= 0",
+            );
+        }
         if !non_negative(a.usd_per_kwh) || !non_negative(a.runtime_overhead_gib_per_gpu) {
             return invalid(
                 "assumptions",
@@ -487,6 +629,9 @@ impl Catalog {
                     format!("{:?}", model.experts_per_token),
                     "set together with `experts`",
                 );
+            }
+            if let Some(problem) = model.architecture_problem() {
+                return invalid(&model.id, problem.0, problem.1, problem.2);
             }
         }
         for deployment in self.deployments.values() {
@@ -709,6 +854,11 @@ fn locate_assumption_key(text: &str, message: &str) -> (usize, usize) {
     (1, 1)
 }
 
+/// 4 bits per element plus one 8-bit E8M0 scale per 32-element block: 4.25 bits.
+fn mxfp4_bytes_per_param() -> f64 {
+    (4.0 + 8.0 / 32.0) / 8.0
+}
+
 fn placeholder_assumptions() -> Assumptions {
     Assumptions {
         as_of: String::new(),
@@ -722,6 +872,8 @@ fn placeholder_assumptions() -> Assumptions {
         tp_efficiency_pcie: 1.0,
         max_batch_per_replica: 256,
         int4_bytes_per_param: 0.5,
+        mxfp4_bytes_per_param: mxfp4_bytes_per_param(),
+        step_overhead_ms: 0.0,
         slo_tpot_ms: 50.0,
         slo_ttft_ms: 2000.0,
         peak_to_average: 1.0,

@@ -10,6 +10,7 @@ pub mod cost;
 pub mod error;
 pub mod hybrid;
 pub mod litellm;
+pub mod measured;
 pub mod money;
 pub mod observed;
 pub mod plan;

@@ -48,10 +48,13 @@ pub struct Sizing {
     pub gpus: u32,
     pub precision: Precision,
     pub weights_gib: f64,
+    /// Mean KV bytes per token over a sequence of the workload's mean length.
     pub kv_bytes_per_token: u64,
     /// KV-cache memory per replica after weights and runtime overhead.
     pub kv_budget_gib: f64,
     pub kv_budget_tokens: u64,
+    /// Copies of each KV byte across the replica's GPUs (1 when KV heads shard).
+    pub kv_copies: f64,
     pub tensor_parallel: u32,
     /// The narrowest tensor-parallel size that fits.
     pub min_tensor_parallel: u32,
@@ -80,6 +83,7 @@ pub struct Sizing {
     pub bandwidth_efficiency: f64,
     pub mfu: f64,
     pub tp_efficiency: f64,
+    pub step_overhead_ms: f64,
 }
 
 impl SizingInput<'_> {
@@ -110,26 +114,100 @@ impl SizingInput<'_> {
                 ),
             ));
         }
+        if self.precision == Precision::Mxfp4 && self.model.experts.is_none() {
+            return Err(InputError::invalid(
+                "--precision",
+                "mxfp4",
+                &format!(
+                    "bf16, fp8, int8 or int4 for {}: MXFP4 quantises MoE experts, and {} is dense",
+                    self.model.id, self.model.id
+                ),
+            ));
+        }
         Ok(())
     }
 
+    /// Bytes per quantised weight: bf16 2, fp8 and int8 1, and the 4-bit formats with
+    /// their scales (and zeros) included.
     pub fn bytes_per_param(&self) -> f64 {
         match self.precision {
             Precision::Bf16 => 2.0,
             Precision::Fp8 | Precision::Int8 => 1.0,
             Precision::Int4 => self.assumptions.int4_bytes_per_param,
+            Precision::Mxfp4 => self.assumptions.mxfp4_bytes_per_param,
+        }
+    }
+
+    /// Weight bytes as (routed experts, everything else). The embedding and output
+    /// head stay bf16 at every precision, as FP8, AWQ, GPTQ and MXFP4 checkpoints keep
+    /// them; MXFP4 quantises only the routed experts and leaves attention, router and
+    /// shared layers in bf16, as gpt-oss ships.
+    fn weight_parts(&self) -> (f64, f64) {
+        let model = self.model;
+        let total = model.params_b * 1e9;
+        let routed = model.routed_expert_params().min(total);
+        let embedding = model.embedding_params().min(total - routed);
+        let linear = total - routed - embedding;
+        let bytes = self.bytes_per_param();
+        match self.precision {
+            Precision::Bf16 => (routed * 2.0, (total - routed) * 2.0),
+            Precision::Mxfp4 => (routed * bytes, (total - routed) * 2.0),
+            Precision::Fp8 | Precision::Int8 | Precision::Int4 => {
+                (routed * bytes, linear * bytes + embedding * 2.0)
+            }
         }
     }
 
     pub fn weights_bytes(&self) -> f64 {
-        self.model.params_b * 1e9 * self.bytes_per_param()
+        let (routed, rest) = self.weight_parts();
+        routed + rest
     }
 
+    /// KV-cache bytes one token adds to one layer: the MLA latent plus its RoPE key
+    /// (one copy for all heads), else K and V for every KV head.
+    fn kv_bytes_per_token_layer(&self) -> f64 {
+        let model = self.model;
+        match (model.kv_lora_rank, model.qk_rope_head_dim) {
+            (Some(rank), Some(rope)) => (rank + rope) as f64 * self.kv_bytes_per_element,
+            _ => 2.0 * model.kv_heads as f64 * model.head_dim as f64 * self.kv_bytes_per_element,
+        }
+    }
+
+    /// KV-cache bytes per token while a sequence is shorter than any window: every
+    /// layer caches every token.
     pub fn kv_bytes_per_token(&self) -> f64 {
-        2.0 * self.model.layers as f64
-            * self.model.kv_heads as f64
-            * self.model.head_dim as f64
-            * self.kv_bytes_per_element
+        self.model.layers as f64 * self.kv_bytes_per_token_layer()
+    }
+
+    /// KV-cache bytes of one sequence of `tokens` tokens. Local-attention layers keep
+    /// only the last `sliding_window` tokens, so past the window only the global layers
+    /// grow.
+    pub fn kv_bytes_for_sequence(&self, tokens: f64) -> f64 {
+        let model = self.model;
+        let local = model.local_layers.unwrap_or(0).min(model.layers) as f64;
+        let global = model.layers as f64 - local;
+        let windowed = model
+            .sliding_window
+            .map_or(tokens, |window| tokens.min(window as f64));
+        self.kv_bytes_per_token_layer() * (global * tokens + local * windowed)
+    }
+
+    /// Mean KV-cache bytes per token of a `tokens`-token sequence.
+    pub fn kv_bytes_per_token_at(&self, tokens: f64) -> f64 {
+        self.kv_bytes_for_sequence(tokens) / tokens
+    }
+
+    /// Copies of each KV byte across a replica's GPUs. KV heads shard across tensor
+    /// ranks, but a rank holds at least one head, so heads are replicated when TP
+    /// exceeds them; vLLM replicates the MLA latent on every rank.
+    pub fn kv_copies(&self, tensor_parallel: u32) -> f64 {
+        if self.model.kv_lora_rank.is_some() {
+            tensor_parallel as f64
+        } else if self.model.kv_heads >= tensor_parallel {
+            1.0
+        } else {
+            tensor_parallel as f64 / self.model.kv_heads as f64
+        }
     }
 
     /// FP8 runs on FP8 tensor cores where the GPU has them; weight-only int8/int4 and
@@ -146,7 +224,7 @@ impl SizingInput<'_> {
             1.0
         } else {
             match self.gpu.interconnect {
-                Interconnect::Nvlink => self.assumptions.tp_efficiency_nvlink,
+                Interconnect::Nvlink | Interconnect::Xgmi => self.assumptions.tp_efficiency_nvlink,
                 Interconnect::Pcie => self.assumptions.tp_efficiency_pcie,
             }
         }
@@ -158,24 +236,17 @@ impl SizingInput<'_> {
     }
 
     /// Bytes of weights a decode step reads at batch `batch`. Dense models read all
-    /// weights; MoE models read the shared weights plus the experts the batch touches,
-    /// E × (1 − (1 − k/E)^B) per layer for B tokens routed independently.
+    /// weights; MoE models read the shared weights plus the routed experts the batch
+    /// touches, E × (1 − (1 − k/E)^B) per layer for B tokens routed independently.
     fn weight_bytes_read(&self, batch: f64) -> f64 {
-        let total = self.weights_bytes();
+        let (routed, rest) = self.weight_parts();
         match (self.model.experts, self.model.experts_per_token) {
             (Some(experts), Some(top_k)) if experts > 0 => {
                 let experts = experts as f64;
-                let expert_params = self.model.layers as f64
-                    * experts
-                    * 3.0
-                    * self.model.hidden_size as f64
-                    * self.model.ffn_size as f64;
-                let expert_bytes = (expert_params * self.bytes_per_param()).min(total);
-                let shared_bytes = total - expert_bytes;
                 let touched = experts * (1.0 - (1.0 - top_k as f64 / experts).powf(batch));
-                shared_bytes + expert_bytes * touched / experts
+                rest + routed * touched / experts
             }
-            _ => total,
+            _ => rest + routed,
         }
     }
 }
@@ -185,24 +256,27 @@ struct Replica<'a> {
     input: &'a SizingInput<'a>,
     bandwidth_bytes_per_s: f64,
     flops_per_s: f64,
+    /// KV bytes one sequence of the mean shape holds at its end, all copies.
     kv_per_sequence_bytes: f64,
+    /// KV bytes a decode step reads per running sequence (at its mean length), all
+    /// copies.
+    kv_read_per_sequence_bytes: f64,
 }
 
 impl Replica<'_> {
     /// Step time in seconds at batch `batch`, and whether memory or compute bounds it.
     fn step(&self, batch: f64) -> (f64, &'static str) {
         let input = self.input;
-        let mean_context = input.input_tokens + input.output_tokens / 2.0;
-        let memory_bytes =
-            input.weight_bytes_read(batch) + batch * mean_context * input.kv_bytes_per_token();
+        let memory_bytes = input.weight_bytes_read(batch) + batch * self.kv_read_per_sequence_bytes;
         let memory_s = memory_bytes / self.bandwidth_bytes_per_s;
         let tokens_per_step = batch * (1.0 + input.input_tokens / input.output_tokens);
         let compute_s =
             2.0 * input.model.active_params_b * 1e9 * tokens_per_step / self.flops_per_s;
+        let overhead_s = input.assumptions.step_overhead_ms / 1000.0;
         if compute_s > memory_s {
-            (compute_s, "compute")
+            (compute_s + overhead_s, "compute")
         } else {
-            (memory_s, "memory bandwidth")
+            (memory_s + overhead_s, "memory bandwidth")
         }
     }
 }
@@ -216,8 +290,8 @@ impl Replica<'_> {
 pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
     input.validate()?;
     let weights = input.weights_bytes();
-    let kv_per_token = input.kv_bytes_per_token();
     let p99_sequence = input.p99_prompt_tokens + input.output_tokens;
+    let p99_kv = input.kv_bytes_for_sequence(p99_sequence);
     let mut best: Option<Sizing> = None;
     let mut min_tensor_parallel = None;
     let mut last_shortfall = None;
@@ -229,7 +303,7 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
             continue;
         }
         let usable = input.usable_bytes_per_gpu() * tensor_parallel as f64;
-        if usable - weights < p99_sequence * kv_per_token {
+        if usable - weights < p99_kv * input.kv_copies(tensor_parallel) {
             last_shortfall = Some(usable);
             continue;
         }
@@ -256,7 +330,7 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
         return Ok(sizing);
     }
     let usable = last_shortfall.unwrap_or(input.usable_bytes_per_gpu() * input.gpus as f64);
-    let kv = p99_sequence * kv_per_token;
+    let kv = p99_kv;
     let needed = weights + kv;
     Err(InputError::DoesNotFit {
         model: input.model.id.clone(),
@@ -276,9 +350,10 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
 fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
     let assumptions = input.assumptions;
     let weights = input.weights_bytes();
-    let kv_per_token = input.kv_bytes_per_token();
     let slo_s = input.slo_tpot_ms / 1000.0;
     let mean_sequence = input.input_tokens + input.output_tokens;
+    let kv_per_token = input.kv_bytes_per_token_at(mean_sequence);
+    let copies = input.kv_copies(tensor_parallel);
     let kv_budget = input.usable_bytes_per_gpu() * tensor_parallel as f64 - weights;
     let tp_efficiency = input.tp_efficiency(tensor_parallel);
     let replica = Replica {
@@ -293,7 +368,10 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
             * 1e12
             * assumptions.mfu
             * tp_efficiency,
-        kv_per_sequence_bytes: mean_sequence * kv_per_token,
+        kv_per_sequence_bytes: input.kv_bytes_for_sequence(mean_sequence) * copies,
+        kv_read_per_sequence_bytes: input
+            .kv_bytes_for_sequence(input.input_tokens + input.output_tokens / 2.0)
+            * copies,
     };
     let max_concurrency = ((kv_budget / replica.kv_per_sequence_bytes).floor() as u32).max(1);
     let batch_cap = max_concurrency.min(assumptions.max_batch_per_replica);
@@ -342,7 +420,8 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
         weights_gib: weights / GIB,
         kv_bytes_per_token: kv_per_token.round() as u64,
         kv_budget_gib: kv_budget / GIB,
-        kv_budget_tokens: (kv_budget / kv_per_token).floor() as u64,
+        kv_budget_tokens: (kv_budget / (kv_per_token * copies)).floor() as u64,
+        kv_copies: copies,
         tensor_parallel,
         min_tensor_parallel: tensor_parallel,
         replicas,
@@ -362,6 +441,7 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
         bandwidth_efficiency: assumptions.memory_bandwidth_efficiency,
         mfu: assumptions.mfu,
         tp_efficiency,
+        step_overhead_ms: assumptions.step_overhead_ms,
     }
 }
 
@@ -403,8 +483,15 @@ mod tests {
         let llama8 = input(&catalog, "llama-3.1-8b", "h100-sxm", 1, Precision::Bf16);
         // 2 × 32 × 8 × 128 × 2 = 131,072 B = 128 KiB.
         assert_eq!(llama8.kv_bytes_per_token(), 128.0 * 1024.0);
+        // FP8 quantises the linear layers; the untied embedding and output head stay
+        // bf16: 2 × 128,256 × 8,192 = 2.101B params, so (70.55 − 2.101) × 1 + 2.101 × 2
+        // = 72.65 GB.
         let fp8 = input(&catalog, "llama-3.3-70b", "h100-sxm", 2, Precision::Fp8);
-        assert!((fp8.weights_bytes() / 1e9 - 70.55).abs() < 0.01);
+        assert!(
+            (fp8.weights_bytes() / 1e9 - 72.651).abs() < 0.01,
+            "{}",
+            fp8.weights_bytes() / 1e9
+        );
     }
 
     #[test]
