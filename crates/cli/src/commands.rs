@@ -168,17 +168,26 @@ struct PlanArgs {
 }
 
 #[derive(Args, Debug)]
-struct SizeArgs {
+pub(crate) struct SizeArgs {
     /// Open model id, e.g. llama-3.3-70b.
-    #[arg(long, value_name = "ID")]
-    model: String,
+    #[arg(long, value_name = "ID", required_unless_present = "calibrate")]
+    model: Option<String>,
     /// GPU id, e.g. h100-sxm.
-    #[arg(long, value_name = "ID")]
-    gpu: String,
+    #[arg(long, value_name = "ID", required_unless_present = "calibrate")]
+    gpu: Option<String>,
+    /// Refit the efficiency factors to measurements: `costfloor bench --out` files of a
+    /// catalog deployment, or `[[observation]]` TOML files (the published set is
+    /// crates/costfloor-core/calibration/published.toml). Prints the `[assumptions]`
+    /// overlay for `--catalog`.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["model", "gpu"])]
+    pub(crate) calibrate: Vec<PathBuf>,
+    /// With --calibrate: also fit on every row but one and predict the one left out.
+    #[arg(long, requires = "calibrate")]
+    pub(crate) cross_validate: bool,
     /// GPUs available (default: the smallest count that fits, up to 16).
     #[arg(long, value_name = "N")]
     gpus: Option<u32>,
-    /// bf16, fp8, int8 or int4.
+    /// bf16, fp8, int8, int4 (AWQ/GPTQ) or mxfp4 (MoE experts).
     #[arg(long, value_name = "P", default_value = "bf16")]
     precision: String,
     #[arg(
@@ -204,6 +213,9 @@ struct SizeArgs {
     /// KV cache in fp8 (1 byte per element) instead of bf16.
     #[arg(long)]
     kv_fp8: bool,
+    /// Run this tensor-parallel size (default: the one with the most throughput).
+    #[arg(long, value_name = "TP")]
+    tensor_parallel: Option<u32>,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -355,8 +367,15 @@ fn run_plan(args: PlanArgs) -> Result<()> {
 
 fn run_size(args: SizeArgs) -> Result<()> {
     let catalog = load_catalog(&args.catalog)?;
-    let model = catalog.model(&args.model).map_err(input_failure)?;
-    let gpu = catalog.gpu(&args.gpu).map_err(input_failure)?;
+    if !args.calibrate.is_empty() {
+        return crate::calibrate::run(&args.calibrate, args.cross_validate, args.json, &catalog);
+    }
+    let model = catalog
+        .model(args.model.as_deref().unwrap_or_default())
+        .map_err(input_failure)?;
+    let gpu = catalog
+        .gpu(args.gpu.as_deref().unwrap_or_default())
+        .map_err(input_failure)?;
     let precision = Precision::parse(&args.precision).ok_or_else(|| {
         input_failure(format!(
             "--precision = {} is not allowed: expected one of {}",
@@ -368,6 +387,7 @@ fn run_size(args: SizeArgs) -> Result<()> {
         model,
         gpu,
         gpus,
+        tensor_parallel: args.tensor_parallel,
         precision,
         kv_bytes_per_element: if args.kv_fp8 { 1.0 } else { 2.0 },
         input_tokens: args.input_tokens,

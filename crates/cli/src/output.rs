@@ -55,7 +55,7 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
@@ -65,11 +65,11 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-fn right(text: impl ToString) -> Cell {
+pub(crate) fn right(text: impl ToString) -> Cell {
     Cell::new(text.to_string()).set_alignment(CellAlignment::Right)
 }
 
-fn number(value: f64, decimals: usize) -> String {
+pub(crate) fn number(value: f64, decimals: usize) -> String {
     let formatted = format!("{:.*}", decimals, value.abs());
     let (whole, fraction) = formatted.split_once('.').unwrap_or((&formatted, ""));
     let sign = if value < 0.0 { "-" } else { "" };

@@ -25,7 +25,22 @@ pub struct Assumptions {
     pub gpu_memory_utilization: f64,
     pub runtime_overhead_gib_per_gpu: f64,
     pub memory_bandwidth_efficiency: f64,
+    /// Achieved share of peak bandwidth while attention reads the KV cache; absent =
+    /// `memory_bandwidth_efficiency`.
+    #[serde(default)]
+    pub kv_bandwidth_efficiency: Option<f64>,
     pub mfu: f64,
+    /// MFU of FP8 models on FP8 tensor cores, as a share of the FP8 peak; absent =
+    /// `mfu`.
+    #[serde(default)]
+    pub mfu_fp8: Option<f64>,
+    /// MFU measured on a GPU, by GPU id, overriding `mfu` there (the achieved share of
+    /// peak differs by generation).
+    #[serde(default)]
+    pub mfu_by_gpu: std::collections::BTreeMap<String, f64>,
+    /// The same for FP8 on FP8 tensor cores, overriding `mfu_fp8`.
+    #[serde(default)]
+    pub mfu_fp8_by_gpu: std::collections::BTreeMap<String, f64>,
     pub tp_efficiency_nvlink: f64,
     pub tp_efficiency_pcie: f64,
     pub max_batch_per_replica: u32,
@@ -479,6 +494,12 @@ impl Catalog {
             ("gpu_memory_utilization", a.gpu_memory_utilization),
             ("memory_bandwidth_efficiency", a.memory_bandwidth_efficiency),
             ("mfu", a.mfu),
+            ("mfu_fp8", a.mfu_fp8.unwrap_or(a.mfu)),
+            (
+                "kv_bandwidth_efficiency",
+                a.kv_bandwidth_efficiency
+                    .unwrap_or(a.memory_bandwidth_efficiency),
+            ),
             ("tp_efficiency_nvlink", a.tp_efficiency_nvlink),
             ("tp_efficiency_pcie", a.tp_efficiency_pcie),
             ("min_utilization", a.min_utilization),
@@ -491,6 +512,29 @@ impl Catalog {
                     value.to_string(),
                     "a number in (0, 1]",
                 );
+            }
+        }
+        for (table, values) in [
+            ("mfu_by_gpu", &a.mfu_by_gpu),
+            ("mfu_fp8_by_gpu", &a.mfu_fp8_by_gpu),
+        ] {
+            for (gpu, value) in values {
+                if !self.gpus.contains_key(gpu) {
+                    return Err(CatalogError::UnknownId {
+                        kind: "gpu",
+                        id: gpu.clone(),
+                        close_matches: close_matches(gpu, self.gpus.keys()),
+                        context: format!("{name}: [assumptions] {table}"),
+                    });
+                }
+                if !(*value > 0.0 && *value <= 1.0) {
+                    return invalid(
+                        "assumptions",
+                        &format!("{table}.{gpu}"),
+                        value.to_string(),
+                        "a number in (0, 1]",
+                    );
+                }
             }
         }
         let positives = [
@@ -867,7 +911,11 @@ fn placeholder_assumptions() -> Assumptions {
         gpu_memory_utilization: 0.9,
         runtime_overhead_gib_per_gpu: 0.0,
         memory_bandwidth_efficiency: 1.0,
+        kv_bandwidth_efficiency: None,
         mfu: 1.0,
+        mfu_fp8: None,
+        mfu_by_gpu: Default::default(),
+        mfu_fp8_by_gpu: Default::default(),
         tp_efficiency_nvlink: 1.0,
         tp_efficiency_pcie: 1.0,
         max_batch_per_replica: 256,

@@ -5,6 +5,7 @@
 
 pub mod breakeven;
 pub mod calendar;
+pub mod calibrate;
 pub mod catalog;
 pub mod cost;
 pub mod error;

@@ -400,6 +400,7 @@ fn sizing_input<'a>(
         model: catalog.model(&deployment.model)?,
         gpu: catalog.gpu(&deployment.gpu)?,
         gpus: deployment.gpus,
+        tensor_parallel: None,
         precision: deployment.precision,
         kv_bytes_per_element: 2.0,
         input_tokens,

@@ -30,6 +30,8 @@ pub struct SizingInput<'a> {
     pub gpu: &'a Gpu,
     /// GPUs available; replicas = gpus ÷ tensor-parallel size.
     pub gpus: u32,
+    /// Run this tensor-parallel size rather than the best one that fits.
+    pub tensor_parallel: Option<u32>,
     pub precision: Precision,
     /// KV-cache bytes per element (2 for bf16, 1 for an fp8 cache).
     pub kv_bytes_per_element: f64,
@@ -102,6 +104,25 @@ impl SizingInput<'_> {
         }
         if self.gpus == 0 {
             return Err(InputError::invalid("--gpus", 0, "an integer >= 1"));
+        }
+        if let Some(tp) = self.tensor_parallel {
+            if !TP_SIZES.contains(&tp) || tp > self.gpus || !self.gpus.is_multiple_of(tp) {
+                return Err(InputError::invalid(
+                    "--tensor-parallel",
+                    tp,
+                    &format!("1, 2, 4, 8 or 16, dividing --gpus ({})", self.gpus),
+                ));
+            }
+            if !self.model.attention_heads.is_multiple_of(tp) {
+                return Err(InputError::invalid(
+                    "--tensor-parallel",
+                    tp,
+                    &format!(
+                        "a divisor of {}'s {} attention heads",
+                        self.model.id, self.model.attention_heads
+                    ),
+                ));
+            }
         }
         let context = self.p99_prompt_tokens + self.output_tokens;
         if context > self.model.max_context as f64 {
@@ -212,22 +233,44 @@ impl SizingInput<'_> {
 
     /// FP8 runs on FP8 tensor cores where the GPU has them; weight-only int8/int4 and
     /// FP8 on older GPUs compute in bf16.
-    fn tflops(&self) -> f64 {
+    /// Achieved FLOP/s of one GPU: the FP8 peak × `mfu_fp8`, else the bf16 peak × `mfu`.
+    fn achieved_flops(&self) -> f64 {
+        let a = self.assumptions;
+        let id = &self.gpu.id;
+        let mfu = a.mfu_by_gpu.get(id).copied().unwrap_or(a.mfu);
         match (self.precision, self.gpu.fp8_tflops) {
-            (Precision::Fp8, Some(fp8)) => fp8,
-            _ => self.gpu.bf16_tflops,
+            (Precision::Fp8, Some(fp8)) => {
+                let fp8_mfu = a.mfu_fp8_by_gpu.get(id).copied().or(a.mfu_fp8);
+                fp8 * 1e12 * fp8_mfu.unwrap_or(mfu)
+            }
+            _ => self.gpu.bf16_tflops * 1e12 * mfu,
         }
     }
 
+    /// Attention FLOPs of one token attending `context` earlier tokens: QKᵀ and AV, 2
+    /// FLOPs per multiply-add each, over every query head; local layers attend at most
+    /// their window.
+    fn attention_flops_per_token(&self, context: f64) -> f64 {
+        let model = self.model;
+        let local = model.local_layers.unwrap_or(0).min(model.layers) as f64;
+        let global = model.layers as f64 - local;
+        let windowed = model
+            .sliding_window
+            .map_or(context, |window| context.min(window as f64));
+        4.0 * model.attention_heads as f64
+            * model.head_dim as f64
+            * (global * context + local * windowed)
+    }
+
+    /// The share of linear scaling a replica of `tensor_parallel` GPUs keeps: the
+    /// interconnect's efficiency per doubling, so TP 2 keeps e, TP 4 e², TP 8 e³ (each
+    /// doubling adds all-reduce steps and halves the work between them).
     fn tp_efficiency(&self, tensor_parallel: u32) -> f64 {
-        if tensor_parallel <= 1 {
-            1.0
-        } else {
-            match self.gpu.interconnect {
-                Interconnect::Nvlink | Interconnect::Xgmi => self.assumptions.tp_efficiency_nvlink,
-                Interconnect::Pcie => self.assumptions.tp_efficiency_pcie,
-            }
-        }
+        let per_doubling = match self.gpu.interconnect {
+            Interconnect::Nvlink | Interconnect::Xgmi => self.assumptions.tp_efficiency_nvlink,
+            Interconnect::Pcie => self.assumptions.tp_efficiency_pcie,
+        };
+        per_doubling.powf((tensor_parallel.max(1) as f64).log2())
     }
 
     fn usable_bytes_per_gpu(&self) -> f64 {
@@ -263,15 +306,56 @@ struct Replica<'a> {
     kv_read_per_sequence_bytes: f64,
 }
 
+impl<'a> Replica<'a> {
+    fn new(input: &'a SizingInput<'a>, tensor_parallel: u32) -> Replica<'a> {
+        let assumptions = input.assumptions;
+        let tp_efficiency = input.tp_efficiency(tensor_parallel);
+        let copies = input.kv_copies(tensor_parallel);
+        let mean_sequence = input.input_tokens + input.output_tokens;
+        Replica {
+            input,
+            bandwidth_bytes_per_s: tensor_parallel as f64
+                * input.gpu.bandwidth_gb_s
+                * 1e9
+                * assumptions.memory_bandwidth_efficiency
+                * tp_efficiency,
+            flops_per_s: tensor_parallel as f64 * input.achieved_flops() * tp_efficiency,
+            kv_per_sequence_bytes: input.kv_bytes_for_sequence(mean_sequence) * copies,
+            // Attention reads scattered KV blocks at its own efficiency: counted as the
+            // bytes a weight read would take the same time for.
+            kv_read_per_sequence_bytes: input
+                .kv_bytes_for_sequence(input.input_tokens + input.output_tokens / 2.0)
+                * copies
+                * assumptions.memory_bandwidth_efficiency
+                / assumptions
+                    .kv_bandwidth_efficiency
+                    .unwrap_or(assumptions.memory_bandwidth_efficiency),
+        }
+    }
+}
+
+/// Output tokens/s of one replica of `tensor_parallel` GPUs with `batch` sequences
+/// running (a measured load level, for calibration).
+pub fn output_tokens_per_s_at(input: &SizingInput<'_>, tensor_parallel: u32, batch: f64) -> f64 {
+    let batch = batch.max(1.0);
+    batch / Replica::new(input, tensor_parallel).step(batch).0
+}
+
 impl Replica<'_> {
     /// Step time in seconds at batch `batch`, and whether memory or compute bounds it.
     fn step(&self, batch: f64) -> (f64, &'static str) {
         let input = self.input;
         let memory_bytes = input.weight_bytes_read(batch) + batch * self.kv_read_per_sequence_bytes;
         let memory_s = memory_bytes / self.bandwidth_bytes_per_s;
-        let tokens_per_step = batch * (1.0 + input.input_tokens / input.output_tokens);
-        let compute_s =
-            2.0 * input.model.active_params_b * 1e9 * tokens_per_step / self.flops_per_s;
+        // Each running sequence decodes one token at its mean context and prefills
+        // input ÷ output prompt tokens, which attend half the prompt on average.
+        let linear = 2.0 * input.model.active_params_b * 1e9;
+        let prefill_tokens = input.input_tokens / input.output_tokens;
+        let decode_flops = linear
+            + input.attention_flops_per_token(input.input_tokens + input.output_tokens / 2.0);
+        let prefill_flops =
+            prefill_tokens * (linear + input.attention_flops_per_token(input.input_tokens / 2.0));
+        let compute_s = batch * (decode_flops + prefill_flops) / self.flops_per_s;
         let overhead_s = input.assumptions.step_overhead_ms / 1000.0;
         if compute_s > memory_s {
             (compute_s + overhead_s, "compute")
@@ -298,6 +382,12 @@ pub fn size(input: &SizingInput<'_>) -> Result<Sizing, InputError> {
     for tensor_parallel in TP_SIZES {
         if tensor_parallel > input.gpus {
             break;
+        }
+        if input
+            .tensor_parallel
+            .is_some_and(|forced| forced != tensor_parallel)
+        {
+            continue;
         }
         if !input.model.attention_heads.is_multiple_of(tensor_parallel) {
             continue;
@@ -356,23 +446,7 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
     let copies = input.kv_copies(tensor_parallel);
     let kv_budget = input.usable_bytes_per_gpu() * tensor_parallel as f64 - weights;
     let tp_efficiency = input.tp_efficiency(tensor_parallel);
-    let replica = Replica {
-        input,
-        bandwidth_bytes_per_s: tensor_parallel as f64
-            * input.gpu.bandwidth_gb_s
-            * 1e9
-            * assumptions.memory_bandwidth_efficiency
-            * tp_efficiency,
-        flops_per_s: tensor_parallel as f64
-            * input.tflops()
-            * 1e12
-            * assumptions.mfu
-            * tp_efficiency,
-        kv_per_sequence_bytes: input.kv_bytes_for_sequence(mean_sequence) * copies,
-        kv_read_per_sequence_bytes: input
-            .kv_bytes_for_sequence(input.input_tokens + input.output_tokens / 2.0)
-            * copies,
-    };
+    let replica = Replica::new(input, tensor_parallel);
     let max_concurrency = ((kv_budget / replica.kv_per_sequence_bytes).floor() as u32).max(1);
     let batch_cap = max_concurrency.min(assumptions.max_batch_per_replica);
     let (single_step, _) = replica.step(1.0);
@@ -410,7 +484,9 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
     let requests_per_s = output_tokens_per_s / input.output_tokens;
     let seconds_per_month = assumptions.hours_per_month * 3600.0;
     let replicas = input.gpus / tensor_parallel;
-    let prefill_tokens_per_s = replica.flops_per_s / (2.0 * input.model.active_params_b * 1e9);
+    let prefill_tokens_per_s = replica.flops_per_s
+        / (2.0 * input.model.active_params_b * 1e9
+            + input.attention_flops_per_token(input.input_tokens / 2.0));
     let ttft_ms = input.p99_prompt_tokens / prefill_tokens_per_s * 1000.0;
     Sizing {
         model: input.model.id.clone(),
@@ -461,6 +537,7 @@ mod tests {
             model: catalog.model(model).unwrap(),
             gpu: catalog.gpu(gpu).unwrap(),
             gpus,
+            tensor_parallel: None,
             precision,
             kv_bytes_per_element: 2.0,
             input_tokens: 1000.0,
@@ -510,10 +587,13 @@ mod tests {
         assert_eq!(sizing.tensor_parallel, 4);
         assert_eq!(sizing.replicas, 1);
         assert!(sizing.meets_slo);
-        // Compute roof: 4 × 312 TFLOPS × MFU × TP efficiency ÷ (2 × 70.55 GFLOP × 1,200
-        // tokens per call) = 4 × 312e12 × 0.45 × 0.85 / 1.693e14 = 2.82 calls/s at most.
+        // Compute roof: 4 × 312 TFLOPS × the A100's MFU × TP efficiency (per doubling,
+        // squared for TP 4) ÷ (2 × 70.55 GFLOP × 1,200 tokens per call) = 4 × 312e12 ×
+        // 0.71 × 0.86² / 1.693e14 = 3.87 calls/s at most (attention FLOPs come on top).
         let a = &catalog.assumptions;
-        let compute_roof = 4.0 * 312e12 * a.mfu * a.tp_efficiency_nvlink / (2.0 * 70.55e9 * 1200.0);
+        let compute_roof =
+            4.0 * 312e12 * a.mfu_by_gpu["a100-80gb"] * a.tp_efficiency_nvlink.powi(2)
+                / (2.0 * 70.55e9 * 1200.0);
         assert!(sizing.requests_per_s_per_replica <= compute_roof * 1.0001);
         assert!(sizing.requests_per_s_per_replica > compute_roof * 0.5);
     }

@@ -296,9 +296,9 @@ fn the_readme_worked_example_matches_the_output() {
     assert!(scenario_2.contains(&line), "{line}");
     // The correction of the rule of thumb's crossover: 4.00M calls, not 1.5M.
     assert!(readme.contains("4.00M calls/month") && readme.contains("about 1.5M"));
-    for figure in ["$15,695", "7.0M calls", "19.0M"] {
+    for figure in ["$13,373", "first cheaper at 4.0M", "from 10.0M"] {
         assert!(readme.contains(figure), "README no longer states {figure}");
     }
-    assert!(scenario_1.contains("$15,695.12"));
-    assert!(scenario_1.contains("7.00M, for good from") && scenario_1.contains("19.00M"));
+    assert!(scenario_1.contains("$13,373.08"));
+    assert!(scenario_1.contains("4.00M, for good from 10.00M"));
 }
