@@ -63,6 +63,9 @@ enum Command {
     /// Quality on your own samples: a candidate against a baseline, the statistics, the
     /// recommended routing policy, and the gateway's shadow pairs scored.
     Eval(crate::quality::EvalArgs),
+    /// Measures a real server's capacity at a workload's shape: streaming load at
+    /// rates or concurrencies, or a sweep for the highest rate that meets the SLO.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -276,6 +279,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => run_report(args),
         Command::Sim(args) => run_sim(args),
         Command::Eval(args) => crate::quality::run(args),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
 

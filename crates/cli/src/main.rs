@@ -1,6 +1,7 @@
 //! The `costfloor` binary: argument parsing and glue. Everything it computes comes
 //! from the libraries; this crate reads files, renders output and sets exit codes.
 
+mod bench;
 mod calibrate;
 mod chart;
 mod commands;

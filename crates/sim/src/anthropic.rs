@@ -290,7 +290,7 @@ async fn handle(
     let mid = mid_stream_fault(fault.as_ref());
 
     if !req.stream {
-        let ttft_s = pause_whole(cfg, arrived, output.tokens()).await;
+        let ttft_s = pause_whole(st, arrived, output.tokens()).await;
         let content = if output.words.is_empty() {
             json!([])
         } else {
@@ -359,7 +359,7 @@ async fn handle(
     };
     for i in 0..usize::try_from(sent).unwrap_or(usize::MAX) {
         if i > 0 {
-            script.wait(cfg.token_delay);
+            script.wait_token(cfg.token_delay);
         }
         script.push(
             sse_event(
@@ -437,7 +437,7 @@ async fn tool_answer(
     let cfg = st.config();
     let tokens = tools::call_tokens(calls);
     if !req.stream {
-        let ttft_s = pause_whole(cfg, arrived, tokens).await;
+        let ttft_s = pause_whole(st, arrived, tokens).await;
         let content: Vec<Value> = calls
             .iter()
             .map(|c| {
@@ -489,7 +489,7 @@ async fn tool_answer(
         };
         script.push(delta(""), false);
         for piece in tools::pieces(&call.arguments) {
-            script.wait(cfg.token_delay);
+            script.wait_token(cfg.token_delay);
             script.push(delta(&piece), true);
         }
         script.push(

@@ -388,14 +388,25 @@ pub(crate) async fn pause(d: Duration) {
 }
 
 /// The wait of a whole (non-streamed) answer of `tokens` tokens: the TTFT, then one
-/// token delay each. Returns the seconds from `arrived` to the first token.
+/// token delay each (under the capacity model, one decode step per token after the
+/// first, as a stream of it would take). Returns the seconds from `arrived` to the
+/// first token.
 pub(crate) async fn pause_whole(
-    config: &crate::SimConfig,
+    st: &crate::SimState,
     arrived: std::time::Instant,
     tokens: u64,
 ) -> f64 {
+    let config = st.config();
     pause(config.ttft).await;
     let ttft_s = arrived.elapsed().as_secs_f64();
+    if config.capacity_model().is_some() {
+        let mut deadline = std::time::Instant::now();
+        for _ in 1..tokens {
+            deadline += st.step().unwrap_or_default();
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+        return ttft_s;
+    }
     pause(
         config
             .token_delay

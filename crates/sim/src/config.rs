@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 /// api_key = "sk-test"           # unset: accept any key (or none)
 /// require_anthropic_version = true
 /// max_running = 8               # unset: no concurrency limit, nothing waits
+/// base_step_ms = 4.0            # capacity model: token gaps grow with the batch
+/// per_sequence_step_ms = 0.25   #   step = base + per_sequence × running
 /// max_body_bytes = 33554432
 /// seed = 0
 ///
@@ -50,6 +52,12 @@ pub struct SimConfig {
     pub require_anthropic_version: bool,
     /// Requests generating at once; more wait (shown as `vllm:num_requests_waiting`).
     pub max_running: Option<u32>,
+    /// The capacity model (see [`CapacityModel`]): when set, every token gap of every
+    /// running stream is one decode step, `base_step_ms + per_sequence_step_ms ×
+    /// running`, instead of `token_delay_ms`.
+    pub base_step_ms: Option<f64>,
+    /// The step time each running sequence adds (capacity model only).
+    pub per_sequence_step_ms: f64,
     /// Request bodies above this size get a 413.
     pub max_body_bytes: usize,
     /// Seed of the generator behind fault probabilities and response ids.
@@ -83,6 +91,8 @@ impl Default for SimConfig {
             api_key: None,
             require_anthropic_version: true,
             max_running: None,
+            base_step_ms: None,
+            per_sequence_step_ms: 0.0,
             max_body_bytes: 32 * 1024 * 1024,
             seed: 0,
             faults: FaultPlan::default(),
@@ -128,7 +138,28 @@ impl SimConfig {
                 "max_running must be at least 1".into(),
             ));
         }
+        let step_values = [self.base_step_ms.unwrap_or(0.0), self.per_sequence_step_ms];
+        if step_values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(ConfigError::Invalid(
+                "base_step_ms and per_sequence_step_ms must be finite and at least 0".into(),
+            ));
+        }
+        if self.base_step_ms.is_none() && self.per_sequence_step_ms != 0.0 {
+            return Err(ConfigError::Invalid(
+                "per_sequence_step_ms needs base_step_ms (the capacity model)".into(),
+            ));
+        }
         Ok(self.faults.validate()?)
+    }
+
+    /// The capacity model, when `base_step_ms` is set.
+    pub fn capacity_model(&self) -> Option<CapacityModel> {
+        self.base_step_ms.map(|base_step_ms| CapacityModel {
+            ttft_ms: self.ttft.as_secs_f64() * 1000.0,
+            base_step_ms,
+            per_sequence_step_ms: self.per_sequence_step_ms,
+            max_running: self.max_running,
+        })
     }
 
     /// The model name used in `/v1/models` when no models are configured, and in the
@@ -138,6 +169,84 @@ impl SimConfig {
             .first()
             .map(String::as_str)
             .unwrap_or(DEFAULT_MODEL)
+    }
+}
+
+/// The sim as a batching server (`base_step_ms`, `per_sequence_step_ms`,
+/// `max_running`, `ttft_ms`), with its capacity known in closed form.
+///
+/// How it runs: a request waits for one of `max_running` = M slots (first come, first
+/// served; unset: no limit) and holds it until its stream ends; `running` = B is the
+/// number of slots held. Once admitted, its first token comes `ttft_ms` later (the
+/// prefill, a constant), and each later token one decode step after the previous
+/// one, where a step lasts `step(B) = base_step_ms + per_sequence_step_ms × B` with B
+/// read when the gap starts. Each token's deadline is the previous deadline plus the
+/// step, so timer rounding does not accumulate. With O output tokens, a request that
+/// runs at a steady batch B is served in `S(B) = ttft_ms + (O − 1) × step(B)`.
+///
+/// What follows (Little's law, B = λ × S(B), in steady state):
+/// - Closed loop at C ≤ M streams: B = C, throughput `C / S(C)` requests/s, TPOT
+///   (time per output token after the first) `step(C)`.
+/// - The most it can serve, at B = M: `X_max = M / S(M)` =
+///   `M / (ttft + (O − 1) × (base + per_sequence × M))`. Past it, requests queue
+///   for a slot and TTFT grows without bound.
+/// - A TPOT SLO of T ms holds while step(B) ≤ T, i.e. up to
+///   `B* = (T − base) / per_sequence` running. The capacity rate is
+///   `λ* = min(B*, M) / S(min(B*, M))` =
+///   `min(B*, M) / (ttft + (O − 1) × step(min(B*, M)))` requests/s
+///   ([`CapacityModel::capacity_rate`]); below it, TTFT is `ttft_ms` plus no queueing
+///   while B < M.
+/// - Poisson arrivals make B fluctuate around its mean, so a p99 TPOT crosses T at a
+///   somewhat lower rate than λ* when B* < M; when M binds (B* ≥ M), TPOT stays at or
+///   below step(M) and the knee at X_max is sharp (TTFT explodes past it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CapacityModel {
+    pub ttft_ms: f64,
+    pub base_step_ms: f64,
+    pub per_sequence_step_ms: f64,
+    pub max_running: Option<u32>,
+}
+
+impl CapacityModel {
+    /// `step(B)` in milliseconds.
+    pub fn step_ms(&self, running: u64) -> f64 {
+        self.base_step_ms + self.per_sequence_step_ms * running as f64
+    }
+
+    /// `S(B)`: the milliseconds a request of `output_tokens` spends in its slot.
+    pub fn service_ms(&self, running: u64, output_tokens: u32) -> f64 {
+        self.ttft_ms + f64::from(output_tokens.saturating_sub(1)) * self.step_ms(running)
+    }
+
+    /// `X_max = M / S(M)` requests/s; `None` without `max_running`.
+    pub fn max_throughput(&self, output_tokens: u32) -> Option<f64> {
+        let m = u64::from(self.max_running?);
+        Some(m as f64 * 1000.0 / self.service_ms(m, output_tokens))
+    }
+
+    /// `λ* = min(B*, M) / S(min(B*, M))` requests/s for a TPOT SLO of `tpot_slo_ms`;
+    /// 0 when even one sequence's step exceeds it.
+    pub fn capacity_rate(&self, output_tokens: u32, tpot_slo_ms: f64) -> f64 {
+        let b_star = if self.per_sequence_step_ms > 0.0 {
+            (tpot_slo_ms - self.base_step_ms) / self.per_sequence_step_ms
+        } else if tpot_slo_ms >= self.base_step_ms {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        let batch = match self.max_running {
+            Some(m) => b_star.min(f64::from(m)),
+            None => b_star,
+        };
+        if batch.is_infinite() {
+            return f64::INFINITY;
+        }
+        if batch.is_nan() || batch < 1.0 {
+            return 0.0;
+        }
+        let step = self.base_step_ms + self.per_sequence_step_ms * batch;
+        let service = self.ttft_ms + f64::from(output_tokens.saturating_sub(1)) * step;
+        batch * 1000.0 / service
     }
 }
 
@@ -385,6 +494,28 @@ mod tests {
             SimConfig::from_toml_str("[[faults]]\nkind = \"garbage\"\nprobability = 2.0").is_err()
         );
         assert!(SimConfig::from_toml_str("max_running = 0").is_err());
+    }
+
+    #[test]
+    fn the_capacity_model_in_closed_form() {
+        let c = SimConfig::from_toml_str(
+            "ttft_ms = 10\nbase_step_ms = 4.0\nper_sequence_step_ms = 0.1875\nmax_running = 32",
+        )
+        .unwrap();
+        let model = c.capacity_model().unwrap();
+        // step(32) = 4 + 6 = 10 ms; S(32) = 10 + 9 × 10 = 100 ms; 32 / 0.1 s = 320/s.
+        assert_eq!(model.step_ms(32), 10.0);
+        assert_eq!(model.service_ms(32, 10), 100.0);
+        assert_eq!(model.max_throughput(10), Some(320.0));
+        // TPOT SLO 12 ms: B* = 8 / 0.1875 ≈ 42.7 > 32, so M binds.
+        assert_eq!(model.capacity_rate(10, 12.0), 320.0);
+        // TPOT SLO 8.5 ms: B* = 24 < 32; step 8.5, S = 10 + 76.5 = 86.5 ms, 24 / 0.0865.
+        assert!((model.capacity_rate(10, 8.5) - 24.0 / 0.0865).abs() < 1e-6);
+        // Below one sequence's step: nothing meets it.
+        assert_eq!(model.capacity_rate(10, 4.1), 0.0);
+        assert!(SimConfig::default().capacity_model().is_none());
+        assert!(SimConfig::from_toml_str("per_sequence_step_ms = 1.0").is_err());
+        assert!(SimConfig::from_toml_str("base_step_ms = -1.0").is_err());
     }
 
     #[test]

@@ -120,7 +120,8 @@ use serde_json::json;
 
 pub use api::FAULT_HEADER;
 pub use config::{
-    ConfigError, FaultError, FaultKind, FaultPlan, FaultStep, MetricsFormat, SimConfig,
+    CapacityModel, ConfigError, FaultError, FaultKind, FaultPlan, FaultStep, MetricsFormat,
+    SimConfig,
 };
 pub use state::{SimState, SimStats, TokenStats};
 

@@ -323,7 +323,7 @@ async fn handle(
     }
 
     if !req.stream {
-        let ttft_s = pause_whole(cfg, arrived, output.tokens()).await;
+        let ttft_s = pause_whole(st, arrived, output.tokens()).await;
         let body = json!({
             "id": id,
             "object": "chat.completion",
@@ -386,7 +386,7 @@ async fn handle(
     };
     for i in 0..usize::try_from(sent).unwrap_or(usize::MAX) {
         if i > 0 {
-            script.wait(cfg.token_delay);
+            script.wait_token(cfg.token_delay);
         }
         script.push(
             chunk(
@@ -466,7 +466,7 @@ async fn tool_answer(
         .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
         .collect();
     if !req.stream {
-        let ttft_s = pause_whole(cfg, arrived, tokens).await;
+        let ttft_s = pause_whole(st, arrived, tokens).await;
         let body = json!({
             "id": answer.id,
             "object": "chat.completion",
@@ -520,7 +520,7 @@ async fn tool_answer(
             true,
         );
         for piece in tools::pieces(&call.arguments) {
-            script.wait(cfg.token_delay);
+            script.wait_token(cfg.token_delay);
             script.push(
                 chunk(
                     json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),

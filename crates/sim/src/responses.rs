@@ -274,7 +274,7 @@ async fn handle(
     };
     let text = output.text();
     if !req.stream {
-        let ttft_s = pause_whole(cfg, arrived, output_tokens).await;
+        let ttft_s = pause_whole(st, arrived, output_tokens).await;
         drop((in_flight, slot));
         st.count_unary(
             arrived,
@@ -315,7 +315,7 @@ async fn handle(
             true,
         );
         for piece in crate::tools::pieces(&call.arguments) {
-            script.wait(cfg.token_delay);
+            script.wait_token(cfg.token_delay);
             event(
                 &mut script,
                 "response.function_call_arguments.delta",
@@ -368,7 +368,7 @@ async fn handle(
     );
     for i in 0..output.words.len() {
         if i > 0 {
-            script.wait(cfg.token_delay);
+            script.wait_token(cfg.token_delay);
         }
         event(
             &mut script,

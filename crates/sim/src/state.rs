@@ -320,6 +320,16 @@ impl SimState {
         }
     }
 
+    /// The current decode step of the capacity model (`base_step_ms +
+    /// per_sequence_step_ms × running`), `None` without it.
+    pub(crate) fn step(&self) -> Option<std::time::Duration> {
+        let model = self.inner.config.capacity_model()?;
+        let running = self.inner.running.load(Ordering::Relaxed);
+        Some(std::time::Duration::from_secs_f64(
+            model.step_ms(running).max(0.0) / 1000.0,
+        ))
+    }
+
     /// Counts a generation request in flight until the guard drops.
     pub(crate) fn in_flight(&self) -> GaugeGuard {
         GaugeGuard::new(self.clone(), Gauge::InFlight)
@@ -411,6 +421,11 @@ impl StreamGuard {
             last_token: None,
             length,
         }
+    }
+
+    /// The current decode step of the capacity model, if the sim has one.
+    pub(crate) fn step(&self) -> Option<std::time::Duration> {
+        self.state.step()
     }
 
     /// A token delta is being sent.

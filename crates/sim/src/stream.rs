@@ -2,7 +2,7 @@
 //! carries a [`StreamGuard`].
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -18,6 +18,8 @@ pub(crate) struct Frame {
     pub bytes: Bytes,
     /// Whether it carries an output token.
     pub token: bool,
+    /// Whether its wait is a token gap: one decode step under the capacity model.
+    pub step: bool,
 }
 
 /// How a script ends once its frames are sent.
@@ -35,6 +37,7 @@ pub(crate) enum Ending {
 pub(crate) struct Script {
     frames: Vec<Frame>,
     pending_delay: Duration,
+    pending_step: bool,
 }
 
 impl Script {
@@ -42,6 +45,7 @@ impl Script {
         Script {
             frames: Vec::new(),
             pending_delay: first_delay,
+            pending_step: false,
         }
     }
 
@@ -51,19 +55,24 @@ impl Script {
             delay: std::mem::take(&mut self.pending_delay),
             bytes: bytes.into(),
             token,
+            step: std::mem::take(&mut self.pending_step),
         });
     }
 
-    /// Makes the next frame wait `d` more.
-    pub fn wait(&mut self, d: Duration) {
+    /// Makes the next frame wait one token gap: `d`, or, under the capacity model,
+    /// the decode step current when the wait starts.
+    pub fn wait_token(&mut self, d: Duration) {
         self.pending_delay += d;
+        self.pending_step = true;
     }
 
-    /// Plays the script as a response body.
+    /// Plays the script as a response body. Under the capacity model a token gap
+    /// ends at the previous token's deadline plus the current step, so the timer's
+    /// rounding does not add up over a stream.
     pub fn into_body(self, ending: Ending, guard: StreamGuard) -> Body {
-        let state = Some((self.frames.into_iter(), guard));
+        let state = Some((self.frames.into_iter(), guard, None::<Instant>));
         let stream = futures_util::stream::unfold(state, move |state| async move {
-            let (mut frames, mut guard) = state?;
+            let (mut frames, mut guard, mut deadline) = state?;
             let Some(frame) = frames.next() else {
                 finish(&mut guard, ending);
                 return match ending {
@@ -75,8 +84,20 @@ impl Script {
                     Ending::Complete | Ending::ErrorEvent => None,
                 };
             };
-            if !frame.delay.is_zero() {
-                tokio::time::sleep(frame.delay).await;
+            match (frame.step, guard.step(), deadline) {
+                (true, Some(step), Some(previous)) => {
+                    let next = previous + step;
+                    tokio::time::sleep_until(next.into()).await;
+                    deadline = Some(next);
+                }
+                _ => {
+                    if !frame.delay.is_zero() {
+                        tokio::time::sleep(frame.delay).await;
+                    }
+                    if frame.token {
+                        deadline = Some(Instant::now());
+                    }
+                }
             }
             if frame.token {
                 guard.on_token();
@@ -84,7 +105,7 @@ impl Script {
             if frames.len() == 0 && ending != Ending::Reset {
                 finish(&mut guard, ending);
             }
-            Some((Ok(frame.bytes), Some((frames, guard))))
+            Some((Ok(frame.bytes), Some((frames, guard, deadline))))
         });
         Body::from_stream(stream)
     }

@@ -11,6 +11,8 @@
 //! - [`translate`]: request, response and stream translation in both directions.
 //! - [`fuzz`]: every parser and translation driven by arbitrary bytes (fuzz targets).
 //! - [`responses`]: the OpenAI Responses API, read into and written from Chat Completions.
+//! - [`bench`]: what `costfloor bench` sends and reads: streaming requests of a given
+//!   length, tokenizer counts, model lists, stream events read into tokens and usage.
 //! - [`pair`]: every rule that depends on the (client format, backend protocol)
 //!   pair: request checks, upstream bodies and headers, whole responses, stream
 //!   relays, error and model-list bodies.
@@ -76,6 +78,7 @@ macro_rules! string_enum {
 }
 
 pub mod anthropic;
+pub mod bench;
 pub mod error;
 pub mod fuzz;
 pub mod openai;

@@ -191,6 +191,13 @@ fn eval_names_no_vendor_field() {
     );
 }
 
+/// The load generator sends and reads every body through `wire::bench`: it names no
+/// vendor field or header either.
+#[test]
+fn the_load_generator_names_no_vendor_field() {
+    assert_no_vendor_names("crates/bench/src", &[]);
+}
+
 /// True when `code` holds `name` not as part of a longer identifier (so the Prometheus
 /// series `prompt_tokens_total` is not the JSON field `prompt_tokens`).
 fn contains_word(code: &str, name: &str) -> bool {
