@@ -163,6 +163,12 @@ struct PlanArgs {
     /// and its error cost enters the hybrid optimum.
     #[arg(long, value_name = "FILE")]
     eval: Option<PathBuf>,
+    /// Measured capacity (`costfloor bench --out` files): each replaces the modelled
+    /// capacity of the deployment it names (repeatable).
+    #[arg(long = "capacity", value_name = "FILE")]
+    capacity: Vec<PathBuf>,
+    #[command(flatten)]
+    search: crate::search::SearchArgs,
     /// Machine-readable output (schema: docs/plan-json.md).
     #[arg(long)]
     json: bool,
@@ -350,12 +356,33 @@ fn run_plan(args: PlanArgs) -> Result<()> {
             given
         }
     };
+    let api_ids = ids(args.api, &DEFAULT_API_IDS);
+    if args.search.search {
+        return crate::search::run(
+            &catalog,
+            &args.search,
+            workload,
+            &api_ids[0],
+            quality.as_ref(),
+            args.chart.as_deref(),
+            args.json,
+        );
+    }
+    let mut measured = Vec::new();
+    for path in &args.capacity {
+        let name = path.display().to_string();
+        measured.push(
+            costfloor_core::measured::Measurement::from_json(&name, &read_input_file(path)?)
+                .map_err(input_error)?,
+        );
+    }
     let request = PlanRequest {
         workload,
-        api_ids: ids(args.api, &DEFAULT_API_IDS),
+        api_ids,
         deployment_ids: ids(args.deployment, &DEFAULT_DEPLOYMENT_IDS),
         compare_owned: !args.no_owned,
         quality,
+        measured,
     };
     let plan = plan(&catalog, &request).map_err(input_error)?;
     if let Some(path) = &args.chart {

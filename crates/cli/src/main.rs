@@ -10,6 +10,7 @@ mod from_usage;
 mod html;
 mod output;
 mod quality;
+mod search;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -227,14 +227,23 @@ fn write_capacity(out: &mut String, plan: &Plan) -> fmt::Result {
         ),
         (
             "per replica",
-            format!(
-                "batch {} of {} that fit, {:.1} ms/token, {} calls/month at 100% ({})",
-                s.best_batch,
-                s.max_concurrency,
-                s.tpot_ms,
-                human_calls(s.max_calls_per_month_per_replica),
-                s.limited_by
-            ),
+            if s.limited_by.starts_with("measured") {
+                format!(
+                    "measured: {:.2} requests/s within the SLO with {} in flight, {} calls/month at 100% (costfloor bench)",
+                    s.requests_per_s_per_replica,
+                    s.best_batch,
+                    human_calls(s.max_calls_per_month_per_replica)
+                )
+            } else {
+                format!(
+                    "batch {} of {} that fit, {:.1} ms/token, {} calls/month at 100% ({})",
+                    s.best_batch,
+                    s.max_concurrency,
+                    s.tpot_ms,
+                    human_calls(s.max_calls_per_month_per_replica),
+                    s.limited_by
+                )
+            },
         ),
         (
             "replicas needed at peak",

@@ -331,6 +331,13 @@ pub struct Deployment {
     pub gpu: String,
     pub gpus: u32,
     pub precision: Precision,
+    /// The KV cache in FP8 (1 byte an element) instead of bf16.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kv_fp8: bool,
+    /// The tensor-parallel size each replica runs; absent = the one with the most
+    /// throughput within the SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor_parallel: Option<u32>,
     #[serde(default = "default_ownership")]
     pub ownership: Ownership,
     /// Per GPU per month; overrides the GPU's hourly rental when present.

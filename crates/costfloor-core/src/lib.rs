@@ -17,6 +17,7 @@ pub mod observed;
 pub mod plan;
 pub mod quality;
 pub mod review;
+pub mod search;
 pub mod sizing;
 pub mod usage_export;
 pub mod utilisation;

@@ -33,6 +33,9 @@ pub struct PlanRequest {
     /// Measured quality per task (`plan --eval`): replaces the tasks' `self_host` guess
     /// and charges the error cost on self-hosted calls.
     pub quality: Option<crate::quality::MeasuredQuality>,
+    /// Measured capacities (`plan --capacity`): each replaces the modelled capacity of
+    /// the deployment it names.
+    pub measured: Vec<crate::measured::Measurement>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -195,13 +198,15 @@ pub struct Plan {
     pub api_cost_per_call: Vec<(String, Money)>,
 }
 
-struct SelfHosted<'a> {
-    id: String,
-    deployment: &'a Deployment,
-    ownership: Ownership,
-    cost: crate::cost::SelfHostCost,
-    capacity: Capacity,
-    step: StepModel,
+pub(crate) struct SelfHosted<'a> {
+    pub(crate) id: String,
+    pub(crate) deployment: &'a Deployment,
+    pub(crate) ownership: Ownership,
+    pub(crate) cost: crate::cost::SelfHostCost,
+    pub(crate) capacity: Capacity,
+    pub(crate) step: StepModel,
+    /// The measured capacity in use, if any (`plan --capacity`).
+    pub(crate) measured: Option<(crate::measured::Capacity, f64)>,
 }
 
 pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError> {
@@ -264,7 +269,12 @@ pub fn plan(catalog: &Catalog, request: &PlanRequest) -> Result<Plan, InputError
                 format!("{}+owned", deployment.id)
             };
             self_hosted.push(evaluate_self_hosted(
-                catalog, workload, deployment, ownership, option_id,
+                catalog,
+                workload,
+                deployment,
+                ownership,
+                option_id,
+                measured_for(&request.measured, deployment, workload)?,
             )?);
         }
     }
@@ -400,9 +410,9 @@ fn sizing_input<'a>(
         model: catalog.model(&deployment.model)?,
         gpu: catalog.gpu(&deployment.gpu)?,
         gpus: deployment.gpus,
-        tensor_parallel: None,
+        tensor_parallel: deployment.tensor_parallel,
         precision: deployment.precision,
-        kv_bytes_per_element: 2.0,
+        kv_bytes_per_element: if deployment.kv_fp8 { 1.0 } else { 2.0 },
         input_tokens,
         output_tokens,
         p99_prompt_tokens: p99_prompt_tokens.max(input_tokens),
@@ -412,12 +422,64 @@ fn sizing_input<'a>(
     })
 }
 
-fn evaluate_self_hosted<'a>(
+/// The measured capacity of `deployment` among `measured`, checked against the
+/// workload's shape: a capacity measured at another shape would not hold for this one.
+pub(crate) fn measured_for<'m>(
+    measured: &'m [crate::measured::Measurement],
+    deployment: &Deployment,
+    workload: &Workload,
+) -> Result<Option<(&'m crate::measured::Capacity, f64)>, InputError> {
+    let Some(measurement) = measured.iter().find(|m| {
+        m.deployment
+            .as_deref()
+            .is_some_and(|id| id == deployment.id || deployment.aliases.iter().any(|a| a == id))
+    }) else {
+        return Ok(None);
+    };
+    let Some(capacity) = &measurement.capacity else {
+        return Err(InputError::invalid(
+            &format!("--capacity ({})", deployment.id),
+            "no capacity",
+            "a measurement whose sweep found a load level within the SLO (`costfloor bench --sweep`)",
+        ));
+    };
+    for (field, measured, wanted) in [
+        (
+            "input tokens",
+            measurement.shape.input_tokens_mean,
+            workload.input_tokens,
+        ),
+        (
+            "output tokens",
+            measurement.shape.output_tokens_mean,
+            workload.output_tokens,
+        ),
+    ] {
+        let ratio = measured / wanted;
+        if !(0.8..=1.25).contains(&ratio) {
+            return Err(InputError::invalid(
+                &format!("--capacity ({}): mean {field}", deployment.id),
+                format!("{measured:.0}"),
+                &format!(
+                    "within 20% of the workload's {wanted:.0}: rerun `costfloor bench` with this workload"
+                ),
+            ));
+        }
+    }
+    let in_flight = measurement
+        .levels
+        .get(capacity.level)
+        .map_or(1.0, |level| level.mean_in_flight);
+    Ok(Some((capacity, in_flight)))
+}
+
+pub(crate) fn evaluate_self_hosted<'a>(
     catalog: &Catalog,
     workload: &Workload,
     deployment: &'a Deployment,
     ownership: Ownership,
     id: String,
+    measured: Option<(&crate::measured::Capacity, f64)>,
 ) -> Result<SelfHosted<'a>, InputError> {
     let input = sizing_input(
         catalog,
@@ -427,7 +489,10 @@ fn evaluate_self_hosted<'a>(
         workload.output_tokens,
         workload.p99_prompt_tokens,
     )?;
-    let sizing = size(&input)?;
+    let mut sizing = size(&input)?;
+    if let Some((capacity, in_flight)) = measured {
+        sizing = sizing.with_measured(capacity, in_flight, catalog.assumptions.hours_per_month);
+    }
     let cost = selfhost_cost(catalog, deployment, deployment.gpus, ownership)?;
     let replica_monthly = cost.per_gpu_month * sizing.tensor_parallel as i128;
     let peak_calls = workload.calls_per_month * workload.peak_to_average;
@@ -470,6 +535,7 @@ fn evaluate_self_hosted<'a>(
         cost,
         capacity,
         step,
+        measured: measured.map(|(c, f)| (*c, f)),
     })
 }
 
@@ -522,7 +588,7 @@ pub fn format_ratio(ratio: f64) -> String {
     }
 }
 
-fn hybrid_plan(
+pub(crate) fn hybrid_plan(
     catalog: &Catalog,
     workload: &Workload,
     api: &ApiModel,
@@ -586,7 +652,10 @@ fn hybrid_plan(
         eligible_output,
         workload.p99_prompt_tokens,
     )?;
-    let sizing = size(&input)?;
+    let mut sizing = size(&input)?;
+    if let Some((capacity, in_flight)) = &option.measured {
+        sizing = sizing.with_measured(capacity, *in_flight, catalog.assumptions.hours_per_month);
+    }
     let replica_monthly = option.cost.per_gpu_month * sizing.tensor_parallel as i128;
     let optimum = optimise(&HybridInput {
         total_calls_per_month: workload.calls_per_month,
@@ -781,6 +850,7 @@ mod tests {
                     .collect(),
                 compare_owned: true,
                 quality: None,
+                measured: Vec::new(),
             },
         )
         .unwrap()

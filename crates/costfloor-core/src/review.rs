@@ -216,6 +216,7 @@ mod tests {
                 deployment_ids: vec!["llama-3.3-70b-4xa100".into()],
                 compare_owned: false,
                 quality: None,
+                measured: Vec::new(),
             },
         )
         .unwrap()

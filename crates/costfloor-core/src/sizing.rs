@@ -88,6 +88,28 @@ pub struct Sizing {
     pub step_overhead_ms: f64,
 }
 
+impl Sizing {
+    /// The same sizing with the capacity one replica was measured to carry (`costfloor
+    /// bench`): requests/s and output tokens/s at the SLO, and the requests in flight
+    /// there, replace the modelled ones.
+    pub fn with_measured(
+        mut self,
+        capacity: &crate::measured::Capacity,
+        in_flight: f64,
+        hours_per_month: f64,
+    ) -> Sizing {
+        let seconds_per_month = hours_per_month * 3600.0;
+        self.requests_per_s_per_replica = capacity.requests_per_s;
+        self.output_tokens_per_s = capacity.output_tokens_per_s;
+        self.max_calls_per_month_per_replica = capacity.requests_per_s * seconds_per_month;
+        self.max_calls_per_month = self.max_calls_per_month_per_replica * self.replicas as f64;
+        self.best_batch = (in_flight.round() as u32).max(1);
+        self.meets_slo = true;
+        self.limited_by = "measured (costfloor bench)";
+        self
+    }
+}
+
 impl SizingInput<'_> {
     fn validate(&self) -> Result<(), InputError> {
         for (field, value) in [

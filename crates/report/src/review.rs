@@ -277,6 +277,7 @@ pub fn build_review(
                 deployment_ids: vec![deployment.to_string()],
                 compare_owned: false,
                 quality: None,
+                measured: Vec::new(),
             },
         )
         .map_err(Box::new)

@@ -8,6 +8,7 @@ mod litellm;
 mod plan;
 mod report;
 mod review;
+mod search;
 mod serve;
 mod size;
 mod tidy;
