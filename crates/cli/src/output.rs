@@ -424,11 +424,20 @@ pub fn print_sizing(s: &Sizing) -> Result<()> {
         ),
         (
             "KV budget per replica",
-            format!(
-                "{:.1} GiB = {} tokens",
-                s.kv_budget_gib,
-                number(s.kv_budget_tokens as f64, 0)
-            ),
+            if s.kv_copies > 1.0 {
+                format!(
+                    "{:.1} GiB = {} tokens (each KV byte held {} times across the TP ranks)",
+                    s.kv_budget_gib,
+                    number(s.kv_budget_tokens as f64, 0),
+                    s.kv_copies
+                )
+            } else {
+                format!(
+                    "{:.1} GiB = {} tokens",
+                    s.kv_budget_gib,
+                    number(s.kv_budget_tokens as f64, 0)
+                )
+            },
         ),
         (
             "tensor parallel / replicas",
@@ -483,8 +492,12 @@ pub fn print_sizing(s: &Sizing) -> Result<()> {
         (
             "efficiency factors",
             format!(
-                "bandwidth {}, MFU {}, TP {}",
-                s.bandwidth_efficiency, s.mfu, s.tp_efficiency
+                "bandwidth {:.2} (KV reads {:.2}), MFU {:.2}, TP {:.2}, step overhead {:.1} ms",
+                s.bandwidth_efficiency,
+                s.kv_bandwidth_efficiency,
+                s.mfu,
+                s.tp_efficiency,
+                s.step_overhead_ms
             ),
         ),
     ];

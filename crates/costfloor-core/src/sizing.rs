@@ -83,6 +83,8 @@ pub struct Sizing {
     /// Calls per month of all replicas on `gpus` GPUs at 100% utilisation.
     pub max_calls_per_month: f64,
     pub bandwidth_efficiency: f64,
+    pub kv_bandwidth_efficiency: f64,
+    /// The MFU that applied (this GPU's, or FP8's, or the default).
     pub mfu: f64,
     pub tp_efficiency: f64,
     pub step_overhead_ms: f64,
@@ -253,20 +255,31 @@ impl SizingInput<'_> {
         }
     }
 
-    /// FP8 runs on FP8 tensor cores where the GPU has them; weight-only int8/int4 and
-    /// FP8 on older GPUs compute in bf16.
-    /// Achieved FLOP/s of one GPU: the FP8 peak × `mfu_fp8`, else the bf16 peak × `mfu`.
-    fn achieved_flops(&self) -> f64 {
+    /// The MFU that applies: this GPU's where measured, for FP8 on FP8 tensor cores
+    /// `mfu_fp8`, else `mfu`.
+    pub fn mfu(&self) -> f64 {
         let a = self.assumptions;
         let id = &self.gpu.id;
         let mfu = a.mfu_by_gpu.get(id).copied().unwrap_or(a.mfu);
         match (self.precision, self.gpu.fp8_tflops) {
-            (Precision::Fp8, Some(fp8)) => {
-                let fp8_mfu = a.mfu_fp8_by_gpu.get(id).copied().or(a.mfu_fp8);
-                fp8 * 1e12 * fp8_mfu.unwrap_or(mfu)
-            }
-            _ => self.gpu.bf16_tflops * 1e12 * mfu,
+            (Precision::Fp8, Some(_)) => a
+                .mfu_fp8_by_gpu
+                .get(id)
+                .copied()
+                .or(a.mfu_fp8)
+                .unwrap_or(mfu),
+            _ => mfu,
         }
+    }
+
+    /// Achieved FLOP/s of one GPU: the FP8 peak on FP8 tensor cores, else the bf16 peak
+    /// (weight-only int8/int4/MXFP4 and FP8 on older GPUs compute in bf16), × MFU.
+    fn achieved_flops(&self) -> f64 {
+        let peak = match (self.precision, self.gpu.fp8_tflops) {
+            (Precision::Fp8, Some(fp8)) => fp8,
+            _ => self.gpu.bf16_tflops,
+        };
+        peak * 1e12 * self.mfu()
     }
 
     /// Attention FLOPs of one token attending `context` earlier tokens: QKᵀ and AV, 2
@@ -537,7 +550,10 @@ fn evaluate(input: &SizingInput<'_>, tensor_parallel: u32) -> Sizing {
         max_calls_per_month_per_replica: requests_per_s * seconds_per_month,
         max_calls_per_month: requests_per_s * seconds_per_month * replicas as f64,
         bandwidth_efficiency: assumptions.memory_bandwidth_efficiency,
-        mfu: assumptions.mfu,
+        kv_bandwidth_efficiency: assumptions
+            .kv_bandwidth_efficiency
+            .unwrap_or(assumptions.memory_bandwidth_efficiency),
+        mfu: input.mfu(),
         tp_efficiency,
         step_overhead_ms: assumptions.step_overhead_ms,
     }
