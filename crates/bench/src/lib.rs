@@ -61,12 +61,40 @@ pub struct BenchPlan {
     pub api_key: Option<ApiKey>,
     pub input_tokens: u64,
     pub output_tokens: u32,
+    /// The length mix (a workload's tasks): each request draws one by share. Empty: every
+    /// request has `input_tokens` and `output_tokens`.
+    pub mix: Vec<LengthClass>,
     pub load: Load,
     /// Of each level (then the requests in flight finish).
     pub duration: Duration,
     pub slo: Slo,
     pub deployment: Option<String>,
     pub seed: u64,
+}
+
+/// One request shape of a length mix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LengthClass {
+    pub name: String,
+    pub share: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u32,
+}
+
+impl BenchPlan {
+    /// The mix, or the one fixed shape.
+    pub fn classes(&self) -> Vec<LengthClass> {
+        if self.mix.is_empty() {
+            vec![LengthClass {
+                name: "all".to_owned(),
+                share: 1.0,
+                input_tokens: self.input_tokens,
+                output_tokens: self.output_tokens,
+            }]
+        } else {
+            self.mix.clone()
+        }
+    }
 }
 
 /// A finished run: the measurement, and each level's failure reasons.
@@ -89,22 +117,44 @@ pub async fn run(plan: BenchPlan, observer: Arc<dyn Observer>) -> Result<Run, Be
     let models = target.check().await?;
     let forcing = probe(&target, &models, observer.as_ref()).await?;
     let salt = run_salt();
-    let calibrated =
-        prompt::calibrate(&target, plan.input_tokens, forcing, plan.seed, salt).await?;
-    observer.note(&format!(
-        "prompt: {} words → {} input tokens (target {}, calibrated by {})",
-        calibrated.maker.words(),
-        calibrated.input_tokens,
-        plan.input_tokens,
-        calibrated.method.as_str()
-    ));
+    let classes = plan.classes();
+    let total_share: f64 = classes.iter().map(|c| c.share).sum();
+    let mut shapes = Vec::with_capacity(classes.len());
+    let mut up_to = 0.0;
+    let mut calibrations = Vec::with_capacity(classes.len());
+    for class in &classes {
+        let calibrated =
+            prompt::calibrate(&target, class.input_tokens, forcing, plan.seed, salt).await?;
+        let label = if classes.len() > 1 {
+            format!(
+                "{} ({:.0}%): ",
+                class.name,
+                class.share / total_share * 100.0
+            )
+        } else {
+            String::new()
+        };
+        observer.note(&format!(
+            "prompt: {label}{} words → {} input tokens (target {}, calibrated by {})",
+            calibrated.maker.words(),
+            calibrated.input_tokens,
+            class.input_tokens,
+            calibrated.method.as_str()
+        ));
+        up_to += class.share / total_share;
+        shapes.push(load::Shape {
+            maker: calibrated.maker.clone(),
+            expected_input_tokens: calibrated.input_tokens,
+            max_tokens: class.output_tokens,
+            up_to,
+        });
+        calibrations.push(calibrated);
+    }
     let url = target.url(target.format.generation_path());
     let runner = Arc::new(Runner {
         target,
         url,
-        maker: calibrated.maker.clone(),
-        expected_input_tokens: calibrated.input_tokens,
-        max_tokens: plan.output_tokens,
+        shapes,
         forcing,
         slo: plan.slo,
         seed: plan.seed,
@@ -113,7 +163,7 @@ pub async fn run(plan: BenchPlan, observer: Arc<dyn Observer>) -> Result<Run, Be
         empty_histogram: record::empty_histogram()
             .map_err(|err| BenchError::Client(format!("a latency histogram: {err}")))?,
     });
-    stream_probe(&runner, plan.output_tokens, observer.as_ref()).await?;
+    stream_probe(&runner, observer.as_ref()).await?;
 
     let mut levels: Vec<Level> = Vec::new();
     let mut failures: Vec<Failures> = Vec::new();
@@ -158,7 +208,7 @@ pub async fn run(plan: BenchPlan, observer: Arc<dyn Observer>) -> Result<Run, Be
         format: plan.format.as_str().to_owned(),
         deployment: plan.deployment.clone(),
         started_at,
-        shape: shape(&plan, &calibrated, forcing, &levels),
+        shape: shape(&classes, &calibrations, forcing, &levels),
         slo: plan.slo,
         capacity: capacity(&levels),
         levels,
@@ -179,6 +229,20 @@ fn validate(plan: &BenchPlan) -> Result<(), BenchError> {
     }
     if plan.duration.is_zero() {
         return bad("--duration must be above 0".to_owned());
+    }
+    for class in &plan.mix {
+        if !(class.share > 0.0 && class.share.is_finite()) {
+            return bad(format!(
+                "task {}: share = {} must be a positive fraction",
+                class.name, class.share
+            ));
+        }
+        if class.input_tokens == 0 || class.output_tokens == 0 {
+            return bad(format!(
+                "task {}: input_tokens = {} and output_tokens = {} must both be at least 1",
+                class.name, class.input_tokens, class.output_tokens
+            ));
+        }
     }
     for (name, value) in [
         ("--slo-ttft-ms", plan.slo.ttft_ms),
@@ -312,16 +376,17 @@ fn check_whole(target: &Target, body: &[u8]) -> Result<(), BenchError> {
 }
 
 /// One streamed request of the full shape, before the load: the stream must read.
-async fn stream_probe(
-    runner: &Runner,
-    output_tokens: u32,
-    observer: &dyn Observer,
-) -> Result<(), BenchError> {
+async fn stream_probe(runner: &Runner, observer: &dyn Observer) -> Result<(), BenchError> {
+    // The first shape of the mix (the whole shape when there is one).
+    let Some(shape) = runner.shapes.first() else {
+        return Err(BenchError::Input("no request shape to send".to_owned()));
+    };
+    let output_tokens = shape.max_tokens;
     let body = generation_body(
         runner.target.format,
         &Generation {
             model: &runner.target.model,
-            prompt: &runner.maker.prompt(u64::MAX),
+            prompt: &shape.maker.prompt(u64::MAX),
             max_tokens: output_tokens,
             forcing: runner.forcing,
             stream: true,
@@ -331,7 +396,7 @@ async fn stream_probe(
         &runner.target,
         &runner.url,
         body,
-        runner.expected_input_tokens,
+        shape.expected_input_tokens,
         output_tokens,
     )
     .await;
@@ -363,11 +428,19 @@ async fn stream_probe(
 }
 
 fn shape(
-    plan: &BenchPlan,
-    calibrated: &prompt::Calibrated,
+    classes: &[LengthClass],
+    calibrated: &[prompt::Calibrated],
     forcing: Forcing,
     levels: &[Level],
 ) -> Shape {
+    let total_share: f64 = classes.iter().map(|c| c.share).sum();
+    let target = |pick: fn(&LengthClass) -> f64| {
+        classes.iter().map(|c| c.share * pick(c)).sum::<f64>() / total_share
+    };
+    let method = calibrated
+        .first()
+        .map_or("none", |c| c.method.as_str())
+        .to_owned();
     let completed: u64 = levels.iter().map(|l| l.completed).sum();
     let mean = |sum: u64| {
         if completed == 0 {
@@ -377,11 +450,11 @@ fn shape(
         }
     };
     Shape {
-        input_tokens_target: plan.input_tokens as f64,
-        output_tokens_target: f64::from(plan.output_tokens),
+        input_tokens_target: target(|c| c.input_tokens as f64),
+        output_tokens_target: target(|c| f64::from(c.output_tokens)),
         input_tokens_mean: mean(levels.iter().map(|l| l.input_tokens).sum()),
         output_tokens_mean: mean(levels.iter().map(|l| l.output_tokens).sum()),
-        input_calibration: calibrated.method.as_str().to_owned(),
+        input_calibration: method,
         output_forcing: forcing.as_str().to_owned(),
     }
 }

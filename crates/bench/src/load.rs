@@ -71,13 +71,21 @@ pub struct Quiet;
 
 impl Observer for Quiet {}
 
+/// One request shape of the length mix: its calibrated prompt and output length, and
+/// the cumulative share up to and including it.
+pub(crate) struct Shape {
+    pub maker: PromptMaker,
+    pub expected_input_tokens: u64,
+    pub max_tokens: u32,
+    pub up_to: f64,
+}
+
 /// Everything a level's requests share.
 pub(crate) struct Runner {
     pub target: Target,
     pub url: String,
-    pub maker: PromptMaker,
-    pub expected_input_tokens: u64,
-    pub max_tokens: u32,
+    /// The length mix, in order; one entry for a fixed shape.
+    pub shapes: Vec<Shape>,
     pub forcing: Forcing,
     pub slo: Slo,
     pub seed: u64,
@@ -89,30 +97,44 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    fn next_body(&self) -> Bytes {
+    /// The shape of request `index`: drawn by share from the seed and the index, so a
+    /// rerun with the same seed sends the same sequence of shapes.
+    pub(crate) fn shape(&self, index: u64) -> &Shape {
+        let draw = (crate::rng::mix(self.seed ^ index.wrapping_mul(0x9e37_79b9)) >> 11) as f64
+            / (1u64 << 53) as f64;
+        self.shapes
+            .iter()
+            .find(|shape| draw < shape.up_to)
+            .or(self.shapes.last())
+            .unwrap_or(&self.shapes[0])
+    }
+
+    fn next_body(&self) -> (Bytes, &Shape) {
         let index = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let prompt = self.maker.prompt(index);
-        generation_body(
+        let shape = self.shape(index);
+        let prompt = shape.maker.prompt(index);
+        let body = generation_body(
             self.target.format,
             &Generation {
                 model: &self.target.model,
                 prompt: &prompt,
-                max_tokens: self.max_tokens,
+                max_tokens: shape.max_tokens,
                 forcing: self.forcing,
                 stream: true,
             },
-        )
+        );
+        (body, shape)
     }
 
     async fn one(&self, recorder: &Recorder) {
-        let body = self.next_body();
+        let (body, shape) = self.next_body();
         recorder.sending();
         let outcome: Outcome = stream_one(
             &self.target,
             &self.url,
             body,
-            self.expected_input_tokens,
-            self.max_tokens,
+            shape.expected_input_tokens,
+            shape.max_tokens,
         )
         .await;
         recorder.record(outcome);

@@ -28,7 +28,9 @@ pub struct BenchArgs {
     /// The wire format the server speaks.
     #[arg(long, value_enum, default_value = "openai")]
     format: FormatFlag,
-    /// Workload file (TOML): input_tokens, output_tokens and [slo]; flags win.
+    /// Workload file (TOML): input_tokens, output_tokens and [slo]; flags win. With a
+    /// [[task]] mix and no token flags, each request draws a task by share and takes
+    /// its lengths.
     #[arg(long, value_name = "FILE")]
     workload: Option<PathBuf>,
     /// Prompt tokens per request (default: the workload's, else 1,000).
@@ -207,6 +209,31 @@ fn plan(args: &BenchArgs) -> Result<BenchPlan> {
             })
         }
     };
+    // The task mix gives the length distribution, unless the flags fix one shape.
+    let mut mix = Vec::new();
+    if args.input_tokens.is_none() && args.output_tokens.is_none() && file.task.len() > 1 {
+        let flags = costfloor_core::workload::WorkloadFlags::default();
+        let workload =
+            costfloor_core::workload::Workload::build(file.clone(), &flags, &catalog.assumptions)
+                .map_err(input_failure)?;
+        for task in &workload.tasks {
+            mix.push(::bench::LengthClass {
+                name: task.name.clone(),
+                share: task.share,
+                input_tokens: whole_tokens(
+                    &format!("task {} input_tokens", task.name),
+                    task.input_tokens,
+                )?,
+                output_tokens: u32::try_from(whole_tokens(
+                    &format!("task {} output_tokens", task.name),
+                    task.output_tokens,
+                )?)
+                .map_err(|_| {
+                    input_failure(format!("task {}: output_tokens is too large", task.name))
+                })?,
+            });
+        }
+    }
     Ok(BenchPlan {
         target_url: args.target.clone(),
         model: args.model.clone(),
@@ -217,6 +244,7 @@ fn plan(args: &BenchArgs) -> Result<BenchPlan> {
         api_key,
         input_tokens,
         output_tokens,
+        mix,
         load,
         duration: args.duration,
         slo,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod knee;
+mod mix;
 mod preflight;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub fn plan(url: &str, load: Load) -> BenchPlan {
         api_key: None,
         input_tokens: 50,
         output_tokens: 10,
+        mix: Vec::new(),
         load,
         duration: Duration::from_secs(2),
         slo: Slo {
