@@ -419,3 +419,32 @@ def smollm2_gguf() -> Path | None:
         return None
     found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     return found[0] if found else None
+
+
+def start_llama_cpp_server(launcher: Launcher, server_args: list[str], timeout_s: float = 120):
+    """The C++ llama.cpp server (``COSTFLOOR_LLAMA_SERVER``, which scripts/test.sh builds)
+    on the SmolLM2 GGUF with ``--metrics`` and ``server_args``, once ``/health`` answers
+    200. Fails, never skips, when the binary or the model is missing."""
+    binary = os.environ.get("COSTFLOOR_LLAMA_SERVER", "")
+    if not binary or not Path(binary).is_file():
+        pytest.fail("llama-server is missing: scripts/test.sh builds it (scripts/setup-llama-server.sh) "
+                    "and sets COSTFLOOR_LLAMA_SERVER", pytrace=False)
+    gguf = smollm2_gguf()
+    assert gguf is not None, "the SmolLM2 GGUF is missing (scripts/setup-python.sh)"
+    port = free_port()
+    service = launcher._add(
+        "llama-server",
+        [binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--metrics", *server_args],
+    )
+    service.url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{service.url}/health", timeout=5) as r:
+                if r.status == 200:
+                    return service
+        except OSError:
+            pass
+        assert service.running(), f"llama-server exited:\n{service.log()}"
+        time.sleep(0.25)
+    pytest.fail(f"llama-server did not become ready:\n{service.log()}")

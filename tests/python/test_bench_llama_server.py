@@ -17,7 +17,6 @@ The test fails (never skips) when the server or the model is missing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, smollm2_gguf
+from conftest import start_llama_cpp_server
 
 START_TIMEOUT_S = 120
 OUTPUT_TOKENS = 16
@@ -38,30 +37,7 @@ PROBE_TOKENS = 1 + 1 + OUTPUT_TOKENS
 
 @pytest.fixture
 def llama_server(launcher):
-    binary = os.environ.get("COSTFLOOR_LLAMA_SERVER", "")
-    if not binary or not Path(binary).is_file():
-        pytest.fail("llama-server is missing: scripts/test.sh builds it (scripts/setup-llama-server.sh) "
-                    "and sets COSTFLOOR_LLAMA_SERVER", pytrace=False)
-    gguf = smollm2_gguf()
-    assert gguf is not None, "the SmolLM2 GGUF is missing (scripts/setup-python.sh)"
-    port = free_port()
-    service = launcher._add(
-        "llama-server",
-        [binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--metrics", "-c", "4096",
-         "-np", "2", "-t", "2"],
-    )
-    service.url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{service.url}/health", timeout=5) as r:
-                if r.status == 200:
-                    return service
-        except OSError:
-            pass
-        assert service.running(), f"llama-server exited:\n{service.log()}"
-        time.sleep(0.25)
-    pytest.fail(f"llama-server did not become ready:\n{service.log()}")
+    return start_llama_cpp_server(launcher, ["-c", "4096", "-np", "2", "-t", "2"], START_TIMEOUT_S)
 
 
 def predicted_tokens(url: str) -> float:
@@ -100,7 +76,7 @@ def test_bench_counts_add_up_against_the_llama_server(llama_server, costfloor_bi
     assert [(lv["mode"], lv["load"]) for lv in levels] == [("concurrency", 1), ("concurrency", 2)]
     counted = 0
     for lv in levels:
-        assert lv["failed"] == 0, lv
+        assert lv["failed"] == 0, (lv, result.stdout)
         assert lv["completed"] >= 2, lv
         assert lv["output_tokens"] == OUTPUT_TOKENS * lv["completed"], lv
         counted += lv["output_tokens"]

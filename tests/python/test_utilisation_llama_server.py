@@ -11,7 +11,6 @@ server also answers `count_tokens` at its `/tokenize`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -21,37 +20,14 @@ import anthropic  # noqa: E402
 import openai  # noqa: E402
 import pytest
 
-from conftest import free_port, smollm2_gguf
+from conftest import start_llama_cpp_server
 
 TIMEOUT_S = 120
 
 
 @pytest.fixture
 def llama_server(launcher):
-    binary = os.environ.get("COSTFLOOR_LLAMA_SERVER", "")
-    if not binary or not Path(binary).is_file():
-        pytest.fail("llama-server is missing: scripts/test.sh builds it (scripts/setup-llama-server.sh) "
-                    "and sets COSTFLOOR_LLAMA_SERVER", pytrace=False)
-    gguf = smollm2_gguf()
-    assert gguf is not None, "the SmolLM2 GGUF is missing (scripts/setup-python.sh)"
-    port = free_port()
-    service = launcher._add(
-        "llama-server",
-        [binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--metrics", "-c", "2048",
-         "-np", "1"],
-    )
-    service.url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{service.url}/health", timeout=5) as r:
-                if r.status == 200:
-                    return service
-        except OSError:
-            pass
-        assert service.running(), f"llama-server exited:\n{service.log()}"
-        time.sleep(0.25)
-    pytest.fail(f"llama-server did not become ready:\n{service.log()}")
+    return start_llama_cpp_server(launcher, ["-c", "2048", "-np", "1"], TIMEOUT_S)
 
 
 def test_utilisation_is_sampled_from_the_real_llama_server(launcher, llama_server, costfloor_bin: Path) -> None:

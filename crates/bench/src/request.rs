@@ -12,6 +12,12 @@ use wire::sse::SseParser;
 use crate::record::{Outcome, Sample};
 use crate::target::{error_chain, Target};
 
+/// Whether a send failed on a connection the server had closed: a request error that is
+/// neither a connect error nor a timeout, so no answer can have started.
+fn stale_connection(err: &reqwest::Error) -> bool {
+    err.is_request() && !err.is_connect() && !err.is_timeout()
+}
+
 /// Sends `body` to the generation endpoint and reads the stream to its end.
 /// `expected_input_tokens` stands in for the prompt's usage when the stream reports
 /// none; `max_tokens` sizes the gap list.
@@ -23,8 +29,15 @@ pub(crate) async fn stream_one(
     max_tokens: u32,
 ) -> Outcome {
     let sent = Instant::now();
-    let response = match target.post(url, body).send().await {
+    let response = match target.post(url, body.clone()).send().await {
         Ok(response) => response,
+        // A pooled connection the server closed while idle (keep-alive timeouts are 5 s
+        // in llama.cpp's server and uvicorn) fails as it is reused, before any answer:
+        // sent once more on a fresh connection, timed from the first attempt.
+        Err(err) if stale_connection(&err) => match target.post(url, body).send().await {
+            Ok(response) => response,
+            Err(err) => return Outcome::Failed(failure_kind(&err)),
+        },
         Err(err) => return Outcome::Failed(failure_kind(&err)),
     };
     let status = response.status();

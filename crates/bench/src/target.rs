@@ -99,7 +99,9 @@ impl Target {
         }
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(usize::MAX)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the 5 s keep-alive of llama.cpp's server and uvicorn, so that an idle
+            // connection is dropped here before the server drops it.
+            .pool_idle_timeout(Duration::from_secs(4))
             .tcp_nodelay(true)
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
