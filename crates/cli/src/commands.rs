@@ -66,6 +66,8 @@ enum Command {
     /// Measures a real server's capacity at a workload's shape: streaming load at
     /// rates or concurrencies, or a sweep for the highest rate that meets the SLO.
     Bench(crate::bench::BenchArgs),
+    /// Client keys in a gateway config: create (stored as SHA-256), list, revoke.
+    Keys(crate::keys::KeysArgs),
 }
 
 #[derive(Args, Debug)]
@@ -286,6 +288,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sim(args) => run_sim(args),
         Command::Eval(args) => crate::quality::run(args),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Keys(args) => crate::keys::run(args),
     }
 }
 

@@ -8,6 +8,7 @@ mod commands;
 mod from_ledger;
 mod from_usage;
 mod html;
+mod keys;
 mod output;
 mod quality;
 mod search;

@@ -8,8 +8,9 @@ use axum::http::HeaderMap;
 use wire::pair::{presented_key, API_KEY_HEADER};
 use wire::ApiErrorKind;
 
-use crate::config::{ClientKey, Secret};
+use crate::config::Secret;
 use crate::error::ClientError;
+use crate::keys::{key_digest, ClientKey};
 
 /// The key a request presented, from either header form.
 fn presented(headers: &HeaderMap) -> Option<&str> {
@@ -20,12 +21,12 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
     presented_key(authorization, api_key)
 }
 
-/// The name of the client key a request presented; `None` when no keys are
+/// The client key a request presented, found by its SHA-256; `None` when no keys are
 /// configured (the gateway is open).
-pub fn authenticate(
-    keys: &[ClientKey],
+pub fn authenticate<'k>(
+    keys: &'k [ClientKey],
     headers: &HeaderMap,
-) -> Result<Option<String>, ClientError> {
+) -> Result<Option<&'k ClientKey>, ClientError> {
     if keys.is_empty() {
         return Ok(None);
     }
@@ -35,9 +36,16 @@ pub fn authenticate(
             format!("missing API key: send `Authorization: Bearer KEY` or `{API_KEY_HEADER}: KEY`"),
         ));
     };
-    keys.iter()
-        .find(|k| constant_time_eq(k.secret.expose().as_bytes(), presented.as_bytes()))
-        .map(|k| Some(k.name.clone()))
+    let presented = key_digest(presented);
+    // Every stored digest is compared, so the time does not say which one matched.
+    let mut found = None;
+    for key in keys {
+        if constant_time_eq(&key.sha256, &presented) {
+            found = Some(key);
+        }
+    }
+    found
+        .map(Some)
         .ok_or_else(|| ClientError::client(ApiErrorKind::Authentication, "invalid API key"))
 }
 

@@ -38,7 +38,7 @@ pub struct ConfigFile {
     #[serde(default)]
     pub circuit: CircuitFile,
     #[serde(default)]
-    pub client_key: Vec<ClientKeyFile>,
+    pub client_key: Vec<crate::keys::ClientKeyFile>,
     #[serde(default)]
     pub backend: Vec<BackendFile>,
     #[serde(default)]
@@ -81,14 +81,6 @@ pub struct RetryFile {
 pub struct CircuitFile {
     pub failure_threshold: Option<u32>,
     pub open_ms: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientKeyFile {
-    pub name: String,
-    pub secret_env: Option<String>,
-    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -181,7 +173,7 @@ pub struct RouteFile {
 
 /// A secret read from the environment or a file. Never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(pub(crate) String);
 
 impl Secret {
     pub fn expose(&self) -> &str {
@@ -248,12 +240,6 @@ pub struct RouteConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct ClientKey {
-    pub name: String,
-    pub secret: Secret,
-}
-
-#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
@@ -269,7 +255,7 @@ pub struct Config {
     pub max_retry_wait: Duration,
     pub circuit_failure_threshold: u32,
     pub circuit_open: Duration,
-    pub client_keys: Vec<ClientKey>,
+    pub client_keys: Vec<crate::keys::ClientKey>,
     pub backends: Vec<BackendConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -337,21 +323,8 @@ impl ConfigFile {
                 ))),
             }
         };
-        let mut client_keys = Vec::new();
-        let mut key_names = HashSet::new();
-        for key in &self.client_key {
-            if !key_names.insert(key.name.clone()) {
-                return Err(err(format!("client_key `{}` is defined twice", key.name)));
-            }
-            client_keys.push(ClientKey {
-                name: key.name.clone(),
-                secret: read_secret(
-                    &format!("client_key `{}`", key.name),
-                    &key.secret_env,
-                    &key.secret_file,
-                )?,
-            });
-        }
+        let route_names: HashSet<&str> = self.route.iter().map(|r| r.name.as_str()).collect();
+        let client_keys = crate::keys::resolve(&self.client_key, &route_names, read_secret)?;
         let admin_key = match (&server.admin_key_env, &server.admin_key_file) {
             (None, None) => None,
             (Some(_), Some(_)) => {
@@ -516,7 +489,7 @@ impl ConfigFile {
                 targets.push(index);
             }
             for key in &r.client_keys {
-                if !key_names.contains(key) {
+                if !client_keys.iter().any(|k| &k.name == key) {
                     return Err(err(format!(
                         "{what}: client_keys names `{key}`, which is not a configured client_key"
                     )));

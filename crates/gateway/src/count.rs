@@ -82,7 +82,7 @@ async fn run(
             model: request.model(),
             task: request.task_label().as_deref(),
             input_tokens: estimate,
-            client_key: key.as_deref(),
+            client_key: key,
         })
         .ok_or_else(|| {
             ClientError::client(

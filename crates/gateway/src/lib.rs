@@ -29,6 +29,7 @@ pub mod config;
 pub mod count;
 pub mod error;
 mod forward;
+pub mod keys;
 pub mod metrics;
 pub mod proxy;
 mod relay;

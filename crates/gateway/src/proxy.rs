@@ -139,7 +139,7 @@ async fn run(
 ) -> Result<Response, ClientError> {
     let config = &runtime.config;
     let key = authenticate(&config.client_keys, headers)?;
-    guard.row().client_key = key.clone();
+    guard.row().client_key = key.map(|k| k.name.clone());
     // While draining, requests already read are served in full: the server stops
     // reading new ones, and /readyz reports not ready so balancers move away.
     let bytes = read_body(headers, body, config.max_body_bytes).await?;
@@ -165,7 +165,7 @@ async fn run(
         model: request.model(),
         task: task.as_deref(),
         input_tokens: input_estimate,
-        client_key: key.as_deref(),
+        client_key: key,
     }) else {
         return Err(no_route(runtime, &request, task.as_deref()));
     };

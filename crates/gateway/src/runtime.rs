@@ -180,7 +180,7 @@ pub struct RouteQuery<'a> {
     pub model: &'a str,
     pub task: Option<&'a str>,
     pub input_tokens: u64,
-    pub client_key: Option<&'a str>,
+    pub client_key: Option<&'a crate::keys::ClientKey>,
 }
 
 impl Runtime {
@@ -250,14 +250,19 @@ impl Runtime {
             let max_ok = rule
                 .max_input_tokens
                 .is_none_or(|max| query.input_tokens <= max);
-            let key_ok = rule.client_keys.is_empty()
+            let key_ok = (rule.client_keys.is_empty()
                 || query
                     .client_key
-                    .is_some_and(|k| rule.client_keys.iter().any(|r| r == k));
+                    .is_some_and(|k| rule.client_keys.iter().any(|r| r == &k.name)))
+                && query.client_key.is_none_or(|k| k.allows(&rule.name));
             model_ok && task_ok && min_ok && max_ok && key_ok
         };
         if let Some(rule) = self.routes.iter().find(|rule| matches(rule)) {
             return Some(Arc::clone(rule));
+        }
+        // A key limited to some routes reaches no backend by name.
+        if query.client_key.is_some_and(|k| !k.routes.is_empty()) {
+            return None;
         }
         let index = self
             .config

@@ -4,6 +4,7 @@
 mod catalog;
 mod eval;
 mod from_ledger;
+mod keys;
 mod litellm;
 mod plan;
 mod report;
