@@ -1,6 +1,7 @@
 //! `costfloor keys`: client keys in the gateway config. `create` makes a key, prints it
-//! once and stores only its SHA-256; `list` shows names, routes and digest prefixes;
-//! `revoke` removes an entry. The file is edited in place (comments and order kept,
+//! once and stores only its SHA-256 (with its routes, rates and budget); `list` shows
+//! names, routes, limits and digest prefixes; `set-budget` changes a budget; `revoke`
+//! removes an entry. The file is edited in place (comments and order kept,
 //! through `toml_edit`), checked to parse as a gateway config, and replaced through a
 //! rename; the gateway applies it on reload (`POST /admin/reload` or SIGHUP).
 
@@ -33,6 +34,21 @@ enum KeysAction {
         /// Routes the key may use (repeatable; default: any).
         #[arg(long = "route", value_name = "NAME")]
         routes: Vec<String>,
+        #[command(flatten)]
+        limits: LimitFlags,
+    },
+    /// Set or change a key's monthly budget (and what it counts).
+    SetBudget {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// USD per calendar month (UTC); 0 refuses every request.
+        #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+        monthly_budget_usd: f64,
+        /// What it counts: actual (default) or counterfactual cost.
+        #[arg(long, value_name = "ON")]
+        budget_on: Option<String>,
     },
     /// The configured keys: name, how each is stored, digest prefix, routes.
     List {
@@ -50,6 +66,61 @@ enum KeysAction {
     },
 }
 
+#[derive(Args, Debug, Default)]
+struct LimitFlags {
+    /// Requests per minute.
+    #[arg(long, value_name = "N")]
+    rpm: Option<u32>,
+    /// Tokens (input and output) per minute.
+    #[arg(long, value_name = "N")]
+    tpm: Option<u64>,
+    /// USD per calendar month (UTC).
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    monthly_budget_usd: Option<f64>,
+    /// What the budget counts: actual (default) or counterfactual cost.
+    #[arg(long, value_name = "ON")]
+    budget_on: Option<String>,
+}
+
+impl LimitFlags {
+    /// Writes the limits into `table`, checking each.
+    fn apply(&self, table: &mut Table) -> Result<()> {
+        for (flag, value) in [("--rpm", self.rpm.map(u64::from)), ("--tpm", self.tpm)] {
+            if value == Some(0) {
+                return Err(input_failure(format!(
+                    "{flag} = 0 is not allowed: at least 1 (leave it out for no limit)"
+                )));
+            }
+        }
+        if let Some(rpm) = self.rpm {
+            table.insert("rpm", value(i64::from(rpm)));
+        }
+        if let Some(tpm) = self.tpm {
+            table.insert("tpm", value(tpm as i64));
+        }
+        if let Some(budget) = self.monthly_budget_usd {
+            if !(budget.is_finite() && budget >= 0.0) {
+                return Err(input_failure(format!(
+                    "--monthly-budget-usd = {budget} is not allowed: a number of USD, 0 or more"
+                )));
+            }
+            table.insert("monthly_budget_usd", value(budget));
+        }
+        if let Some(on) = &self.budget_on {
+            if !matches!(on.as_str(), "actual" | "counterfactual") {
+                return Err(input_failure(format!(
+                    "--budget-on = {on} is not allowed: actual or counterfactual"
+                )));
+            }
+            if self.monthly_budget_usd.is_none() && !table.contains_key("monthly_budget_usd") {
+                return Err(input_failure("--budget-on needs --monthly-budget-usd"));
+            }
+            table.insert("budget_on", value(on.as_str()));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Serialize)]
 struct Listed {
     name: String,
@@ -58,6 +129,10 @@ struct Listed {
     /// The first 12 hex digits of the stored digest (`sha256` entries only).
     sha256_prefix: Option<String>,
     routes: Vec<String>,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+    monthly_budget_usd: Option<f64>,
+    budget_on: Option<String>,
 }
 
 pub fn run(args: KeysArgs) -> Result<()> {
@@ -66,7 +141,22 @@ pub fn run(args: KeysArgs) -> Result<()> {
             config,
             name,
             routes,
-        } => create(&config, &name, &routes),
+            limits,
+        } => create(&config, &name, &routes, &limits),
+        KeysAction::SetBudget {
+            config,
+            name,
+            monthly_budget_usd,
+            budget_on,
+        } => set_budget(
+            &config,
+            &name,
+            &LimitFlags {
+                monthly_budget_usd: Some(monthly_budget_usd),
+                budget_on,
+                ..LimitFlags::default()
+            },
+        ),
         KeysAction::List { config, json } => list(&config, json),
         KeysAction::Revoke { config, name } => revoke(&config, &name),
     }
@@ -103,7 +193,7 @@ fn save(path: &Path, document: &DocumentMut) -> Result<()> {
     Ok(())
 }
 
-fn create(path: &Path, name: &str, routes: &[String]) -> Result<()> {
+fn create(path: &Path, name: &str, routes: &[String], limits: &LimitFlags) -> Result<()> {
     if name.trim().is_empty() {
         return Err(input_failure("--name must not be empty"));
     }
@@ -144,6 +234,7 @@ fn create(path: &Path, name: &str, routes: &[String]) -> Result<()> {
         }
         table.insert("routes", value(list));
     }
+    limits.apply(&mut table)?;
     match document.get_mut("client_key") {
         Some(Item::ArrayOfTables(tables)) => tables.push(table),
         Some(_) => {
@@ -192,6 +283,12 @@ fn list(path: &Path, json: bool) -> Result<()> {
                             .collect()
                     })
                     .unwrap_or_default(),
+                rpm: t.get("rpm").and_then(Item::as_integer),
+                tpm: t.get("tpm").and_then(Item::as_integer),
+                monthly_budget_usd: t
+                    .get("monthly_budget_usd")
+                    .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))),
+                budget_on: text("budget_on"),
             }
         })
         .collect();
@@ -215,9 +312,50 @@ fn list(path: &Path, json: bool) -> Result<()> {
             .sha256_prefix
             .as_ref()
             .map_or(String::new(), |p| format!(" {p}…"));
-        lines.push(format!("{}  {}{digest}  {routes}", key.name, key.stored_as));
+        let mut limits = Vec::new();
+        if let Some(rpm) = key.rpm {
+            limits.push(format!("{rpm} requests/min"));
+        }
+        if let Some(tpm) = key.tpm {
+            limits.push(format!("{tpm} tokens/min"));
+        }
+        if let Some(budget) = key.monthly_budget_usd {
+            let on = key.budget_on.as_deref().unwrap_or("actual");
+            limits.push(format!("${budget}/month ({on} cost)"));
+        }
+        let limits = if limits.is_empty() {
+            "no limits".to_string()
+        } else {
+            limits.join(", ")
+        };
+        lines.push(format!(
+            "{}  {}{digest}  {routes}  {limits}",
+            key.name, key.stored_as
+        ));
     }
     output::print_line(&lines.join("\n"))
+}
+
+fn set_budget(path: &Path, name: &str, limits: &LimitFlags) -> Result<()> {
+    let mut document = load(path)?;
+    let Some(Item::ArrayOfTables(tables)) = document.get_mut("client_key") else {
+        return Err(input_failure(format!(
+            "{}: no client_key `{name}` (the config has no [[client_key]])",
+            path.display()
+        )));
+    };
+    let Some(table) = tables.iter_mut().find(|t| name_of(t) == Some(name)) else {
+        return Err(input_failure(format!(
+            "{}: no client_key `{name}`",
+            path.display()
+        )));
+    };
+    limits.apply(table)?;
+    save(path, &document)?;
+    output::print_line(&format!(
+        "client_key `{name}`: monthly budget ${}; the gateway applies it on reload (POST /admin/reload or SIGHUP)",
+        limits.monthly_budget_usd.unwrap_or_default()
+    ))
 }
 
 fn revoke(path: &Path, name: &str) -> Result<()> {

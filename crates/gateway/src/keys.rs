@@ -29,6 +29,14 @@ pub struct ClientKeyFile {
     /// Routes this key may use; empty: any route (and any backend by name).
     #[serde(default)]
     pub routes: Vec<String>,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens (input and output) per minute.
+    pub tpm: Option<u64>,
+    /// USD per calendar month (UTC).
+    pub monthly_budget_usd: Option<costfloor_core::money::Money>,
+    /// What the budget counts: `actual` (default) or `counterfactual` cost.
+    pub budget_on: Option<crate::limits::BudgetOn>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -36,6 +44,7 @@ pub struct ClientKey {
     pub name: String,
     pub sha256: [u8; 32],
     pub routes: Vec<String>,
+    pub limits: crate::limits::KeyLimits,
 }
 
 impl std::fmt::Debug for ClientKey {
@@ -44,6 +53,7 @@ impl std::fmt::Debug for ClientKey {
             .field("name", &self.name)
             .field("sha256", &format_args!("{}…", &to_hex(&self.sha256)[..8]))
             .field("routes", &self.routes)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -140,10 +150,30 @@ pub fn resolve(
                 )));
             }
         }
+        if file.rpm == Some(0) || file.tpm == Some(0) {
+            return Err(err(format!(
+                "{what}: rpm and tpm must be at least 1 (leave them out for no limit)"
+            )));
+        }
+        if file
+            .monthly_budget_usd
+            .is_some_and(|b| b < costfloor_core::money::Money::ZERO)
+        {
+            return Err(err(format!("{what}: monthly_budget_usd must be 0 or more")));
+        }
+        if file.budget_on.is_some() && file.monthly_budget_usd.is_none() {
+            return Err(err(format!("{what}: budget_on needs monthly_budget_usd")));
+        }
         keys.push(ClientKey {
             name: file.name.clone(),
             sha256,
             routes: file.routes.clone(),
+            limits: crate::limits::KeyLimits {
+                rpm: file.rpm,
+                tpm: file.tpm,
+                monthly_budget: file.monthly_budget_usd,
+                budget_on: file.budget_on.unwrap_or_default(),
+            },
         });
     }
     Ok(keys)
@@ -187,6 +217,10 @@ mod tests {
             } else {
                 vec![route.into()]
             },
+            rpm: None,
+            tpm: None,
+            monthly_budget_usd: None,
+            budget_on: None,
         };
         let hash = to_hex(&key_digest("k"));
         let keys = resolve(&[file("a", Some(&hash), "chat")], &routes, no_secret).unwrap();

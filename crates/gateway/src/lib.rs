@@ -30,6 +30,7 @@ pub mod count;
 pub mod error;
 mod forward;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 mod relay;

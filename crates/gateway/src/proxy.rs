@@ -44,6 +44,7 @@ pub async fn handle(
     match run(
         &runtime,
         &state.shadow,
+        &state.limits,
         format,
         &headers,
         body,
@@ -128,9 +129,11 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     runtime: &Arc<Runtime>,
     shadow: &crate::shadow::ShadowHub,
+    limits: &Arc<crate::limits::Limits>,
     format: ClientFormat,
     headers: &HeaderMap,
     body: Body,
@@ -170,6 +173,24 @@ async fn run(
         return Err(no_route(runtime, &request, task.as_deref()));
     };
     guard.row().route.clone_from(&route.name);
+    if let Some(key) = key.filter(|k| !k.limits.is_empty()) {
+        // The most this request can use and cost: its input estimate and max_tokens
+        // at the dearest target of the route.
+        let max_output = request.max_output_tokens(config.default_max_tokens);
+        let bound = wire::TokenUsage {
+            input_tokens: input_estimate,
+            output_tokens: max_output,
+            ..wire::TokenUsage::default()
+        };
+        guard.reservation = limits.admit(
+            &key.name,
+            &key.limits,
+            crate::row::cost_bound(config, &route, &bound, key.limits.budget_on),
+            input_estimate + max_output,
+            Instant::now(),
+            crate::row::unix_ms(),
+        )?;
+    }
     let Attempted {
         backend,
         slot,

@@ -34,6 +34,8 @@ pub(crate) struct RowGuard {
     pub upstream_time: Duration,
     /// The backend that served the request, for its metric handles.
     pub backend: Option<Arc<Backend>>,
+    /// The key's claim on its budget and token rate, settled with the row's cost.
+    pub reservation: Option<crate::limits::Reservation>,
 }
 
 impl RowGuard {
@@ -53,6 +55,7 @@ impl RowGuard {
             started,
             upstream_time: Duration::ZERO,
             backend: None,
+            reservation: None,
         }
     }
 
@@ -61,7 +64,19 @@ impl RowGuard {
         self.row.get_or_insert_with(|| empty_row(String::new()))
     }
 
-    fn finalize(&self, row: &mut LedgerRow) {
+    fn finalize(&mut self, row: &mut LedgerRow) {
+        if let Some(reservation) = self.reservation.take() {
+            let tokens = row.input_tokens
+                + row.cache_read_tokens
+                + row.cache_write_tokens
+                + row.cache_write_1h_tokens
+                + row.output_tokens;
+            reservation.settle(
+                Money::from_nano_usd(row.cost_nusd),
+                Money::from_nano_usd(row.counterfactual_cost_nusd),
+                tokens.max(0) as u64,
+            );
+        }
         let total = self.started.elapsed();
         row.finished_at_unix_ms = unix_ms();
         row.total_us = total.as_micros() as i64;
@@ -107,6 +122,7 @@ impl RowGuard {
             started: self.started,
             upstream_time: self.upstream_time,
             backend: self.backend.take(),
+            reservation: self.reservation.take(),
         }
     }
 
@@ -231,6 +247,29 @@ fn price(backend: &BackendConfig, route: &RouteChoice, usage: &TokenUsage) -> (M
     } else {
         (Money::ZERO, Money::ZERO)
     }
+}
+
+/// The most a request of `tokens` can cost on `route`, over every target it may fall
+/// back to: what a key's budget reserves before forwarding.
+pub(crate) fn cost_bound(
+    config: &crate::config::Config,
+    route: &RouteChoice,
+    tokens: &TokenUsage,
+    on: crate::limits::BudgetOn,
+) -> Money {
+    route
+        .targets
+        .iter()
+        .filter_map(|&index| config.backends.get(index))
+        .map(|backend| {
+            let (cost, counterfactual) = price(backend, route, tokens);
+            match on {
+                crate::limits::BudgetOn::Actual => cost,
+                crate::limits::BudgetOn::Counterfactual => counterfactual,
+            }
+        })
+        .max()
+        .unwrap_or(Money::ZERO)
 }
 
 /// What `usage` costs on `backend` itself: zero on a self-hosted one, its catalog

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use costfloor_core::money::Money;
 use ledger::{Ledger, LedgerOptions, WriterReport};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -263,6 +264,41 @@ pub struct StartOptions {
 
 /// Opens the ledger, binds, and serves until shutdown. The returned gateway is
 /// already accepting connections.
+/// Each client key's spend this month in the ledger, for the budgets; empty when no key
+/// has a budget. A ledger that cannot be read counts as no spend, and says so.
+fn key_spend_this_month(
+    config: &crate::config::Config,
+) -> std::collections::HashMap<String, (Money, Money)> {
+    if !config
+        .client_keys
+        .iter()
+        .any(|k| k.limits.monthly_budget.is_some())
+    {
+        return Default::default();
+    }
+    let (month_start, _) = crate::limits::month_bounds_ms(crate::row::unix_ms());
+    let spend = ledger::LedgerReader::open(&config.ledger)
+        .and_then(|reader| reader.spend_by_client_key_since(month_start));
+    match spend {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(key, cost, counterfactual)| {
+                (
+                    key,
+                    (
+                        Money::from_nano_usd(cost),
+                        Money::from_nano_usd(counterfactual),
+                    ),
+                )
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("cannot read this month's spend per client key from the ledger; budgets start from zero: {e}");
+            Default::default()
+        }
+    }
+}
+
 pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let config = options.config;
     let metrics_handle = metrics::handle();
@@ -301,7 +337,12 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
                 source,
             }
         })?;
+    let limits = Arc::new(crate::limits::Limits::new(
+        key_spend_this_month(&runtime.config),
+        crate::row::unix_ms(),
+    ));
     let state = AppState {
+        limits,
         runtime: Arc::new(ArcSwap::from_pointee(runtime)),
         ledger: ledger.clone(),
         tracker,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub(crate) reload_lock: Arc<tokio::sync::Mutex<()>>,
     /// The name every ledger row of this process records (`row::replica_name`).
     pub(crate) replica: Arc<str>,
+    /// Client keys' rates and budgets; kept across reloads.
+    pub(crate) limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {

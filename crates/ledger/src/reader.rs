@@ -313,6 +313,19 @@ impl LedgerReader {
         })
     }
 
+    /// Each client key's cost and counterfactual cost (nano-USD, integer sums) over the
+    /// rows that started at or after `since_unix_ms`: what a key's monthly budget has
+    /// spent when the gateway starts.
+    pub fn spend_by_client_key_since(&self, since_unix_ms: i64) -> Result<Vec<(String, i64, i64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT client_key, COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(counterfactual_cost_nusd), 0)
+             FROM requests WHERE client_key IS NOT NULL AND started_at_unix_ms >= ?1
+             GROUP BY client_key ORDER BY client_key",
+        )?;
+        let rows = stmt.query_map([since_unix_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Number of rows in the ledger.
     pub fn count(&self) -> Result<u64> {
         Ok(self

@@ -112,3 +112,84 @@ fn bad_input_names_the_field() {
     let err = input_error(&["keys", "list", "--config", file]);
     assert!(err.contains("gateway.toml"), "{err}");
 }
+
+#[test]
+fn limits_and_budgets_are_written_and_checked() {
+    let path = config("limits");
+    let file = path.to_str().unwrap();
+    let made = costfloor(&[
+        "keys",
+        "create",
+        "--config",
+        file,
+        "--name",
+        "batch",
+        "--rpm",
+        "60",
+        "--tpm",
+        "100000",
+        "--monthly-budget-usd",
+        "25.5",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let set = costfloor(&[
+        "keys",
+        "set-budget",
+        "--config",
+        file,
+        "--name",
+        "batch",
+        "--monthly-budget-usd",
+        "40",
+        "--budget-on",
+        "counterfactual",
+    ]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let table: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let key = table["client_key"].as_array().unwrap()[0]
+        .as_table()
+        .unwrap();
+    assert_eq!(key["rpm"].as_integer(), Some(60));
+    assert_eq!(key["tpm"].as_integer(), Some(100_000));
+    assert_eq!(key["monthly_budget_usd"].as_float(), Some(40.0));
+    assert_eq!(key["budget_on"].as_str(), Some("counterfactual"));
+    let check = costfloor(&["serve", "--check", "--config", file]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let listed = String::from_utf8(costfloor(&["keys", "list", "--config", file]).stdout).unwrap();
+    assert!(
+        listed.contains("60 requests/min, 100000 tokens/min, $40/month (counterfactual cost)"),
+        "{listed}"
+    );
+    for (flag, value, says) in [
+        ("--rpm", "0", "--rpm = 0"),
+        ("--monthly-budget-usd", "-1", "--monthly-budget-usd = -1"),
+    ] {
+        let err = input_error(&[
+            "keys", "create", "--config", file, "--name", "x", flag, value,
+        ]);
+        assert!(err.contains(says), "{err}");
+    }
+    let err = input_error(&[
+        "keys",
+        "set-budget",
+        "--config",
+        file,
+        "--name",
+        "nobody",
+        "--monthly-budget-usd",
+        "1",
+    ]);
+    assert!(err.contains("no client_key `nobody`"), "{err}");
+}

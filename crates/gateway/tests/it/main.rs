@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod faults;
+mod limits;
 mod routing;
 mod sampling;
 mod shadow;
