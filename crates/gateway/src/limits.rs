@@ -123,6 +123,7 @@ pub struct Reservation {
     tokens: u64,
     budget_on: BudgetOn,
     tpm: Option<u64>,
+    budget: Option<Money>,
     settled: bool,
 }
 
@@ -138,6 +139,7 @@ impl Reservation {
             self.cost,
             self.tokens,
             self.tpm,
+            self.budget,
             spent,
             tokens_used,
         );
@@ -148,16 +150,40 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            self.limits
-                .release(&self.key, self.cost, self.tokens, self.tpm, Money::ZERO, 0);
+            self.limits.release(
+                &self.key,
+                self.cost,
+                self.tokens,
+                self.tpm,
+                self.budget,
+                Money::ZERO,
+                0,
+            );
         }
     }
 }
 
-fn limited(message: String, retry_after: Option<Duration>) -> ClientError {
+fn limited(
+    key: &str,
+    limit: &'static str,
+    message: String,
+    retry_after: Option<Duration>,
+) -> ClientError {
+    ::metrics::counter!(crate::metrics::KEY_REFUSED, "key" => key.to_owned(), "limit" => limit)
+        .increment(1);
     let mut error = ClientError::client(ApiErrorKind::RateLimit, message);
     error.retry_after = retry_after;
     error
+}
+
+/// The budget gauges of one key.
+fn observe_budget(key: &str, state: &KeyState, budget: Option<Money>) {
+    ::metrics::gauge!(crate::metrics::KEY_SPENT_NANO_USD, "key" => key.to_owned())
+        .set(state.spent.nano_usd() as f64);
+    if let Some(budget) = budget.filter(|b| *b > Money::ZERO) {
+        let used = (state.spent + state.reserved).nano_usd() as f64 / budget.nano_usd() as f64;
+        ::metrics::gauge!(crate::metrics::KEY_BUDGET_USED, "key" => key.to_owned()).set(used);
+    }
 }
 
 impl Limits {
@@ -187,6 +213,8 @@ impl Limits {
         }
         if let Some(tpm) = limits.tpm.filter(|tpm| tokens_bound > *tpm) {
             return Err(limited(
+                name,
+                "tpm",
                 format!(
                     "rate limit: this request may use up to {tokens_bound} tokens (its input and max_tokens), more than key `{name}`'s {tpm} tokens per minute; lower max_tokens"
                 ),
@@ -215,6 +243,8 @@ impl Limits {
             if bucket.level < 1.0 {
                 let wait = bucket.wait_for(1.0, capacity);
                 return Err(limited(
+                    name,
+                    "rpm",
                     format!(
                         "rate limit: key `{name}` may send {rpm} requests per minute; the next is allowed in {:.1} s",
                         wait.as_secs_f64()
@@ -232,6 +262,8 @@ impl Limits {
             if bucket.level < tokens_bound as f64 {
                 let wait = bucket.wait_for(tokens_bound as f64, capacity);
                 return Err(limited(
+                    name,
+                    "tpm",
                     format!(
                         "rate limit: key `{name}` may use {tpm} tokens per minute; this request's {tokens_bound} fit in {:.1} s",
                         wait.as_secs_f64()
@@ -247,6 +279,8 @@ impl Limits {
                 let (year, month, _) =
                     costfloor_core::calendar::civil_from_days(next_month.div_euclid(86_400_000));
                 return Err(limited(
+                    name,
+                    "budget",
                     format!(
                         "budget: key `{name}` has spent {} (and {} in flight) of its {} monthly budget; this request may cost up to {}. It resets at {year:04}-{month:02}-01T00:00:00Z",
                         state.spent.fine(),
@@ -271,6 +305,7 @@ impl Limits {
             Money::ZERO
         };
         state.reserved += cost;
+        observe_budget(name, state, limits.monthly_budget);
         Ok(Some(Reservation {
             limits: Arc::clone(self),
             key: name.to_owned(),
@@ -282,6 +317,7 @@ impl Limits {
             },
             budget_on: limits.budget_on,
             tpm: limits.tpm,
+            budget: limits.monthly_budget,
             settled: false,
         }))
     }
@@ -298,12 +334,14 @@ impl Limits {
             })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn release(
         &self,
         name: &str,
         reserved: Money,
         tokens: u64,
         tpm: Option<u64>,
+        budget: Option<Money>,
         spent: Money,
         used: u64,
     ) {
@@ -316,6 +354,9 @@ impl Limits {
         if let (Some(bucket), Some(tpm)) = (state.tokens.as_mut(), tpm) {
             let unused = tokens.saturating_sub(used) as f64;
             bucket.level = (bucket.level + unused).min(tpm as f64);
+        }
+        if budget.is_some() {
+            observe_budget(name, state, budget);
         }
     }
 

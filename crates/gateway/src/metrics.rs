@@ -23,6 +23,14 @@ pub const UPSTREAM_ATTEMPTS: &str = "costfloor_upstream_attempts_total";
 pub const TOOL_ARGUMENTS_INVALID: &str = "costfloor_tool_arguments_invalid_total";
 /// Samples of backends' metrics endpoints, by `result` (`ok`, `error`, `unknown_format`).
 pub const SAMPLES: &str = "costfloor_backend_samples_total";
+/// Requests refused by a client key's limits, by `key` and `limit` (`rpm`, `tpm`,
+/// `budget`).
+pub const KEY_REFUSED: &str = "costfloor_key_refused_total";
+/// A key's month so far (spent + reserved in flight) ÷ its monthly budget, by `key`.
+pub const KEY_BUDGET_USED: &str = "costfloor_key_budget_used_ratio";
+/// A key's spend this month as this process counts it (ledger at start + settled), in
+/// nano-USD, by `key`.
+pub const KEY_SPENT_NANO_USD: &str = "costfloor_key_spent_nano_usd";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -89,6 +97,18 @@ fn describe() {
     metrics::describe_counter!(
         TOOL_ARGUMENTS_INVALID,
         "Translated tool calls whose arguments were not valid JSON at the end, passed on as they were."
+    );
+    metrics::describe_counter!(
+        KEY_REFUSED,
+        "Requests refused by a client key's rpm, tpm or monthly budget."
+    );
+    metrics::describe_gauge!(
+        KEY_BUDGET_USED,
+        "A client key's month so far (spent + reserved) over its monthly budget."
+    );
+    metrics::describe_gauge!(
+        KEY_SPENT_NANO_USD,
+        "A client key's spend this month (ledger at start + settled here), nano-USD."
     );
     ledger::metric_names::describe();
 }
