@@ -275,3 +275,57 @@ fn gateway_modules_state_what_they_must_not_do() {
         );
     }
 }
+
+/// The alert rules, scrape config and dashboard in `deploy/` name only metrics the code
+/// exports (a string literal somewhere in a crate's source), so a renamed metric cannot
+/// leave an alert that never fires; and the dashboard is valid JSON.
+#[test]
+fn deploy_files_name_only_exported_metrics() {
+    let mut sources = String::new();
+    for krate in crates() {
+        for file in rust_files(&krate.join("src")) {
+            sources.push_str(&std::fs::read_to_string(file).unwrap());
+        }
+    }
+    let deploy = root().join("deploy");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["prometheus", "grafana"] {
+        for entry in std::fs::read_dir(deploy.join(dir)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    let mut named = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        if file.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", relative(file)));
+        }
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while let Some(found) = text[at..].find("costfloor_") {
+            let start = at + found;
+            let end = start
+                + text[start..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(text.len() - start);
+            at = end;
+            // A metric, not a word that merely starts the same (e.g. a job name).
+            if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+                continue;
+            }
+            let name = &text[start..end];
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            assert!(
+                sources.contains(&format!("\"{base}\"")),
+                "{} names `{name}`, which no crate exports",
+                relative(file)
+            );
+            named += 1;
+        }
+    }
+    assert!(named >= 15, "only {named} metric names found in deploy/");
+}
