@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Many concurrent streams through one gateway replica: its memory per open stream and
+# the inter-token latency it adds. Not a timed test: it prints the figures for
+# bench/streams/RESULTS.md.
+#
+# For each N in STREAMS: `costfloor bench --rate` opens streams of TOKENS tokens, one
+# every DELAY_MS (from `costfloor sim`), at N ÷ (stream length) a second, Poisson, so
+# that about N are open at once after one stream length, at times spread as real
+# clients' are (a closed loop would start them all at once, and their tokens would
+# arrive in one burst a second). First straight to the sim (the baseline), then through
+# the gateway. While the gateway holds them, its RSS and its in-flight gauge are sampled
+# every second; RSS per stream = (peak RSS − idle RSS) ÷ peak in flight. Added ITL p99
+# = the gateway run's inter-token p99 − the direct one's.
+#
+# The gateway needs two sockets per stream (client and upstream), so N is bounded by
+# the open-file limit (`ulimit -n`) ÷ 2.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+STREAMS="${STREAMS:-1000 4000 9000}"
+TOKENS="${TOKENS:-20}"
+DELAY_MS="${DELAY_MS:-1000}"
+DURATION="${DURATION:-}"   # default: three stream lengths
+COSTFLOOR_BIN="${COSTFLOOR_BIN:-}"
+OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/streams.XXXXXX")}"
+log() { printf '[streams %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+if [[ -z "$COSTFLOOR_BIN" ]]; then
+  (cd "$ROOT" && cargo build --release -p costfloor >&2)
+  COSTFLOOR_BIN="$ROOT/target/release/costfloor"
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SIM_PORT="$(free_port)"; GW_PORT="$(free_port)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$COSTFLOOR_BIN" sim --listen "127.0.0.1:$SIM_PORT" --ttft-ms 50 --token-delay-ms "$DELAY_MS" \
+  --output-tokens "$TOKENS" >"$OUT/sim.log" 2>&1 &
+pids+=($!)
+cat >"$OUT/gateway.toml" <<TOML
+[server]
+listen = "127.0.0.1:$GW_PORT"
+ledger = "$OUT/ledger.db"
+
+[[backend]]
+name = "local"
+type = "openai_compatible"
+base_url = "http://127.0.0.1:$SIM_PORT/v1"
+model = "sim-model"
+deployment = "llama-3.3-70b-4xa100"
+TOML
+"$COSTFLOOR_BIN" serve --config "$OUT/gateway.toml" >"$OUT/gateway.log" 2>&1 &
+GW_PID=$!
+pids+=($GW_PID)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$SIM_PORT/v1/models" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+in_flight() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^costfloor_backend_in_flight\{/ {print $2}' | head -1; }
+
+STREAM_S=$(( (TOKENS * DELAY_MS + 999) / 1000 ))
+DURATION="${DURATION:-$(( 3 * STREAM_S ))}"
+run_bench() { # target label streams
+  rate="$(python3 -c "print($3 / $STREAM_S)")"
+  "$COSTFLOOR_BIN" bench --target "$1" --model sim-model --input-tokens 16 --output-tokens "$TOKENS" \
+    --rate "$rate" --duration "${DURATION}s" --slo-ttft-ms 600000 --slo-tpot-ms 600000 \
+    --out "$OUT/$2-$3.json" >"$OUT/$2-$3.txt" 2>&1
+}
+
+# Warm the gateway (its pools, its allocator) with a short run, then take the idle RSS.
+run_bench "http://127.0.0.1:$GW_PORT" warm 50
+sleep 2
+IDLE_KIB="$(rss_kib "$GW_PID")"
+log "gateway idle RSS ${IDLE_KIB} KiB"
+printf '%s\n' "$IDLE_KIB" >"$OUT/idle_kib"
+
+for n in $STREAMS; do
+  log "$n streams straight to the sim"
+  run_bench "http://127.0.0.1:$SIM_PORT" direct "$n"
+  log "$n streams through the gateway"
+  run_bench "http://127.0.0.1:$GW_PORT" gateway "$n" &
+  bench_pid=$!
+  peak_rss=0; peak_flight=0
+  while kill -0 "$bench_pid" 2>/dev/null; do
+    rss="$(rss_kib "$GW_PID")"; flight="$(in_flight || echo 0)"; flight="${flight%.*}"
+    (( rss > peak_rss )) && peak_rss=$rss
+    (( ${flight:-0} > peak_flight )) && peak_flight=${flight:-0}
+    sleep 1
+  done
+  wait "$bench_pid" || true
+  printf '%s %s %s\n' "$n" "$peak_rss" "$peak_flight" >>"$OUT/samples"
+  sleep 3
+done
+python3 "$HERE/summarize.py" "$OUT"
+log "raw results: $OUT"
