@@ -135,18 +135,9 @@ impl Target {
     /// the model ids listed. Sends nothing to the generation endpoint.
     pub async fn check(&self) -> Result<Vec<String>, BenchError> {
         let url = self.url(wire_bench::MODELS_PATH);
-        let response = self
-            .client
-            .get(&url)
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .map_err(|err| self.unreachable(&err))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| self.unreachable(&err))?;
+        let (status, body) = self
+            .read(self.client.get(&url).headers(self.headers.clone()))
+            .await?;
         if is_auth(status) {
             return Err(self.auth_error(status, &body));
         }
@@ -169,11 +160,15 @@ impl Target {
     /// One whole (non-streamed) request to the generation endpoint: status and body.
     pub(crate) async fn whole(&self, body: Bytes) -> Result<(StatusCode, Bytes), BenchError> {
         let url = self.url(self.format.generation_path());
-        let response = self
-            .post(&url, body)
-            .send()
-            .await
-            .map_err(|err| self.unreachable(&err))?;
+        self.read(self.post(&url, body)).await
+    }
+
+    /// Sends `request` and reads its whole answer; a transport failure is "unreachable".
+    async fn read(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Bytes), BenchError> {
+        let response = request.send().await.map_err(|err| self.unreachable(&err))?;
         let status = response.status();
         let body = response
             .bytes()
