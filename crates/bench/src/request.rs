@@ -12,6 +12,9 @@ use wire::sse::SseParser;
 use crate::record::{Outcome, Sample};
 use crate::target::{error_chain, Target};
 
+/// Sends again after a stale pooled connection, at most this many times.
+const STALE_RETRIES: u32 = 3;
+
 /// Whether a send failed on a connection the server had closed: a request error that is
 /// neither a connect error nor a timeout, so no answer can have started.
 fn stale_connection(err: &reqwest::Error) -> bool {
@@ -29,16 +32,17 @@ pub(crate) async fn stream_one(
     max_tokens: u32,
 ) -> Outcome {
     let sent = Instant::now();
-    let response = match target.post(url, body.clone()).send().await {
-        Ok(response) => response,
-        // A pooled connection the server closed while idle (keep-alive timeouts are 5 s
-        // in llama.cpp's server and uvicorn) fails as it is reused, before any answer:
-        // sent once more on a fresh connection, timed from the first attempt.
-        Err(err) if stale_connection(&err) => match target.post(url, body).send().await {
-            Ok(response) => response,
+    // A pooled connection the server closed while idle (keep-alive timeouts are 5 s in
+    // llama.cpp's server and uvicorn, and llama.cpp's closes after a few requests) fails
+    // as it is reused, before any answer: sent again, up to STALE_RETRIES times, timed
+    // from the first attempt. Every pooled connection may be stale at once.
+    let mut attempt = 0;
+    let response = loop {
+        match target.post(url, body.clone()).send().await {
+            Ok(response) => break response,
+            Err(err) if stale_connection(&err) && attempt < STALE_RETRIES => attempt += 1,
             Err(err) => return Outcome::Failed(failure_kind(&err)),
-        },
-        Err(err) => return Outcome::Failed(failure_kind(&err)),
+        }
     };
     let status = response.status();
     if !status.is_success() {
