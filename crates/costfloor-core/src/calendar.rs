@@ -30,6 +30,24 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
+
+/// The first instant (Unix ms, UTC) of the calendar month holding `unix_ms`, and the
+/// first instant of the next month: the bounds of a monthly budget or cap.
+pub fn month_bounds_unix_ms(unix_ms: i64) -> (i64, i64) {
+    let (year, month, _) = civil_from_days(unix_ms.div_euclid(DAY_MS));
+    let (next_year, next_month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    (
+        days_from_civil(year, month, 1) * DAY_MS,
+        days_from_civil(next_year, next_month, 1) * DAY_MS,
+    )
+}
+
 /// Days in a month of a year.
 pub fn days_in_month(year: i64, month: i64) -> i64 {
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -44,6 +62,15 @@ pub fn days_in_month(year: i64, month: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn month_bounds_are_utc_calendar_months() {
+        // 2026-12-03T12:00:00Z → 2026-12-01 and 2027-01-01.
+        let now = 1_796_299_200_000;
+        let (start, next) = month_bounds_unix_ms(now);
+        assert_eq!(start, 1_796_083_200_000);
+        assert_eq!(next, 1_798_761_600_000);
+    }
 
     #[test]
     fn round_trips_and_known_dates() {

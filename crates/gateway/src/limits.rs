@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use costfloor_core::calendar::month_bounds_unix_ms;
 use costfloor_core::money::Money;
 use serde::Deserialize;
 use wire::ApiErrorKind;
@@ -95,22 +96,6 @@ pub struct Limits {
     /// Each key's (cost, counterfactual cost) in the ledger this month at start.
     at_start: HashMap<String, (Money, Money)>,
     at_start_month_ms: i64,
-}
-
-/// The first instant (Unix ms, UTC) of the month holding `now_ms`, and of the next.
-pub fn month_bounds_ms(now_ms: i64) -> (i64, i64) {
-    use costfloor_core::calendar::{civil_from_days, days_from_civil};
-    let (year, month, _) = civil_from_days(now_ms.div_euclid(86_400_000));
-    let start = days_from_civil(year, month, 1) * 86_400_000;
-    let (next_year, next_month) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
-    (
-        start,
-        days_from_civil(next_year, next_month, 1) * 86_400_000,
-    )
 }
 
 /// A request's claim on its key's budget and token bucket, settled when its row is
@@ -192,7 +177,7 @@ impl Limits {
         Limits {
             keys: Mutex::new(HashMap::new()),
             at_start: spend,
-            at_start_month_ms: month_bounds_ms(now_ms).0,
+            at_start_month_ms: month_bounds_unix_ms(now_ms).0,
         }
     }
 
@@ -221,7 +206,7 @@ impl Limits {
                 None,
             ));
         }
-        let (month_start, next_month) = month_bounds_ms(now_ms);
+        let (month_start, next_month) = month_bounds_unix_ms(now_ms);
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         let state = keys.entry(name.to_owned()).or_insert_with(|| KeyState {
             requests: None,
@@ -373,15 +358,6 @@ mod tests {
 
     fn usd(cents: i64) -> Money {
         Money::from_nano_usd(cents * 10_000_000)
-    }
-
-    #[test]
-    fn month_bounds_are_utc_calendar_months() {
-        // 2026-12-03T12:00:00Z → 2026-12-01 and 2027-01-01.
-        let now = 1_796_299_200_000;
-        let (start, next) = month_bounds_ms(now);
-        assert_eq!(start, 1_796_083_200_000);
-        assert_eq!(next, 1_798_761_600_000);
     }
 
     #[test]

@@ -276,7 +276,7 @@ fn key_spend_this_month(
     {
         return Default::default();
     }
-    let (month_start, _) = crate::limits::month_bounds_ms(crate::row::unix_ms());
+    let (month_start, _) = costfloor_core::calendar::month_bounds_unix_ms(crate::row::unix_ms());
     let spend = ledger::LedgerReader::open(&config.ledger)
         .and_then(|reader| reader.spend_by_client_key_since(month_start));
     match spend {

@@ -221,9 +221,7 @@ pub struct Streamed {
 }
 
 fn month_start_ms(now_ms: i64) -> i64 {
-    let days = now_ms.div_euclid(86_400_000);
-    let (year, month, _) = costfloor_core::calendar::civil_from_days(days);
-    costfloor_core::calendar::days_from_civil(year, month, 1) * 86_400_000
+    costfloor_core::calendar::month_bounds_unix_ms(now_ms).0
 }
 
 impl ShadowHub {
