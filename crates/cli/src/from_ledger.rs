@@ -13,9 +13,9 @@ use crate::output;
 
 #[derive(Args, Debug)]
 pub struct FromLedgerArgs {
-    /// The gateway's ledger (SQLite file, `server.ledger`).
-    #[arg(long, value_name = "FILE")]
-    db: PathBuf,
+    /// The gateway's ledger (`server.ledger`): a SQLite file or a postgres:// URL.
+    #[arg(long, value_name = "FILE|URL")]
+    db: String,
     /// Start of the period: YYYY-MM-DD (UTC), YYYY-MM-DDTHH:MM:SSZ, or a span back from
     /// now such as 30d or 12h (default: the first request in the ledger).
     #[arg(long, value_name = "WHEN")]
@@ -57,22 +57,20 @@ fn period(since: Option<&str>, until: Option<&str>) -> Result<ledger::ReportFilt
 pub fn from_ledger(args: FromLedgerArgs) -> Result<()> {
     let catalog = load_catalog(&args.catalog)?;
     let filter = period(args.since.as_deref(), args.until.as_deref())?;
-    if !args.db.exists() {
+    let db = ledger::Location::parse(&args.db).map_err(|e| input_failure(format!("--db: {e}")))?;
+    if let Some(file) = db.sqlite_path().filter(|p| !p.exists()) {
         return Err(input_failure(format!(
             "--db {}: no such file: expected the gateway's ledger (server.ledger)",
-            args.db.display()
+            file.display()
         )));
     }
-    let reader = ledger::LedgerReader::open_migrating(&args.db)
-        .map_err(|e| input_failure(format!("--db {}: {e}", args.db.display())))?;
+    let reader = ledger::LedgerReader::open_migrating(&db)
+        .map_err(|e| input_failure(format!("--db {db}: {e}")))?;
     let traffic = report::review::observed_traffic(&reader, &filter)
-        .map_err(|e| input_failure(format!("--db {}: {e}", args.db.display())))?;
+        .map_err(|e| input_failure(format!("--db {db}: {e}")))?;
     let observed = observed_workload(&traffic, &catalog.assumptions).map_err(input_failure)?;
     let body = toml::to_string(&observed.file)?;
-    let mut text = format!(
-        "# The workload observed in {}, for `costfloor plan --workload`.\n",
-        args.db.display()
-    );
+    let mut text = format!("# The workload observed in {db}, for `costfloor plan --workload`.\n");
     for note in &observed.notes {
         text.push_str(&format!("# - {note}\n"));
     }

@@ -47,9 +47,10 @@ struct StoreArgs {
     /// The gateway config: its backends, and its ledger (server.ledger) for the results.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The database for the results instead of the config's server.ledger.
-    #[arg(long, value_name = "FILE")]
-    db: Option<PathBuf>,
+    /// The database for the results instead of the config's server.ledger: a SQLite
+    /// file or a postgres:// URL.
+    #[arg(long, value_name = "FILE|URL")]
+    db: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -207,9 +208,14 @@ fn load_gateway(store: &StoreArgs) -> Result<Option<gateway::config::Config>> {
     }
 }
 
-fn db_path(store: &StoreArgs, config: Option<&gateway::config::Config>) -> Result<PathBuf> {
+fn db_path(
+    store: &StoreArgs,
+    config: Option<&gateway::config::Config>,
+) -> Result<ledger::Location> {
     match (&store.db, config) {
-        (Some(db), _) => Ok(db.clone()),
+        (Some(db), _) => {
+            ledger::Location::parse(db).map_err(|e| input_failure(format!("--db: {e}")))
+        }
         (None, Some(config)) => Ok(config.ledger.clone()),
         (None, None) => Err(input_failure(
             "--db or --config: one is needed to find the results",
@@ -249,14 +255,13 @@ fn run_eval(args: RunArgs) -> Result<()> {
         ));
     };
     let db = db_path(&args.store, Some(&config))?;
-    let store =
-        Arc::new(EvalStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+    let store = Arc::new(EvalStore::open(&db).with_context(|| format!("opening {}", db))?);
     // A new run's settings, or the stored ones of the run being resumed.
     let (run_id, settings, resumed) = match &args.resume {
         Some(run_id) => {
-            let run = store.run(run_id)?.ok_or_else(|| {
-                input_failure(format!("--resume: no run `{run_id}` in {}", db.display()))
-            })?;
+            let run = store
+                .run(run_id)?
+                .ok_or_else(|| input_failure(format!("--resume: no run `{run_id}` in {}", db)))?;
             let settings: RunSettings =
                 serde_json::from_str(&run.settings).context("reading the run's settings")?;
             for (flag, given, stored) in [
@@ -799,7 +804,7 @@ fn print_report(report: &EvalReport) -> Result<()> {
 fn run_report(args: ReportArgs) -> Result<()> {
     let config = load_gateway(&args.store)?;
     let db = db_path(&args.store, config.as_ref())?;
-    let store = EvalStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store = EvalStore::open(&db).with_context(|| format!("opening {}", db))?;
     let report = build_report(&store, &args.run_id, &args.decision, config.as_ref())?;
     if args.json {
         output::print_json(&report)
@@ -811,7 +816,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
 fn run_policy(args: PolicyArgs) -> Result<()> {
     let config = load_gateway(&args.store)?;
     let db = db_path(&args.store, config.as_ref())?;
-    let store = EvalStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store = EvalStore::open(&db).with_context(|| format!("opening {}", db))?;
     let report = build_report(&store, &args.run_id, &args.decision, config.as_ref())?;
     let reference = config
         .as_ref()
@@ -837,7 +842,7 @@ fn run_shadow(args: ShadowArgs) -> Result<()> {
         None => None,
     };
     // Migrate first, so a ledger from an older build can be read.
-    drop(EvalStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+    drop(EvalStore::open(&db).with_context(|| format!("opening {}", db))?);
     let pairs = ledger::read_shadow_pairs(
         &db,
         &ReportFilter {

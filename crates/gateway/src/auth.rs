@@ -21,13 +21,16 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
     presented_key(authorization, api_key)
 }
 
-/// The client key a request presented, found by its SHA-256; `None` when no keys are
-/// configured (the gateway is open).
+/// The client key a request presented, found by its SHA-256 among the config's keys
+/// and those stored in the ledger database; `None` when there are none and none was
+/// ever stored (`closed` false): the gateway is open.
 pub fn authenticate<'k>(
     keys: &'k [ClientKey],
+    stored: &'k [ClientKey],
+    closed: bool,
     headers: &HeaderMap,
 ) -> Result<Option<&'k ClientKey>, ClientError> {
-    if keys.is_empty() {
+    if keys.is_empty() && stored.is_empty() && !closed {
         return Ok(None);
     }
     let Some(presented) = presented(headers) else {
@@ -39,7 +42,7 @@ pub fn authenticate<'k>(
     let presented = key_digest(presented);
     // Every stored digest is compared, so the time does not say which one matched.
     let mut found = None;
-    for key in keys {
+    for key in keys.iter().chain(stored) {
         if constant_time_eq(&key.sha256, &presented) {
             found = Some(key);
         }

@@ -52,7 +52,14 @@ pub struct ServerFile {
     pub max_body_bytes: Option<usize>,
     /// max_tokens sent to Anthropic backends when an OpenAI client gave none.
     pub default_max_tokens: Option<u32>,
-    pub ledger: Option<PathBuf>,
+    /// A SQLite file (relative to the config file) or a `postgres://` URL.
+    pub ledger: Option<String>,
+    /// Or an environment variable holding it (a URL with its password, kept out of the
+    /// file).
+    pub ledger_env: Option<String>,
+    /// PostgreSQL only: the file rows wait in while the database cannot be reached
+    /// (default `costfloor-ledger-spill-REPLICA.jsonl` beside the config file).
+    pub ledger_spill: Option<PathBuf>,
     pub drain_seconds: Option<u64>,
     /// Env var holding the admin key that enables `POST /admin/reload`.
     pub admin_key_env: Option<String>,
@@ -244,7 +251,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub default_max_tokens: u32,
-    pub ledger: PathBuf,
+    pub ledger: ledger::Location,
+    /// PostgreSQL only: the spill file; `None` for the default beside the config.
+    pub ledger_spill: Option<PathBuf>,
     pub ledger_queue_capacity: usize,
     pub replica: Option<String>,
     /// `None`: the backends' metrics endpoints are not sampled.
@@ -279,6 +288,7 @@ impl ConfigFile {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let server = self.server;
+        let ledger = crate::store::ledger_location(&server, base_dir, env)?;
         let listen_text = server
             .listen
             .unwrap_or_else(|| "127.0.0.1:8080".to_string());
@@ -545,10 +555,8 @@ impl ConfigFile {
             listen,
             max_body_bytes: server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             default_max_tokens: server.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-            ledger: server
-                .ledger
-                .map(|p| base_dir.join(p))
-                .unwrap_or_else(|| PathBuf::from("costfloor.db")),
+            ledger,
+            ledger_spill: server.ledger_spill.map(|p| base_dir.join(p)),
             ledger_queue_capacity: server.ledger_queue_capacity.unwrap_or(8192),
             replica: server.replica,
             sample_interval: match server.sample_interval_seconds.unwrap_or(15) {

@@ -73,7 +73,8 @@ async fn run(
 ) -> Result<(u64, CountSource), ClientError> {
     let runtime = state.runtime.load_full();
     let config = &runtime.config;
-    let key = authenticate(&config.client_keys, headers)?;
+    let stored = state.stored_keys();
+    let key = authenticate(&config.client_keys, &stored, state.keys_required(), headers)?;
     let bytes = read_body(headers, body, config.max_body_bytes).await?;
     let request = ClientRequest::parse_count(&bytes)?;
     let estimate = request.estimated_input_tokens();

@@ -11,6 +11,9 @@
 //! - [`server`]: endpoints, readiness, metrics, admin, signals and graceful shutdown.
 //! - [`proxy`]: the request path, step by step.
 //! - [`auth`]: client and admin key checks.
+//! - [`shared`]: keys and budgets shared by replicas through PostgreSQL.
+//! - [`admin`]: `/admin/keys`, managing the keys stored there.
+//! - [`store`]: where the ledger and its spill file are.
 //! - [`calibration`]: input-token estimates learned per backend.
 //! - [`forward`]: trying a route's targets.
 //! - [`relay`]: answering, whole or streamed.
@@ -21,6 +24,7 @@
 //! - [`sampler`]: utilisation samples of self-hosted backends' metrics endpoints.
 //! - [`error`]: errors answered to clients, and the server's own.
 
+pub mod admin;
 pub mod auth;
 pub mod calibration;
 pub mod call;
@@ -39,4 +43,6 @@ pub mod runtime;
 pub mod sampler;
 pub mod server;
 pub mod shadow;
+pub mod shared;
 pub mod state;
+pub mod store;

@@ -162,13 +162,46 @@ fn limited(
 }
 
 /// The budget gauges of one key.
-fn observe_budget(key: &str, state: &KeyState, budget: Option<Money>) {
+/// The refusal of a request whose largest cost does not fit what is left of the
+/// month's budget: what is spent and in flight, and when it resets.
+pub(crate) fn over_budget(
+    name: &str,
+    spent: Money,
+    reserved: Money,
+    budget: Money,
+    cost_bound: Money,
+    now_ms: i64,
+) -> ClientError {
+    let (_, next_month) = month_bounds_unix_ms(now_ms);
+    let resets_in = Duration::from_millis((next_month - now_ms).max(1000) as u64);
+    let (year, month, _) =
+        costfloor_core::calendar::civil_from_days(next_month.div_euclid(86_400_000));
+    limited(
+        name,
+        "budget",
+        format!(
+            "budget: key `{name}` has spent {} (and {} in flight) of its {} monthly budget; this request may cost up to {}. It resets at {year:04}-{month:02}-01T00:00:00Z",
+            spent.fine(),
+            reserved.fine(),
+            budget.fine(),
+            cost_bound.fine()
+        ),
+        Some(resets_in),
+    )
+}
+
+/// Publishes a key's spend and the share of its budget in use.
+pub(crate) fn observe_spend(key: &str, spent: Money, reserved: Money, budget: Option<Money>) {
     ::metrics::gauge!(crate::metrics::KEY_SPENT_NANO_USD, "key" => key.to_owned())
-        .set(state.spent.nano_usd() as f64);
+        .set(spent.nano_usd() as f64);
     if let Some(budget) = budget.filter(|b| *b > Money::ZERO) {
-        let used = (state.spent + state.reserved).nano_usd() as f64 / budget.nano_usd() as f64;
+        let used = (spent + reserved).nano_usd() as f64 / budget.nano_usd() as f64;
         ::metrics::gauge!(crate::metrics::KEY_BUDGET_USED, "key" => key.to_owned()).set(used);
     }
+}
+
+fn observe_budget(key: &str, state: &KeyState, budget: Option<Money>) {
+    observe_spend(key, state.spent, state.reserved, budget);
 }
 
 impl Limits {
@@ -206,7 +239,7 @@ impl Limits {
                 None,
             ));
         }
-        let (month_start, next_month) = month_bounds_unix_ms(now_ms);
+        let (month_start, _) = month_bounds_unix_ms(now_ms);
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         let state = keys.entry(name.to_owned()).or_insert_with(|| KeyState {
             requests: None,
@@ -260,20 +293,13 @@ impl Limits {
         if let Some(budget) = limits.monthly_budget {
             let committed = state.spent + state.reserved;
             if committed + cost_bound > budget {
-                let resets_in = Duration::from_millis((next_month - now_ms).max(1000) as u64);
-                let (year, month, _) =
-                    costfloor_core::calendar::civil_from_days(next_month.div_euclid(86_400_000));
-                return Err(limited(
+                return Err(over_budget(
                     name,
-                    "budget",
-                    format!(
-                        "budget: key `{name}` has spent {} (and {} in flight) of its {} monthly budget; this request may cost up to {}. It resets at {year:04}-{month:02}-01T00:00:00Z",
-                        state.spent.fine(),
-                        state.reserved.fine(),
-                        budget.fine(),
-                        cost_bound.fine()
-                    ),
-                    Some(resets_in),
+                    state.spent,
+                    state.reserved,
+                    budget,
+                    cost_bound,
+                    now_ms,
                 ));
             }
         }

@@ -28,9 +28,11 @@ pub const SAMPLES: &str = "costfloor_backend_samples_total";
 pub const KEY_REFUSED: &str = "costfloor_key_refused_total";
 /// A key's month so far (spent + reserved in flight) ÷ its monthly budget, by `key`.
 pub const KEY_BUDGET_USED: &str = "costfloor_key_budget_used_ratio";
-/// A key's spend this month as this process counts it (ledger at start + settled), in
-/// nano-USD, by `key`.
+/// A key's spend this month, in nano-USD, by `key`: as this process counts it (ledger at
+/// start + settled), or as the shared database last answered.
 pub const KEY_SPENT_NANO_USD: &str = "costfloor_key_spent_nano_usd";
+/// Budget settlements waiting for the ledger database (PostgreSQL).
+pub const KEY_SETTLES_PENDING: &str = "costfloor_key_settles_pending";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -109,6 +111,10 @@ fn describe() {
     metrics::describe_gauge!(
         KEY_SPENT_NANO_USD,
         "A client key's spend this month (ledger at start + settled here), nano-USD."
+    );
+    metrics::describe_gauge!(
+        KEY_SETTLES_PENDING,
+        "Budget settlements waiting for the ledger database."
     );
     ledger::metric_names::describe();
 }

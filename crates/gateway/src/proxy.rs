@@ -43,8 +43,7 @@ pub async fn handle(
     let mut attempts = 0;
     match run(
         &runtime,
-        &state.shadow,
-        &state.limits,
+        &state,
         format,
         &headers,
         body,
@@ -132,8 +131,7 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     runtime: &Arc<Runtime>,
-    shadow: &crate::shadow::ShadowHub,
-    limits: &Arc<crate::limits::Limits>,
+    state: &AppState,
     format: ClientFormat,
     headers: &HeaderMap,
     body: Body,
@@ -141,7 +139,8 @@ async fn run(
     attempts: &mut u32,
 ) -> Result<Response, ClientError> {
     let config = &runtime.config;
-    let key = authenticate(&config.client_keys, headers)?;
+    let stored = state.stored_keys();
+    let key = authenticate(&config.client_keys, &stored, state.keys_required(), headers)?;
     guard.row().client_key = key.map(|k| k.name.clone());
     // While draining, requests already read are served in full: the server stops
     // reading new ones, and /readyz reports not ready so balancers move away.
@@ -182,14 +181,25 @@ async fn run(
             output_tokens: max_output,
             ..wire::TokenUsage::default()
         };
-        guard.reservation = limits.admit(
+        let cost_bound = crate::row::cost_bound(config, &route, &bound, key.limits.budget_on);
+        let now_ms = crate::row::unix_ms();
+        // With a shared database the budget is held there; rates stay per process.
+        let shared = state.shared.as_ref().zip(key.limits.monthly_budget);
+        let local = crate::limits::KeyLimits {
+            monthly_budget: key.limits.monthly_budget.filter(|_| shared.is_none()),
+            ..key.limits
+        };
+        guard.reservation = state.limits.admit(
             &key.name,
-            &key.limits,
-            crate::row::cost_bound(config, &route, &bound, key.limits.budget_on),
+            &local,
+            cost_bound,
             input_estimate + max_output,
             Instant::now(),
-            crate::row::unix_ms(),
+            now_ms,
         )?;
+        if let Some((shared, budget)) = shared {
+            guard.hold = Some(shared.reserve(key, budget, cost_bound, now_ms).await?);
+        }
     }
     let Attempted {
         backend,
@@ -226,7 +236,7 @@ async fn run(
         responses_echo: request.responses_echo().cloned(),
     };
     let started_at_unix_ms = guard.row().started_at_unix_ms;
-    if let Some(admitted) = shadow.admit(
+    if let Some(admitted) = state.shadow.admit(
         runtime,
         &context.route,
         &backend.config.name,
@@ -240,7 +250,7 @@ async fn run(
                 (None, wire::TokenUsage::default(), Some(streamed))
             }
         };
-        shadow.mirror(
+        state.shadow.mirror(
             admitted,
             runtime,
             &request,

@@ -36,6 +36,8 @@ pub(crate) struct RowGuard {
     pub backend: Option<Arc<Backend>>,
     /// The key's claim on its budget and token rate, settled with the row's cost.
     pub reservation: Option<crate::limits::Reservation>,
+    /// The key's reservation in the shared database, settled the same way.
+    pub hold: Option<crate::shared::Hold>,
 }
 
 impl RowGuard {
@@ -56,6 +58,7 @@ impl RowGuard {
             upstream_time: Duration::ZERO,
             backend: None,
             reservation: None,
+            hold: None,
         }
     }
 
@@ -65,6 +68,12 @@ impl RowGuard {
     }
 
     fn finalize(&mut self, row: &mut LedgerRow) {
+        if let Some(hold) = self.hold.take() {
+            hold.settle(
+                Money::from_nano_usd(row.cost_nusd),
+                Money::from_nano_usd(row.counterfactual_cost_nusd),
+            );
+        }
         if let Some(reservation) = self.reservation.take() {
             let tokens = row.input_tokens
                 + row.cache_read_tokens
@@ -123,6 +132,7 @@ impl RowGuard {
             upstream_time: self.upstream_time,
             backend: self.backend.take(),
             reservation: self.reservation.take(),
+            hold: self.hold.take(),
         }
     }
 

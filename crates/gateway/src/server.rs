@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .route("/admin/reload", post(admin_reload))
+        .merge(crate::admin::router())
         .fallback(not_found)
         .layer(axum::middleware::map_response(tag_every_response))
         .with_state(state)
@@ -303,15 +304,22 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let config = options.config;
     let metrics_handle = metrics::handle();
     ::metrics::counter!(ledger::metric_names::ROWS_LOST).increment(0);
+    let replica: Arc<str> = crate::row::replica_name(config.replica.as_deref()).into();
+    let spill_path = crate::store::spill_path(
+        config.ledger_spill.as_deref(),
+        options.config_path.as_deref(),
+        &replica,
+    );
     let (ledger, writer) = Ledger::open(
         &config.ledger,
         LedgerOptions {
             queue_capacity: config.ledger_queue_capacity,
+            spill_path: Some(spill_path),
             ..LedgerOptions::default()
         },
     )
     .map_err(|source| GatewayError::LedgerOpen {
-        path: config.ledger.display().to_string(),
+        path: config.ledger.to_string(),
         source,
     })?;
     let listen = options.listen.unwrap_or(config.listen);
@@ -322,18 +330,32 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let drain = config.drain;
-    if config.client_keys.is_empty() {
+    let tracker = TaskTracker::new();
+    let shared = match &config.ledger {
+        ledger::Location::Postgres(url) => Some(
+            crate::shared::Shared::open(url, &config.client_keys, tracker.clone())
+                .await
+                .map_err(|source| GatewayError::LedgerOpen {
+                    path: config.ledger.to_string(),
+                    source,
+                })?,
+        ),
+        ledger::Location::Sqlite(_) => None,
+    };
+    let stored = shared
+        .as_ref()
+        .is_some_and(|s| !s.keys().is_empty() || s.ever_had_keys());
+    if config.client_keys.is_empty() && !stored {
         tracing::warn!(
-            "no [[client_key]] is configured: the gateway is open to every client that reaches {addr}"
+            "no client key is configured{}: the gateway is open to every client that reaches {addr}",
+            if shared.is_some() { " or stored in the ledger database" } else { "" }
         );
     }
-    let runtime_replica = config.replica.clone();
     let runtime = Runtime::build(config, None)?;
-    let tracker = TaskTracker::new();
     let shadow =
         crate::shadow::ShadowHub::open(&runtime.config, tracker.clone()).map_err(|source| {
             GatewayError::LedgerOpen {
-                path: runtime.config.ledger.display().to_string(),
+                path: runtime.config.ledger.to_string(),
                 source,
             }
         })?;
@@ -343,6 +365,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     ));
     let state = AppState {
         limits,
+        shared,
         runtime: Arc::new(ArcSwap::from_pointee(runtime)),
         ledger: ledger.clone(),
         tracker,
@@ -351,7 +374,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
         metrics: metrics_handle,
         config_path: options.config_path.map(Arc::new),
         reload_lock: Arc::new(tokio::sync::Mutex::new(())),
-        replica: crate::row::replica_name(runtime_replica.as_deref()).into(),
+        replica,
     };
     let shutdown = CancellationToken::new();
     let sampler = match state.runtime.load().config.sample_interval {
@@ -359,7 +382,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
             let path = state.runtime.load().config.ledger.clone();
             let store =
                 ledger::SampleStore::open(&path).map_err(|source| GatewayError::LedgerOpen {
-                    path: path.display().to_string(),
+                    path: path.to_string(),
                     source,
                 })?;
             Some(tokio::spawn(crate::sampler::run(
@@ -371,6 +394,9 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
         }
         None => None,
     };
+    if let Some(shared) = &state.shared {
+        shared.spawn_refresher(shutdown.clone());
+    }
     if options.handle_signals {
         spawn_signal_handlers(state.clone(), shutdown.clone())?;
     }

@@ -34,9 +34,26 @@ pub struct AppState {
     pub(crate) replica: Arc<str>,
     /// Client keys' rates and budgets; kept across reloads.
     pub(crate) limits: Arc<crate::limits::Limits>,
+    /// Keys and budgets in the ledger database, when it is PostgreSQL.
+    pub(crate) shared: Option<Arc<crate::shared::Shared>>,
 }
 
 impl AppState {
+    /// The client keys stored in the ledger database (none without PostgreSQL).
+    pub fn stored_keys(&self) -> Arc<Vec<crate::keys::ClientKey>> {
+        static NONE: std::sync::LazyLock<Arc<Vec<crate::keys::ClientKey>>> =
+            std::sync::LazyLock::new(Default::default);
+        self.shared
+            .as_ref()
+            .map_or_else(|| Arc::clone(&NONE), |s| Arc::clone(&s.keys()))
+    }
+
+    /// Whether a key is required even with none configured or active: the ledger
+    /// database has held one.
+    pub fn keys_required(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.ever_had_keys())
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -57,6 +74,9 @@ impl AppState {
         }
         let runtime = Runtime::build(config, Some(&current))?;
         self.shadow.refresh(&runtime.config);
+        if let Some(shared) = &self.shared {
+            shared.set_config_keys(&runtime.config.client_keys);
+        }
         let summary = format!(
             "{} backends, {} routes",
             runtime.backends.len(),

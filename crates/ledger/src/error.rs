@@ -7,6 +7,48 @@ pub enum LedgerError {
     #[error("ledger database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    /// An error from PostgreSQL (connecting, a statement, or the connection dropping).
+    #[error("ledger database error: {0}")]
+    Postgres(#[from] postgres::Error),
+
+    /// PostgreSQL cannot be reached now (the connection failed or dropped); the detail
+    /// names the host and port, never the password.
+    #[error("ledger database unavailable: {0}")]
+    Unavailable(String),
+
+    /// A column held a value of another type than this build reads (or NULL where a
+    /// value is required): the store was written by something else.
+    #[error("ledger column {column}: {detail}")]
+    Decode {
+        /// The column's position in the statement.
+        column: usize,
+        /// What was found.
+        detail: String,
+    },
+
+    /// The ledger location is neither a file path nor a `postgres://` URL that parses.
+    #[error("ledger location {location:?}: {detail}")]
+    Location {
+        /// The location as given, its password hidden.
+        location: String,
+        /// What is wrong and what is allowed.
+        detail: String,
+    },
+
+    /// The spill file (rows kept while PostgreSQL is unreachable) could not be used.
+    #[error("ledger spill file {path}: {source}")]
+    Spill {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A key with that name or secret already exists.
+    #[error("{0}")]
+    Conflict(String),
+
     /// The file was written by a newer costfloor whose schema this build does not know.
     #[error(
         "ledger schema version {found} is newer than this build supports ({known}); upgrade costfloor"

@@ -1,8 +1,11 @@
-//! The request ledger: one SQLite row per gateway request, written in batches by a single writer thread.
+//! The request ledger: one row per gateway request, in a SQLite file or a PostgreSQL
+//! database, written in batches by a single writer thread.
 //!
-//! This crate is the only place in costfloor that writes SQL. It has two halves:
+//! This crate is the only place in costfloor that writes SQL. A [`Location`] names the
+//! store; everything below works on both, and every reading statement is written once
+//! for both (`sql`). It has these parts:
 //!
-//! * **Writing** — [`Ledger::open`] opens (creating and migrating if needed) the SQLite file and
+//! * **Writing** — [`Ledger::open`] opens (creating and migrating if needed) the store and
 //!   starts a dedicated OS thread, the [`LedgerWriter`], that owns the only write connection. Request
 //!   handlers hand finished [`LedgerRow`]s to a cheap, cloneable [`LedgerHandle`], which puts them on a
 //!   bounded queue. The writer commits them in batches, one transaction per batch.
@@ -15,6 +18,8 @@
 //!   backends' metrics endpoints, [`read_samples`] reads them back for utilisation.
 //! * **Quality** — [`EvalStore`] keeps offline evaluation runs and every answer they paid
 //!   for; [`ShadowStore`] the gateway's shadow pairs, [`read_shadow_pairs`] reads them back.
+//! * **Keys** — [`KeyStore`] (PostgreSQL only): client keys by digest and their monthly
+//!   spend, reserved and settled atomically so that replicas share one budget.
 //!
 //! # Units
 //!
@@ -23,7 +28,13 @@
 //!
 //! # Storage
 //!
-//! The file (conventionally [`DEFAULT_FILE_NAME`]) is opened in WAL mode with
+//! **PostgreSQL**: batches are one multi-row insert each, `ON CONFLICT (request_id) DO
+//! NOTHING`, so several replicas share a database and a batch sent twice lands once.
+//! Migrations run under an advisory lock (`pg`). While the database cannot be reached,
+//! rows wait in memory up to [`LedgerOptions::backlog_max`], then in a spill file, and are
+//! written when it returns (`pg_writer`); the metrics in [`metric_names`] show each step.
+//!
+//! **SQLite**: the file (conventionally [`DEFAULT_FILE_NAME`]) is opened in WAL mode with
 //! `synchronous = NORMAL` and a busy timeout, so readers never block the writer. A commit in this
 //! mode survives a process crash; the last few commits may be lost on power failure, which is the
 //! accepted trade-off for a cost ledger. The schema is managed by numbered migrations tracked
@@ -45,14 +56,26 @@
 //! `costfloor_ledger_rows_lost_total` counter (see [`metric_names`]).
 
 mod error;
+mod key_store;
+mod location;
+mod pg;
+mod pg_writer;
 mod quality;
 mod reader;
 mod row;
 mod samples;
 mod schema;
+mod spill;
+mod sql;
+#[cfg(feature = "testing")]
+#[allow(clippy::panic)]
+pub mod testing;
 mod writer;
 
 pub use error::LedgerError;
+pub use key_store::{KeyChange, KeyRecord, KeyStore, MonthSpend};
+pub use location::Location;
+pub use pg::PG_SCHEMA_VERSION;
 pub use quality::{read_shadow_pairs, EvalResult, EvalRun, EvalStore, ShadowPair, ShadowStore};
 pub use reader::{GroupSummary, LedgerReader, ReportFilter, ScanRow, TimeSpan};
 pub use row::{LedgerRow, Outcome, UnknownOutcome};
@@ -72,16 +95,47 @@ pub mod metric_names {
     pub const ROWS_LOST: &str = "costfloor_ledger_rows_lost_total";
     /// Gauge: rows waiting in the queue between request handlers and the writer.
     pub const QUEUE_DEPTH: &str = "costfloor_ledger_queue_depth";
+    /// Gauge (PostgreSQL): 1 while the database takes writes, 0 while it cannot be reached.
+    pub const STORE_UP: &str = "costfloor_ledger_store_up";
+    /// Gauge (PostgreSQL): rows kept in memory while the database cannot be reached.
+    pub const BACKLOG_ROWS: &str = "costfloor_ledger_backlog_rows";
+    /// Gauge (PostgreSQL): rows in the spill file, waiting for the database.
+    pub const SPOOL_ROWS: &str = "costfloor_ledger_spool_rows";
+    /// Counter (PostgreSQL): rows written to the spill file.
+    pub const ROWS_SPOOLED: &str = "costfloor_ledger_rows_spooled_total";
+    /// Counter (PostgreSQL): rows written to the database after waiting for it (from
+    /// memory or the spill file).
+    pub const ROWS_REPLAYED: &str = "costfloor_ledger_rows_replayed_total";
 
     /// Registers descriptions for the ledger metrics with the installed recorder.
     ///
     /// Optional; call it once after installing a recorder (for example a Prometheus exporter).
     pub fn describe() {
-        metrics::describe_counter!(ROWS_WRITTEN, "Ledger rows committed to the SQLite file.");
+        metrics::describe_counter!(ROWS_WRITTEN, "Ledger rows committed to the store.");
         metrics::describe_counter!(
             ROWS_LOST,
             "Ledger rows that could not be written (writer gone, ledger closed, or write failed after retries)."
         );
         metrics::describe_gauge!(QUEUE_DEPTH, "Ledger rows queued for the writer thread.");
+        metrics::describe_gauge!(
+            STORE_UP,
+            "1 while the ledger database takes writes, 0 while it cannot be reached."
+        );
+        metrics::describe_gauge!(
+            BACKLOG_ROWS,
+            "Ledger rows kept in memory while the database cannot be reached."
+        );
+        metrics::describe_gauge!(
+            SPOOL_ROWS,
+            "Ledger rows in the spill file, waiting for the database."
+        );
+        metrics::describe_counter!(
+            ROWS_SPOOLED,
+            "Ledger rows written to the spill file while the database could not be reached."
+        );
+        metrics::describe_counter!(
+            ROWS_REPLAYED,
+            "Ledger rows written to the database after waiting for it."
+        );
     }
 }

@@ -6,13 +6,12 @@
 //! writes each answer as it arrives, so a run killed at any point keeps every answer it
 //! paid for; the gateway's shadow task writes one pair per mirrored request.
 
-use std::path::Path;
-
-use rusqlite::{named_params, params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{self, WriteConnection};
-use crate::{ReportFilter, Result};
+use crate::reader::open_db;
+use crate::schema::WriteDb;
+use crate::sql::{args, SqlRow, SqlRowExt};
+use crate::{Location, ReportFilter, Result};
 
 /// One evaluation run: its settings are the eval crate's JSON, kept as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,65 +78,63 @@ pub struct ShadowPair {
 /// Reads and writes evaluation runs and their answers.
 #[derive(Debug)]
 pub struct EvalStore {
-    conn: WriteConnection,
+    db: WriteDb,
 }
 
 impl EvalStore {
     /// Opens (creating and migrating if needed) the ledger file.
-    pub fn open(path: &Path) -> Result<EvalStore> {
+    pub fn open(location: impl Into<Location>) -> Result<EvalStore> {
         Ok(EvalStore {
-            conn: WriteConnection::open(path)?,
+            db: WriteDb::open(&location.into())?,
         })
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock()
     }
 
     /// Records a new run.
     pub fn create_run(&self, run: &EvalRun) -> Result<()> {
-        self.conn().execute(
+        self.db.lock().execute(
             "INSERT INTO eval_runs (run_id, created_at_unix_ms, settings, status)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![run.run_id, run.created_at_unix_ms, run.settings, run.status],
+             VALUES ($1, $2, $3, $4)",
+            &args![
+                &run.run_id,
+                run.created_at_unix_ms,
+                &run.settings,
+                &run.status
+            ],
         )?;
         Ok(())
     }
 
     pub fn set_status(&self, run_id: &str, status: &str) -> Result<()> {
-        self.conn().execute(
-            "UPDATE eval_runs SET status = ?2 WHERE run_id = ?1",
-            params![run_id, status],
+        self.db.lock().execute(
+            "UPDATE eval_runs SET status = $1 WHERE run_id = $2",
+            &args![status, run_id],
         )?;
         Ok(())
     }
 
     /// The run, or `None` when there is no such run.
     pub fn run(&self, run_id: &str) -> Result<Option<EvalRun>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT run_id, created_at_unix_ms, settings, status FROM eval_runs WHERE run_id = ?1",
-                params![run_id],
-                |r| {
-                    Ok(EvalRun {
-                        run_id: r.get(0)?,
-                        created_at_unix_ms: r.get(1)?,
-                        settings: r.get(2)?,
-                        status: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.db.lock().first(
+            "SELECT run_id, created_at_unix_ms, settings, status FROM eval_runs WHERE run_id = $1",
+            &args![run_id],
+            |r| {
+                Ok(EvalRun {
+                    run_id: r.string(0)?,
+                    created_at_unix_ms: r.req_int(1)?,
+                    settings: r.string(2)?,
+                    status: r.string(3)?,
+                })
+            },
+        )
     }
 
     /// Every run's id, newest first.
     pub fn run_ids(&self) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT run_id FROM eval_runs ORDER BY created_at_unix_ms DESC, run_id")?;
-        let ids = stmt.query_map([], |r| r.get(0))?;
-        Ok(ids.collect::<rusqlite::Result<_>>()?)
+        self.db.lock().collect(
+            "SELECT run_id FROM eval_runs ORDER BY created_at_unix_ms DESC, run_id",
+            &[],
+            |r| r.string(0),
+        )
     }
 
     /// Stores one answer. An answer already stored for the same (run, sample, side) is
@@ -145,11 +142,11 @@ impl EvalStore {
     /// unless the stored one is a failure, which a resumed run's new answer replaces.
     /// Returns whether it was stored.
     pub fn insert_result(&self, result: &EvalResult) -> Result<bool> {
-        let changed = self.conn().execute(
+        let changed = self.db.lock().execute(
             "INSERT INTO eval_results (run_id, sample_id, side, task, backend, output,
                 correct, grade, detail, error, latency_us, input_tokens, cache_read_tokens,
                 cache_write_tokens, output_tokens, cost_nusd, attempts, finished_at_unix_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              ON CONFLICT (run_id, sample_id, side) DO UPDATE SET
                 task = excluded.task, backend = excluded.backend, output = excluded.output,
                 correct = excluded.correct, grade = excluded.grade, detail = excluded.detail,
@@ -161,17 +158,17 @@ impl EvalStore {
                 attempts = eval_results.attempts + excluded.attempts,
                 finished_at_unix_ms = excluded.finished_at_unix_ms
              WHERE eval_results.error IS NOT NULL",
-            params![
-                result.run_id,
-                result.sample_id,
-                result.side,
-                result.task,
-                result.backend,
-                result.output,
+            &args![
+                &result.run_id,
+                &result.sample_id,
+                &result.side,
+                &result.task,
+                &result.backend,
+                &result.output,
                 result.correct,
                 result.grade,
-                result.detail,
-                result.error,
+                &result.detail,
+                &result.error,
                 result.latency_us,
                 result.input_tokens,
                 result.cache_read_tokens,
@@ -187,159 +184,155 @@ impl EvalStore {
 
     /// Every answer of a run, ordered by sample and side.
     pub fn results(&self, run_id: &str) -> Result<Vec<EvalResult>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        self.db.lock().collect(
             "SELECT run_id, sample_id, side, task, backend, output, correct, grade, detail, error,
                     latency_us, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
                     cost_nusd, attempts, finished_at_unix_ms
-             FROM eval_results WHERE run_id = ?1 ORDER BY sample_id, side",
-        )?;
-        let rows = stmt.query_map(params![run_id], result_from_sql)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+             FROM eval_results WHERE run_id = $1 ORDER BY sample_id, side",
+            &args![run_id],
+            result_from_sql,
+        )
     }
 }
 
-fn result_from_sql(r: &Row<'_>) -> rusqlite::Result<EvalResult> {
+fn result_from_sql(r: &dyn SqlRow) -> Result<EvalResult> {
     Ok(EvalResult {
-        run_id: r.get(0)?,
-        sample_id: r.get(1)?,
-        side: r.get(2)?,
-        task: r.get(3)?,
-        backend: r.get(4)?,
-        output: r.get(5)?,
-        correct: r.get(6)?,
-        grade: r.get(7)?,
-        detail: r.get(8)?,
-        error: r.get(9)?,
-        latency_us: r.get(10)?,
-        input_tokens: r.get(11)?,
-        cache_read_tokens: r.get(12)?,
-        cache_write_tokens: r.get(13)?,
-        output_tokens: r.get(14)?,
-        cost_nusd: r.get(15)?,
-        attempts: r.get(16)?,
-        finished_at_unix_ms: r.get(17)?,
+        run_id: r.string(0)?,
+        sample_id: r.string(1)?,
+        side: r.string(2)?,
+        task: r.string(3)?,
+        backend: r.string(4)?,
+        output: r.opt_string(5)?,
+        correct: r.opt_flag(6)?,
+        grade: r.real(7)?,
+        detail: r.opt_string(8)?,
+        error: r.opt_string(9)?,
+        latency_us: r.req_int(10)?,
+        input_tokens: r.req_int(11)?,
+        cache_read_tokens: r.req_int(12)?,
+        cache_write_tokens: r.req_int(13)?,
+        output_tokens: r.req_int(14)?,
+        cost_nusd: r.req_int(15)?,
+        attempts: r.req_int(16)?,
+        finished_at_unix_ms: r.req_int(17)?,
     })
 }
 
 /// The gateway's writer of shadow pairs, and their reader.
 #[derive(Debug)]
 pub struct ShadowStore {
-    conn: WriteConnection,
+    db: WriteDb,
 }
 
 impl ShadowStore {
     /// Opens (creating and migrating if needed) the ledger file.
-    pub fn open(path: &Path) -> Result<ShadowStore> {
+    pub fn open(location: impl Into<Location>) -> Result<ShadowStore> {
         Ok(ShadowStore {
-            conn: WriteConnection::open(path)?,
+            db: WriteDb::open(&location.into())?,
         })
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock()
     }
 
     /// Stores `pairs` in one transaction. Blocking: call it off the async runtime.
     pub fn insert_many(&self, pairs: &[ShadowPair]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO shadow_pairs (request_id, started_at_unix_ms, route, task,
-                primary_backend, shadow_backend, primary_output, shadow_output,
-                primary_input_tokens, primary_output_tokens, shadow_input_tokens,
-                shadow_output_tokens, shadow_cost_nusd, shadow_latency_us, shadow_error, prompt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            )?;
-            for pair in pairs {
-                stmt.execute(params![
-                    pair.request_id,
+        let rows: Vec<Vec<crate::sql::Param<'_>>> = pairs
+            .iter()
+            .map(|pair| {
+                args![
+                    &pair.request_id,
                     pair.started_at_unix_ms,
-                    pair.route,
-                    pair.task,
-                    pair.primary_backend,
-                    pair.shadow_backend,
-                    pair.primary_output,
-                    pair.shadow_output,
+                    &pair.route,
+                    &pair.task,
+                    &pair.primary_backend,
+                    &pair.shadow_backend,
+                    &pair.primary_output,
+                    &pair.shadow_output,
                     pair.primary_input_tokens,
                     pair.primary_output_tokens,
                     pair.shadow_input_tokens,
                     pair.shadow_output_tokens,
                     pair.shadow_cost_nusd,
                     pair.shadow_latency_us,
-                    pair.shadow_error,
-                    pair.prompt,
-                ])?;
-            }
-        }
-        tx.commit()?;
+                    &pair.shadow_error,
+                    &pair.prompt,
+                ]
+                .to_vec()
+            })
+            .collect();
+        self.db.lock().execute_many(
+            "INSERT INTO shadow_pairs (request_id, started_at_unix_ms, route, task,
+                primary_backend, shadow_backend, primary_output, shadow_output,
+                primary_input_tokens, primary_output_tokens, shadow_input_tokens,
+                shadow_output_tokens, shadow_cost_nusd, shadow_latency_us, shadow_error, prompt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            &rows,
+        )?;
         Ok(())
     }
 
     /// The shadow spend of `route` since `since_unix_ms`, in nano-USD (an integer sum).
     pub fn spend_since(&self, route: &str, since_unix_ms: i64) -> Result<i64> {
-        Ok(self.conn().query_row(
-            "SELECT COALESCE(SUM(shadow_cost_nusd), 0) FROM shadow_pairs
-             WHERE route = ?1 AND started_at_unix_ms >= ?2",
-            params![route, since_unix_ms],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .db
+            .lock()
+            .first(
+                "SELECT CAST(COALESCE(SUM(shadow_cost_nusd), 0) AS BIGINT) FROM shadow_pairs
+                 WHERE route = $1 AND started_at_unix_ms >= $2",
+                &args![route, since_unix_ms],
+                |r| r.req_int(0),
+            )?
+            .unwrap_or(0))
     }
 
     /// Deletes the pairs of `route` older than `before_unix_ms` (retention); returns how
     /// many went. Their cost leaves the monthly sums only once the month is over, as
     /// retention is at least a month when a cap is set (checked by the gateway config).
     pub fn delete_older_than(&self, route: &str, before_unix_ms: i64) -> Result<usize> {
-        Ok(self.conn().execute(
-            "DELETE FROM shadow_pairs WHERE route = ?1 AND started_at_unix_ms < ?2",
-            params![route, before_unix_ms],
-        )?)
+        let deleted = self.db.lock().execute(
+            "DELETE FROM shadow_pairs WHERE route = $1 AND started_at_unix_ms < $2",
+            &args![route, before_unix_ms],
+        )?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 }
 
 /// The shadow pairs in `filter` (by start time), optionally of one task, oldest first.
 pub fn read_shadow_pairs(
-    path: &Path,
+    location: impl Into<Location>,
     filter: &ReportFilter,
     task: Option<&str>,
 ) -> Result<Vec<ShadowPair>> {
-    let conn = schema::open_ro(path)?;
-    let mut stmt = conn.prepare(
+    open_db(&location.into(), false)?.collect(
         "SELECT request_id, started_at_unix_ms, route, task, primary_backend, shadow_backend,
                 primary_output, shadow_output, primary_input_tokens, primary_output_tokens,
                 shadow_input_tokens, shadow_output_tokens, shadow_cost_nusd, shadow_latency_us,
                 shadow_error, prompt
          FROM shadow_pairs
-         WHERE (:since IS NULL OR started_at_unix_ms >= :since)
-           AND (:until IS NULL OR started_at_unix_ms < :until)
-           AND (:task IS NULL OR task = :task)
+         WHERE (CAST($1 AS BIGINT) IS NULL OR started_at_unix_ms >= $1)
+           AND (CAST($2 AS BIGINT) IS NULL OR started_at_unix_ms < $2)
+           AND (CAST($3 AS TEXT) IS NULL OR task = $3)
          ORDER BY started_at_unix_ms, id",
-    )?;
-    let rows = stmt.query_map(
-        named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms, ":task": task },
+        &args![filter.since_unix_ms, filter.until_unix_ms, task],
         |r| {
             Ok(ShadowPair {
-                request_id: r.get(0)?,
-                started_at_unix_ms: r.get(1)?,
-                route: r.get(2)?,
-                task: r.get(3)?,
-                primary_backend: r.get(4)?,
-                shadow_backend: r.get(5)?,
-                primary_output: r.get(6)?,
-                shadow_output: r.get(7)?,
-                primary_input_tokens: r.get(8)?,
-                primary_output_tokens: r.get(9)?,
-                shadow_input_tokens: r.get(10)?,
-                shadow_output_tokens: r.get(11)?,
-                shadow_cost_nusd: r.get(12)?,
-                shadow_latency_us: r.get(13)?,
-                shadow_error: r.get(14)?,
-                prompt: r.get(15)?,
+                request_id: r.string(0)?,
+                started_at_unix_ms: r.req_int(1)?,
+                route: r.string(2)?,
+                task: r.opt_string(3)?,
+                primary_backend: r.string(4)?,
+                shadow_backend: r.string(5)?,
+                primary_output: r.opt_string(6)?,
+                shadow_output: r.opt_string(7)?,
+                primary_input_tokens: r.req_int(8)?,
+                primary_output_tokens: r.req_int(9)?,
+                shadow_input_tokens: r.req_int(10)?,
+                shadow_output_tokens: r.req_int(11)?,
+                shadow_cost_nusd: r.req_int(12)?,
+                shadow_latency_us: r.req_int(13)?,
+                shadow_error: r.opt_string(14)?,
+                prompt: r.opt_string(15)?,
             })
         },
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    )
 }
 
 #[cfg(test)]

@@ -1,11 +1,9 @@
 //! The reading half: read-only queries behind the `report` command.
 
-use std::path::Path;
-
-use rusqlite::{named_params, Connection, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::{schema, LedgerRow, Outcome, Result};
+use crate::sql::{args, Db, SqlRow, SqlRowExt};
+use crate::{pg, schema, LedgerError, LedgerRow, Location, Outcome, Result};
 
 /// Which rows a report covers, by `started_at_unix_ms`: `since` inclusive, `until` exclusive.
 /// `None` leaves that side open; the default covers everything.
@@ -19,7 +17,7 @@ pub struct ReportFilter {
 
 /// Totals for one (backend, route, model, task) group.
 ///
-/// Sums are computed by SQLite in 64-bit integers; a sum that would overflow `i64` is an error,
+/// Sums are computed by the database in 64-bit integers; a sum that would overflow `i64` is an error,
 /// never a wrapped or rounded number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSummary {
@@ -62,7 +60,7 @@ pub struct GroupSummary {
 }
 
 /// One row as [`LedgerReader::scan`] hands it over: the columns a report aggregates,
-/// borrowed from SQLite's buffers for the length of the callback (no allocation per row).
+/// borrowed from the store's row buffer for the length of the callback (no allocation per row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanRow<'a> {
     /// When the gateway received the request (Unix ms).
@@ -118,14 +116,16 @@ pub struct TimeSpan {
     pub last_unix_ms: i64,
 }
 
-/// Read-only access to a ledger file. Safe to use while a gateway is writing to it (WAL).
+/// Read-only access to a ledger: a SQLite file (safe to read while a gateway writes
+/// to it, WAL) or a PostgreSQL database. Every question is the same statement on both.
 #[derive(Debug)]
 pub struct LedgerReader {
-    conn: Connection,
+    db: Db,
 }
 
-const FILTER_SQL: &str = "(:since IS NULL OR started_at_unix_ms >= :since)
-    AND (:until IS NULL OR started_at_unix_ms < :until)";
+/// Rows whose start time is in the filter; `$1` is `since`, `$2` is `until`.
+const FILTER_SQL: &str = "(CAST($1 AS BIGINT) IS NULL OR started_at_unix_ms >= $1)
+    AND (CAST($2 AS BIGINT) IS NULL OR started_at_unix_ms < $2)";
 
 /// A latency column; only these fixed names are ever put into SQL text.
 #[derive(Clone, Copy)]
@@ -145,28 +145,48 @@ impl LatencyColumn {
     }
 }
 
+/// The columns of [`LedgerRow`], in the order [`row_from_sql`] reads them.
+pub(crate) const ROW_COLUMNS: &str = "request_id, started_at_unix_ms, finished_at_unix_ms,
+    client_key, route, backend, model, task, stream, input_tokens, cache_read_tokens,
+    cache_write_tokens, output_tokens, ttft_us, total_us, overhead_us, http_status, outcome,
+    error_kind, fallback_chain, cost_nusd, counterfactual_cost_nusd, estimated, self_hosted,
+    requested_model, cache_write_1h_tokens, input_estimate, replica";
+
+/// Opens `location` for reading: a SQLite file read-only (see [`LedgerReader::open`]),
+/// or a PostgreSQL database, migrated first if a gateway has not yet done so.
+pub(crate) fn open_db(location: &Location, migrating: bool) -> Result<Db> {
+    match location {
+        Location::Sqlite(path) if migrating => match schema::open_ro(path) {
+            Err(LedgerError::OlderSchema { found, .. }) if found >= 1 => {
+                drop(schema::open_rw(path)?);
+                Ok(Db::Sqlite(schema::open_ro(path)?))
+            }
+            other => Ok(Db::Sqlite(other?)),
+        },
+        Location::Sqlite(path) => Ok(Db::Sqlite(schema::open_ro(path)?)),
+        Location::Postgres(url) => Ok(Db::Postgres(pg::PgConn::open(url)?)),
+    }
+}
+
 impl LedgerReader {
-    /// Opens an existing ledger read-only. Fails if the file is missing, was written by a newer
-    /// build ([`crate::LedgerError::NewerSchema`]) or has not been migrated to this build's
-    /// schema ([`crate::LedgerError::OlderSchema`]).
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens an existing ledger for reading. A SQLite file is opened read-only; it fails
+    /// if missing, written by a newer build ([`crate::LedgerError::NewerSchema`]) or not
+    /// migrated to this build's schema ([`crate::LedgerError::OlderSchema`]). A
+    /// PostgreSQL database must be reachable.
+    pub fn open(location: impl Into<Location>) -> Result<Self> {
         Ok(Self {
-            conn: schema::open_ro(path)?,
+            db: open_db(&location.into(), false)?,
         })
     }
 
-    /// Like [`LedgerReader::open`], but a ledger written by an older build (schema
+    /// Like [`LedgerReader::open`], but a ledger file written by an older build (schema
     /// version 1 or later) is first migrated in place, as the gateway would on start:
     /// the migrations only add tables and columns, so an older gateway still writing
     /// to it keeps working. A file that is not a ledger (version 0) is left alone.
-    pub fn open_migrating(path: &Path) -> Result<Self> {
-        match schema::open_ro(path) {
-            Err(crate::LedgerError::OlderSchema { found, .. }) if found >= 1 => {
-                drop(schema::open_rw(path)?);
-                Self::open(path)
-            }
-            other => Ok(Self { conn: other? }),
-        }
+    pub fn open_migrating(location: impl Into<Location>) -> Result<Self> {
+        Ok(Self {
+            db: open_db(&location.into(), true)?,
+        })
     }
 
     /// Per-group totals for rows in `filter`, grouped by (backend, route, model, task) and ordered
@@ -175,51 +195,50 @@ impl LedgerReader {
         let sql = format!(
             "SELECT backend, route, model, task,
                     COUNT(*),
-                    SUM(outcome = 'success'),
-                    SUM(outcome = 'upstream_error'),
-                    SUM(outcome = 'client_error'),
-                    SUM(outcome = 'client_disconnect'),
-                    SUM(input_tokens),
-                    SUM(cache_read_tokens),
-                    SUM(cache_write_tokens),
-                    SUM(output_tokens),
-                    SUM(cache_write_1h_tokens),
-                    SUM(cost_nusd),
-                    SUM(counterfactual_cost_nusd),
-                    SUM(estimated),
-                    SUM(self_hosted)
+                    CAST(SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END) AS BIGINT),
+                    CAST(SUM(CASE WHEN outcome = 'upstream_error' THEN 1 ELSE 0 END) AS BIGINT),
+                    CAST(SUM(CASE WHEN outcome = 'client_error' THEN 1 ELSE 0 END) AS BIGINT),
+                    CAST(SUM(CASE WHEN outcome = 'client_disconnect' THEN 1 ELSE 0 END) AS BIGINT),
+                    CAST(SUM(input_tokens) AS BIGINT),
+                    CAST(SUM(cache_read_tokens) AS BIGINT),
+                    CAST(SUM(cache_write_tokens) AS BIGINT),
+                    CAST(SUM(output_tokens) AS BIGINT),
+                    CAST(SUM(cache_write_1h_tokens) AS BIGINT),
+                    CAST(SUM(cost_nusd) AS BIGINT),
+                    CAST(SUM(counterfactual_cost_nusd) AS BIGINT),
+                    CAST(SUM(estimated) AS BIGINT),
+                    CAST(SUM(self_hosted) AS BIGINT)
              FROM requests
              WHERE {FILTER_SQL}
              GROUP BY backend, route, model, task
-             ORDER BY backend, route, model, task"
+             ORDER BY backend, route, model, task NULLS FIRST"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
+        self.db.collect(
+            &sql,
+            &args![filter.since_unix_ms, filter.until_unix_ms],
             |r| {
                 Ok(GroupSummary {
-                    backend: r.get(0)?,
-                    route: r.get(1)?,
-                    model: r.get(2)?,
-                    task: r.get(3)?,
-                    requests: r.get(4)?,
-                    success: r.get(5)?,
-                    upstream_error: r.get(6)?,
-                    client_error: r.get(7)?,
-                    client_disconnect: r.get(8)?,
-                    input_tokens: r.get(9)?,
-                    cache_read_tokens: r.get(10)?,
-                    cache_write_tokens: r.get(11)?,
-                    output_tokens: r.get(12)?,
-                    cache_write_1h_tokens: r.get(13)?,
-                    cost_nusd: r.get(14)?,
-                    counterfactual_cost_nusd: r.get(15)?,
-                    estimated_rows: r.get(16)?,
-                    self_hosted_rows: r.get(17)?,
+                    backend: r.string(0)?,
+                    route: r.string(1)?,
+                    model: r.string(2)?,
+                    task: r.opt_string(3)?,
+                    requests: r.count(4)?,
+                    success: r.count(5)?,
+                    upstream_error: r.count(6)?,
+                    client_error: r.count(7)?,
+                    client_disconnect: r.count(8)?,
+                    input_tokens: r.req_int(9)?,
+                    cache_read_tokens: r.req_int(10)?,
+                    cache_write_tokens: r.req_int(11)?,
+                    output_tokens: r.req_int(12)?,
+                    cache_write_1h_tokens: r.req_int(13)?,
+                    cost_nusd: r.req_int(14)?,
+                    counterfactual_cost_nusd: r.req_int(15)?,
+                    estimated_rows: r.count(16)?,
+                    self_hosted_rows: r.count(17)?,
                 })
             },
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        )
     }
 
     /// Total request latencies (`total_us`) of **successful** rows in `filter`, optionally for one
@@ -253,23 +272,18 @@ impl LedgerReader {
              WHERE {FILTER_SQL}
                AND outcome = 'success'
                AND {col} IS NOT NULL
-               AND (:backend IS NULL OR backend = :backend)
+               AND (CAST($3 AS TEXT) IS NULL OR backend = $3)
              ORDER BY {col}"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            named_params! {
-                ":since": filter.since_unix_ms,
-                ":until": filter.until_unix_ms,
-                ":backend": backend,
-            },
-            |r| r.get(0),
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.collect(
+            &sql,
+            &args![filter.since_unix_ms, filter.until_unix_ms, backend],
+            |r| r.req_int(0),
+        )
     }
 
-    /// Calls `each` once per row in `filter`, in start-time order, in one streaming pass:
-    /// memory stays flat however many rows there are. Returns the number of rows seen.
+    /// Calls `each` once per row in `filter`, in one streaming pass: memory stays flat
+    /// however many rows there are. Returns the number of rows seen.
     pub fn scan(&self, filter: &ReportFilter, mut each: impl FnMut(&ScanRow<'_>)) -> Result<u64> {
         let sql = format!(
             "SELECT started_at_unix_ms, route, backend, requested_model, outcome, error_kind,
@@ -279,16 +293,14 @@ impl LedgerReader {
              FROM requests
              WHERE {FILTER_SQL}"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(
-            named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
-        )?;
-        let mut seen = 0u64;
-        while let Some(r) = rows.next()? {
-            each(&scan_row(r)?);
-            seen += 1;
-        }
-        Ok(seen)
+        self.db.query(
+            &sql,
+            &args![filter.since_unix_ms, filter.until_unix_ms],
+            &mut |r| {
+                each(&scan_row(r)?);
+                Ok(())
+            },
+        )
     }
 
     /// How many rows `filter` holds and their first and last start times; `None` when it
@@ -298,13 +310,13 @@ impl LedgerReader {
             "SELECT COUNT(*), MIN(started_at_unix_ms), MAX(started_at_unix_ms)
              FROM requests WHERE {FILTER_SQL}"
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let (rows, first, last): (u64, Option<i64>, Option<i64>) = stmt.query_row(
-            named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        let found = self.db.first(
+            &sql,
+            &args![filter.since_unix_ms, filter.until_unix_ms],
+            |r| Ok((r.count(0)?, r.int(1)?, r.int(2)?)),
         )?;
-        Ok(match (first, last) {
-            (Some(first_unix_ms), Some(last_unix_ms)) if rows > 0 => Some(TimeSpan {
+        Ok(match found {
+            Some((rows, Some(first_unix_ms), Some(last_unix_ms))) if rows > 0 => Some(TimeSpan {
                 rows,
                 first_unix_ms,
                 last_unix_ms,
@@ -317,93 +329,101 @@ impl LedgerReader {
     /// rows that started at or after `since_unix_ms`: what a key's monthly budget has
     /// spent when the gateway starts.
     pub fn spend_by_client_key_since(&self, since_unix_ms: i64) -> Result<Vec<(String, i64, i64)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT client_key, COALESCE(SUM(cost_nusd), 0), COALESCE(SUM(counterfactual_cost_nusd), 0)
-             FROM requests WHERE client_key IS NOT NULL AND started_at_unix_ms >= ?1
+        self.db.collect(
+            "SELECT client_key, CAST(COALESCE(SUM(cost_nusd), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(counterfactual_cost_nusd), 0) AS BIGINT)
+             FROM requests WHERE client_key IS NOT NULL AND started_at_unix_ms >= $1
              GROUP BY client_key ORDER BY client_key",
-        )?;
-        let rows = stmt.query_map([since_unix_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+            &args![since_unix_ms],
+            |r| Ok((r.string(0)?, r.req_int(1)?, r.req_int(2)?)),
+        )
     }
 
     /// Number of rows in the ledger.
     pub fn count(&self) -> Result<u64> {
         Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?)
+            .db
+            .first("SELECT COUNT(*) FROM requests", &[], |r| r.count(0))?
+            .unwrap_or(0))
     }
 
     /// The first `limit` rows in the order they were written.
     pub fn rows(&self, limit: usize) -> Result<Vec<LedgerRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT request_id, started_at_unix_ms, finished_at_unix_ms, client_key, route,
-                    backend, model, task, stream, input_tokens, cache_read_tokens,
-                    cache_write_tokens, output_tokens, ttft_us, total_us, overhead_us,
-                    http_status, outcome, error_kind, fallback_chain, cost_nusd,
-                    counterfactual_cost_nusd, estimated, self_hosted, requested_model,
-                    cache_write_1h_tokens, input_estimate, replica
-             FROM requests ORDER BY id LIMIT ?1",
-        )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map([limit], row_from_sql)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.collect(
+            &format!("SELECT {ROW_COLUMNS} FROM requests ORDER BY id LIMIT $1"),
+            &args![limit],
+            row_from_sql,
+        )
     }
 }
 
-fn scan_row<'a>(r: &'a Row<'_>) -> rusqlite::Result<ScanRow<'a>> {
-    Ok(ScanRow {
-        started_at_unix_ms: r.get(0)?,
-        route: r.get_ref(1)?.as_str()?,
-        backend: r.get_ref(2)?.as_str()?,
-        requested_model: r.get_ref(3)?.as_str_or_null()?,
-        outcome: r.get(4)?,
-        error_kind: r.get_ref(5)?.as_str_or_null()?,
-        fallback_chain: r.get_ref(6)?.as_str()?,
-        input_tokens: r.get(7)?,
-        cache_read_tokens: r.get(8)?,
-        cache_write_tokens: r.get(9)?,
-        cache_write_1h_tokens: r.get(10)?,
-        output_tokens: r.get(11)?,
-        ttft_us: r.get(12)?,
-        total_us: r.get(13)?,
-        cost_nusd: r.get(14)?,
-        counterfactual_cost_nusd: r.get(15)?,
-        estimated: r.get(16)?,
-        self_hosted: r.get(17)?,
-        task: r.get_ref(18)?.as_str_or_null()?,
-        input_estimate: r.get(19)?,
+fn outcome(r: &dyn SqlRow, i: usize) -> Result<Outcome> {
+    let text = r.req_text(i)?;
+    text.parse().map_err(|_| LedgerError::Decode {
+        column: i,
+        detail: format!("unknown outcome {text:?}"),
     })
 }
 
-fn row_from_sql(r: &Row<'_>) -> rusqlite::Result<LedgerRow> {
+fn scan_row<'a>(r: &'a dyn SqlRow) -> Result<ScanRow<'a>> {
+    Ok(ScanRow {
+        started_at_unix_ms: r.req_int(0)?,
+        route: r.req_text(1)?,
+        backend: r.req_text(2)?,
+        requested_model: r.text(3)?,
+        outcome: outcome(r, 4)?,
+        error_kind: r.text(5)?,
+        fallback_chain: r.req_text(6)?,
+        input_tokens: r.req_int(7)?,
+        cache_read_tokens: r.req_int(8)?,
+        cache_write_tokens: r.req_int(9)?,
+        cache_write_1h_tokens: r.req_int(10)?,
+        output_tokens: r.req_int(11)?,
+        ttft_us: r.int(12)?,
+        total_us: r.req_int(13)?,
+        cost_nusd: r.req_int(14)?,
+        counterfactual_cost_nusd: r.req_int(15)?,
+        estimated: r.flag(16)?,
+        self_hosted: r.flag(17)?,
+        task: r.text(18)?,
+        input_estimate: r.int(19)?,
+    })
+}
+
+pub(crate) fn row_from_sql(r: &dyn SqlRow) -> Result<LedgerRow> {
+    let status = r.req_int(16)?;
     Ok(LedgerRow {
-        request_id: r.get(0)?,
-        started_at_unix_ms: r.get(1)?,
-        finished_at_unix_ms: r.get(2)?,
-        client_key: r.get(3)?,
-        route: r.get(4)?,
-        backend: r.get(5)?,
-        model: r.get(6)?,
-        task: r.get(7)?,
-        stream: r.get(8)?,
-        input_tokens: r.get(9)?,
-        cache_read_tokens: r.get(10)?,
-        cache_write_tokens: r.get(11)?,
-        output_tokens: r.get(12)?,
-        ttft_us: r.get(13)?,
-        total_us: r.get(14)?,
-        overhead_us: r.get(15)?,
-        http_status: r.get(16)?,
-        outcome: r.get(17)?,
-        error_kind: r.get(18)?,
-        fallback_chain: r.get(19)?,
-        cost_nusd: r.get(20)?,
-        counterfactual_cost_nusd: r.get(21)?,
-        estimated: r.get(22)?,
-        self_hosted: r.get(23)?,
-        requested_model: r.get(24)?,
-        cache_write_1h_tokens: r.get(25)?,
-        input_estimate: r.get(26)?,
-        replica: r.get(27)?,
+        request_id: r.string(0)?,
+        started_at_unix_ms: r.req_int(1)?,
+        finished_at_unix_ms: r.req_int(2)?,
+        client_key: r.opt_string(3)?,
+        route: r.string(4)?,
+        backend: r.string(5)?,
+        model: r.string(6)?,
+        task: r.opt_string(7)?,
+        stream: r.flag(8)?,
+        input_tokens: r.req_int(9)?,
+        cache_read_tokens: r.req_int(10)?,
+        cache_write_tokens: r.req_int(11)?,
+        output_tokens: r.req_int(12)?,
+        ttft_us: r.int(13)?,
+        total_us: r.req_int(14)?,
+        overhead_us: r.req_int(15)?,
+        http_status: u16::try_from(status).map_err(|_| LedgerError::Decode {
+            column: 16,
+            detail: format!("HTTP status {status}"),
+        })?,
+        outcome: outcome(r, 17)?,
+        error_kind: r.opt_string(18)?,
+        fallback_chain: r.string(19)?,
+        cost_nusd: r.req_int(20)?,
+        counterfactual_cost_nusd: r.req_int(21)?,
+        estimated: r.flag(22)?,
+        self_hosted: r.flag(23)?,
+        requested_model: r.opt_string(24)?,
+        cache_write_1h_tokens: r.req_int(25)?,
+        input_estimate: r.int(26)?,
+        replica: r.opt_string(27)?,
     })
 }

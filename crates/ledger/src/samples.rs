@@ -4,13 +4,12 @@
 //! Samples are few (one per backend per interval), so they are written directly on a
 //! connection of their own, off the request path, not through the request queue.
 
-use std::path::Path;
-
-use rusqlite::{named_params, params, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{self, WriteConnection};
-use crate::{ReportFilter, Result};
+use crate::reader::open_db;
+use crate::schema::WriteDb;
+use crate::sql::{args, SqlRow, SqlRowExt};
+use crate::{Location, ReportFilter, Result};
 
 /// One sample of one backend. Gauges and counters are as the server exported them;
 /// `None` where it exported no such series.
@@ -44,33 +43,26 @@ pub struct BackendSample {
 /// The writing side: one connection, used by the sampler task only.
 #[derive(Debug)]
 pub struct SampleStore {
-    conn: WriteConnection,
+    db: WriteDb,
 }
 
 impl SampleStore {
-    /// Opens (creating and migrating if needed) the ledger file for writing samples.
-    pub fn open(path: &Path) -> Result<SampleStore> {
+    /// Opens (creating and migrating if needed) the ledger for writing samples.
+    pub fn open(location: impl Into<Location>) -> Result<SampleStore> {
         Ok(SampleStore {
-            conn: WriteConnection::open(path)?,
+            db: WriteDb::open(&location.into())?,
         })
     }
 
     /// Writes `samples` in one transaction. Blocking: call it off the async runtime.
     pub fn insert(&self, samples: &[BackendSample]) -> Result<()> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO backend_samples (backend, sampled_at_unix_ms, source,
-                    requests_running, requests_waiting, kv_cache_usage, prompt_tokens_total,
-                    generation_tokens_total, decode_steps_total, gpu_util, gpu_engine_active, gpus)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for s in samples {
-                stmt.execute(params![
-                    s.backend,
+        let rows: Vec<Vec<crate::sql::Param<'_>>> = samples
+            .iter()
+            .map(|s| {
+                args![
+                    &s.backend,
                     s.sampled_at_unix_ms,
-                    s.source,
+                    &s.source,
                     s.requests_running,
                     s.requests_waiting,
                     s.kv_cache_usage,
@@ -80,46 +72,52 @@ impl SampleStore {
                     s.gpu_util,
                     s.gpu_engine_active,
                     s.gpus,
-                ])?;
-            }
-        }
-        tx.commit()?;
+                ]
+                .to_vec()
+            })
+            .collect();
+        self.db.lock().execute_many(
+            "INSERT INTO backend_samples (backend, sampled_at_unix_ms, source,
+                requests_running, requests_waiting, kv_cache_usage, prompt_tokens_total,
+                generation_tokens_total, decode_steps_total, gpu_util, gpu_engine_active, gpus)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &rows,
+        )?;
         Ok(())
     }
 }
 
 /// The samples in `filter` (by `sampled_at_unix_ms`), in time order per backend.
-pub fn read_samples(path: &Path, filter: &ReportFilter) -> Result<Vec<BackendSample>> {
-    let conn = schema::open_ro(path)?;
-    let mut stmt = conn.prepare(
+pub fn read_samples(
+    location: impl Into<Location>,
+    filter: &ReportFilter,
+) -> Result<Vec<BackendSample>> {
+    open_db(&location.into(), false)?.collect(
         "SELECT backend, sampled_at_unix_ms, source, requests_running, requests_waiting,
                 kv_cache_usage, prompt_tokens_total, generation_tokens_total,
                 decode_steps_total, gpu_util, gpu_engine_active, gpus
          FROM backend_samples
-         WHERE (:since IS NULL OR sampled_at_unix_ms >= :since)
-           AND (:until IS NULL OR sampled_at_unix_ms < :until)
+         WHERE (CAST($1 AS BIGINT) IS NULL OR sampled_at_unix_ms >= $1)
+           AND (CAST($2 AS BIGINT) IS NULL OR sampled_at_unix_ms < $2)
          ORDER BY backend, sampled_at_unix_ms, id",
-    )?;
-    let rows = stmt.query_map(
-        named_params! { ":since": filter.since_unix_ms, ":until": filter.until_unix_ms },
+        &args![filter.since_unix_ms, filter.until_unix_ms],
         sample_from_sql,
-    )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    )
 }
 
-fn sample_from_sql(r: &Row<'_>) -> rusqlite::Result<BackendSample> {
+fn sample_from_sql(r: &dyn SqlRow) -> Result<BackendSample> {
     Ok(BackendSample {
-        backend: r.get(0)?,
-        sampled_at_unix_ms: r.get(1)?,
-        source: r.get(2)?,
-        requests_running: r.get(3)?,
-        requests_waiting: r.get(4)?,
-        kv_cache_usage: r.get(5)?,
-        prompt_tokens_total: r.get(6)?,
-        generation_tokens_total: r.get(7)?,
-        decode_steps_total: r.get(8)?,
-        gpu_util: r.get(9)?,
-        gpu_engine_active: r.get(10)?,
-        gpus: r.get(11)?,
+        backend: r.string(0)?,
+        sampled_at_unix_ms: r.req_int(1)?,
+        source: r.string(2)?,
+        requests_running: r.real(3)?,
+        requests_waiting: r.real(4)?,
+        kv_cache_usage: r.real(5)?,
+        prompt_tokens_total: r.real(6)?,
+        generation_tokens_total: r.real(7)?,
+        decode_steps_total: r.real(8)?,
+        gpu_util: r.real(9)?,
+        gpu_engine_active: r.real(10)?,
+        gpus: r.int(11)?,
     })
 }

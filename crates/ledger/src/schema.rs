@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::{LedgerError, Result};
+use crate::sql::Db;
+use crate::{LedgerError, Location, Result};
 
 /// Conventional file name of the ledger database.
 pub const DEFAULT_FILE_NAME: &str = "costfloor.db";
@@ -163,17 +164,21 @@ pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
 }
 
 /// A write connection of its own (samples, eval results, shadow pairs: off the request
-/// queue), behind a mutex; a poisoned lock is taken over.
+/// queue) to either store, behind a mutex; a poisoned lock is taken over.
 #[derive(Debug)]
-pub(crate) struct WriteConnection(std::sync::Mutex<Connection>);
+pub(crate) struct WriteDb(std::sync::Mutex<Db>);
 
-impl WriteConnection {
-    /// Opens (creating and migrating if needed) the ledger file.
-    pub(crate) fn open(path: &Path) -> Result<WriteConnection> {
-        Ok(WriteConnection(std::sync::Mutex::new(open_rw(path)?)))
+impl WriteDb {
+    /// Opens (creating and migrating if needed) the ledger.
+    pub(crate) fn open(location: &Location) -> Result<WriteDb> {
+        let db = match location {
+            Location::Sqlite(path) => Db::Sqlite(open_rw(path)?),
+            Location::Postgres(url) => Db::Postgres(crate::pg::PgConn::open(url)?),
+        };
+        Ok(WriteDb(std::sync::Mutex::new(db)))
     }
 
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Db> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,6 +1,6 @@
 //! The writing half: a bounded queue feeding one dedicated writer thread.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::metric_names::{QUEUE_DEPTH, ROWS_LOST, ROWS_WRITTEN};
-use crate::{schema, LedgerError, LedgerRow, Result};
+use crate::pg_writer::PgSink;
+use crate::{schema, LedgerError, LedgerRow, Location, Result};
 
 /// Pauses between attempts at a batch that failed; one more attempt than pauses is made.
 const RETRY_BACKOFF: [Duration; 3] = [
@@ -41,6 +42,13 @@ pub struct LedgerOptions {
     /// Longest a row waits for companions before a partly filled batch is committed. Zero
     /// commits whatever is queued as soon as the writer is free. Default 50 ms.
     pub flush_interval: Duration,
+    /// PostgreSQL only: rows kept in memory while the database cannot be reached, before
+    /// they go to the spill file. Default 50,000 (about 25 MB).
+    pub backlog_max: usize,
+    /// PostgreSQL only: the spill file, one per gateway process; rows left in it by an
+    /// earlier run are written at start. Default `costfloor-ledger-spill.jsonl` in the
+    /// working directory.
+    pub spill_path: Option<PathBuf>,
 }
 
 impl Default for LedgerOptions {
@@ -49,8 +57,16 @@ impl Default for LedgerOptions {
             queue_capacity: 8192,
             batch_max: 512,
             flush_interval: Duration::from_millis(50),
+            backlog_max: 50_000,
+            spill_path: None,
         }
     }
+}
+
+/// Where the writer puts its batches.
+enum Sink {
+    Sqlite(Connection),
+    Postgres(Box<PgSink>),
 }
 
 /// Entry point for writing: see [`Ledger::open`].
@@ -58,17 +74,23 @@ impl Default for LedgerOptions {
 pub struct Ledger;
 
 impl Ledger {
-    /// Opens the ledger file at `path` (creating it if missing), switches it to WAL, applies any
-    /// pending migrations, and starts the writer thread.
+    /// Opens the ledger at `location` and starts the writer thread. A SQLite file is
+    /// created if missing, switched to WAL and migrated. A PostgreSQL database must be
+    /// reachable now; it is migrated under an advisory lock, and the spill file is
+    /// opened (and locked) for the times it is not.
     ///
-    /// Everything that can fail at startup fails here, synchronously: a file from a newer build
-    /// ([`LedgerError::NewerSchema`]), an unwritable path, bad options. This blocks on disk I/O
-    /// briefly; call it before serving, not from a hot async path.
+    /// Everything that can fail at startup fails here, synchronously: a store from a newer
+    /// build ([`LedgerError::NewerSchema`]), an unwritable path, an unreachable database,
+    /// bad options. This blocks on I/O briefly; call it before serving, not from a hot
+    /// async path.
     ///
     /// Returns the [`LedgerHandle`] to clone into request handlers and the [`LedgerWriter`] to
     /// await at shutdown. Dropping the `LedgerWriter` does not stop the writer; it only gives up
     /// the ability to wait for it.
-    pub fn open(path: &Path, opts: LedgerOptions) -> Result<(LedgerHandle, LedgerWriter)> {
+    pub fn open(
+        location: impl Into<Location>,
+        opts: LedgerOptions,
+    ) -> Result<(LedgerHandle, LedgerWriter)> {
         if opts.queue_capacity == 0 {
             return Err(LedgerError::InvalidOptions(
                 "queue_capacity must be at least 1",
@@ -77,7 +99,23 @@ impl Ledger {
         if opts.batch_max == 0 {
             return Err(LedgerError::InvalidOptions("batch_max must be at least 1"));
         }
-        let conn = schema::open_rw(path)?;
+        let sink = match location.into() {
+            Location::Sqlite(path) => Sink::Sqlite(schema::open_rw(&path)?),
+            Location::Postgres(url) => {
+                let conn = crate::pg::PgConn::open(&url)?;
+                let spill_path = opts
+                    .spill_path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("costfloor-ledger-spill.jsonl"));
+                let spill = crate::spill::Spill::open(&spill_path)?;
+                Sink::Postgres(Box::new(PgSink::new(
+                    conn,
+                    spill,
+                    opts.backlog_max.max(opts.batch_max),
+                    opts.batch_max,
+                )))
+            }
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -89,12 +127,17 @@ impl Ledger {
             writer_thread: std::sync::OnceLock::new(),
             writer_alive: AtomicBool::new(true),
             last_write_ok: AtomicBool::new(true),
+            store_up: AtomicBool::new(true),
+            spilled: AtomicU64::new(match &sink {
+                Sink::Postgres(pg) => pg.spilled(),
+                Sink::Sqlite(_) => 0,
+            }),
             rows_written: AtomicU64::new(0),
             rows_lost: AtomicU64::new(0),
         });
         let (done_tx, done_rx) = oneshot::channel();
         let writer = Writer {
-            conn,
+            sink,
             rx: Inbox {
                 rx,
                 shared: Arc::clone(&shared),
@@ -129,6 +172,10 @@ struct Shared {
     writer_thread: std::sync::OnceLock<std::thread::Thread>,
     writer_alive: AtomicBool,
     last_write_ok: AtomicBool,
+    /// PostgreSQL only: whether the database took the last write.
+    store_up: AtomicBool,
+    /// PostgreSQL only: rows in the spill file.
+    spilled: AtomicU64,
     rows_written: AtomicU64,
     rows_lost: AtomicU64,
 }
@@ -253,6 +300,18 @@ impl LedgerHandle {
             && self.shared.last_write_ok.load(Ordering::Acquire)
     }
 
+    /// Whether the store took the last write. Always true for a SQLite file; false while
+    /// a PostgreSQL database cannot be reached (rows are then kept, in memory and in
+    /// the spill file, and the ledger is still healthy).
+    pub fn store_up(&self) -> bool {
+        self.shared.store_up.load(Ordering::Acquire)
+    }
+
+    /// PostgreSQL only: rows in the spill file, waiting for the database.
+    pub fn rows_spilled(&self) -> u64 {
+        self.shared.spilled.load(Ordering::Relaxed)
+    }
+
     /// Rows committed so far by this ledger's writer.
     pub fn rows_written(&self) -> u64 {
         self.shared.rows_written.load(Ordering::Relaxed)
@@ -346,7 +405,7 @@ impl Drop for Inbox {
 }
 
 struct Writer {
-    conn: Connection,
+    sink: Sink,
     rx: Inbox,
     runtime: Runtime,
     shared: Arc<Shared>,
@@ -369,10 +428,14 @@ impl Writer {
         tracing::debug!("ledger writer started");
         let mut batch: Vec<LedgerRow> = Vec::with_capacity(self.batch_max);
         loop {
-            // Wait as long as it takes for the first row of a batch.
-            match self.next(None) {
+            // Wait as long as it takes for the first row of a batch, or until rows kept
+            // while the database was away are due to be written.
+            match self.next(self.wake_at()) {
                 Next::Row(row) => batch.push(*row),
-                Next::Timeout => continue,
+                Next::Timeout => {
+                    self.drain_waiting();
+                    continue;
+                }
                 Next::End => break,
             }
             // Then let the batch fill until the deadline without waking for every row
@@ -408,8 +471,13 @@ impl Writer {
                 break;
             }
         }
+        if let Sink::Postgres(pg) = &mut self.sink {
+            for (row, reason) in pg.close() {
+                self.shared.lost(&row, &reason);
+            }
+        }
         let Writer {
-            conn,
+            sink,
             rx,
             shared,
             batches,
@@ -421,8 +489,10 @@ impl Writer {
             rows_lost: shared.rows_lost.load(Ordering::Relaxed),
             batches,
         };
-        if let Err((_, e)) = conn.close() {
-            tracing::warn!(error = %e, "closing the ledger database failed");
+        if let Sink::Sqlite(conn) = sink {
+            if let Err((_, e)) = conn.close() {
+                tracing::warn!(error = %e, "closing the ledger database failed");
+            }
         }
         drop(guard);
         tracing::debug!(?report, "ledger writer stopped");
@@ -472,9 +542,14 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
+        if let Sink::Postgres(pg) = &mut self.sink {
+            let done = pg.write(std::mem::take(batch));
+            self.pg_done(done);
+            return;
+        }
         let mut attempt = 0;
         loop {
-            match insert_batch(&mut self.conn, batch) {
+            match self.insert_sqlite(batch) {
                 Ok(()) => {
                     self.committed(batch.len() as u64, 1);
                     self.shared.last_write_ok.store(true, Ordering::Release);
@@ -511,7 +586,7 @@ impl Writer {
     fn write_one_by_one(&mut self, batch: &[LedgerRow]) {
         let mut storage_ok = true;
         for row in batch {
-            match insert_batch(&mut self.conn, std::slice::from_ref(row)) {
+            match self.insert_sqlite(std::slice::from_ref(row)) {
                 Ok(()) => self.committed(1, 1),
                 Err(e) => {
                     storage_ok &= is_row_error(&e);
@@ -522,6 +597,45 @@ impl Writer {
         self.shared
             .last_write_ok
             .store(storage_ok, Ordering::Release);
+    }
+
+    fn insert_sqlite(&mut self, rows: &[LedgerRow]) -> rusqlite::Result<()> {
+        match &mut self.sink {
+            Sink::Sqlite(conn) => insert_batch(conn, rows),
+            // Only the SQLite path calls this.
+            Sink::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// When the writer must wake without a new row: rows kept while PostgreSQL was
+    /// away are due to be written.
+    fn wake_at(&self) -> Option<Instant> {
+        match &self.sink {
+            Sink::Postgres(pg) => pg.wake_at().map(Instant::from_std),
+            Sink::Sqlite(_) => None,
+        }
+    }
+
+    fn drain_waiting(&mut self) {
+        if let Sink::Postgres(pg) = &mut self.sink {
+            let (_, done) = pg.drain(false);
+            self.pg_done(done);
+        }
+    }
+
+    fn pg_done(&mut self, done: crate::pg_writer::Outcome) {
+        if done.written > 0 {
+            self.committed(done.written, 1);
+        }
+        for (row, reason) in &done.rejected {
+            self.shared.lost(row, reason);
+        }
+        // Rows kept for later are safe; the ledger stays healthy while it can keep them.
+        self.shared.last_write_ok.store(true, Ordering::Release);
+        if let Sink::Postgres(pg) = &self.sink {
+            self.shared.store_up.store(pg.is_up(), Ordering::Release);
+            self.shared.spilled.store(pg.spilled(), Ordering::Relaxed);
+        }
     }
 
     fn committed(&mut self, rows: u64, batches: u64) {

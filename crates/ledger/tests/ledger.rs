@@ -85,13 +85,14 @@ fn opts(queue_capacity: usize, batch_max: usize, flush_ms: u64) -> LedgerOptions
         queue_capacity,
         batch_max,
         flush_interval: Duration::from_millis(flush_ms),
+        ..LedgerOptions::default()
     }
 }
 
 #[tokio::test]
 async fn rows_round_trip_exactly() {
     let dir = TempDir::new("roundtrip");
-    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
     let a = row("a");
     let b = LedgerRow {
         client_key: None,
@@ -115,7 +116,7 @@ async fn rows_round_trip_exactly() {
     let report = writer.closed().await.unwrap();
     assert_eq!(report.rows_written, 2);
     assert_eq!(report.rows_lost, 0);
-    let rows = LedgerReader::open(&dir.db()).unwrap().rows(10).unwrap();
+    let rows = LedgerReader::open(dir.db()).unwrap().rows(10).unwrap();
     assert_eq!(rows, vec![a, b]);
 }
 
@@ -123,7 +124,7 @@ async fn rows_round_trip_exactly() {
 async fn rows_are_committed_in_batches() {
     let dir = TempDir::new("batching");
     // A long flush interval so that the writer waits for full batches.
-    let (handle, writer) = Ledger::open(&dir.db(), opts(1000, 100, 2_000)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(1000, 100, 2_000)).unwrap();
     for i in 0..250 {
         handle.try_record(row(&format!("r{i}"))).unwrap();
     }
@@ -147,7 +148,7 @@ async fn rows_are_committed_in_batches() {
 #[tokio::test]
 async fn partial_batch_is_flushed_after_the_interval() {
     let dir = TempDir::new("interval");
-    let (handle, writer) = Ledger::open(&dir.db(), opts(100, 100, 30)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(100, 100, 30)).unwrap();
     handle.record(row("lonely")).await;
     let t0 = Instant::now();
     while handle.rows_written() < 1 {
@@ -162,7 +163,7 @@ async fn partial_batch_is_flushed_after_the_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_lost_under_concurrent_writers() {
     let dir = TempDir::new("concurrent");
-    let (handle, writer) = Ledger::open(&dir.db(), opts(256, 64, 5)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(256, 64, 5)).unwrap();
     let mut tasks = Vec::new();
     for t in 0..20 {
         let handle = handle.clone();
@@ -193,7 +194,7 @@ async fn nothing_lost_under_concurrent_writers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_with_a_tiny_queue() {
     let dir = TempDir::new("backpressure");
-    let (handle, writer) = Ledger::open(&dir.db(), opts(4, 1, 0)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(4, 1, 0)).unwrap();
 
     // Hold the write lock from another connection so the writer stalls.
     let blocker = Connection::open(dir.db()).unwrap();
@@ -242,7 +243,7 @@ async fn backpressure_with_a_tiny_queue() {
 async fn close_flushes_everything_queued() {
     let dir = TempDir::new("shutdown");
     // A flush interval far longer than the test: only the close can make the writer commit early.
-    let (handle, writer) = Ledger::open(&dir.db(), opts(10_000, 5_000, 60_000)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(10_000, 5_000, 60_000)).unwrap();
     let other = handle.clone();
     for i in 0..1_000 {
         handle.try_record(row(&format!("r{i}"))).unwrap();
@@ -270,7 +271,7 @@ async fn close_flushes_everything_queued() {
 #[test]
 fn blocking_join_waits_for_the_writer() {
     let dir = TempDir::new("join");
-    let (handle, writer) = Ledger::open(&dir.db(), opts(100, 10, 60_000)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(100, 10, 60_000)).unwrap();
     for i in 0..25 {
         handle.try_record(row(&format!("r{i}"))).unwrap();
     }
@@ -284,7 +285,7 @@ fn blocking_join_waits_for_the_writer() {
 async fn opening_twice_is_idempotent() {
     let dir = TempDir::new("migrate");
     for round in 0..3 {
-        let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+        let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
         handle.record(row(&format!("r{round}"))).await;
         handle.close().await;
         writer.closed().await.unwrap();
@@ -331,17 +332,17 @@ async fn version_1_files_migrate_and_keep_their_rows() {
     }
     // A read-only open refuses the old file; the migrating one brings it up to date.
     assert!(matches!(
-        LedgerReader::open(&dir.db()).unwrap_err(),
+        LedgerReader::open(dir.db()).unwrap_err(),
         LedgerError::OlderSchema { found: 1, .. }
     ));
     assert_eq!(
-        LedgerReader::open_migrating(&dir.db())
+        LedgerReader::open_migrating(dir.db())
             .unwrap()
             .count()
             .unwrap(),
         1
     );
-    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
     handle
         .record(LedgerRow {
             cache_write_tokens: 40,
@@ -353,7 +354,7 @@ async fn version_1_files_migrate_and_keep_their_rows() {
         .await;
     handle.close().await;
     writer.closed().await.unwrap();
-    let rows = LedgerReader::open(&dir.db()).unwrap().rows(10).unwrap();
+    let rows = LedgerReader::open(dir.db()).unwrap().rows(10).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].request_id, "old");
     assert_eq!(rows[0].requested_model, None);
@@ -378,13 +379,13 @@ fn newer_schema_is_rejected() {
         conn.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION) + 1)
             .unwrap();
     }
-    let err = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap_err();
+    let err = Ledger::open(dir.db(), LedgerOptions::default()).unwrap_err();
     assert!(
         matches!(err, LedgerError::NewerSchema { found, known }
             if found == i64::from(SCHEMA_VERSION) + 1 && known == i64::from(SCHEMA_VERSION)),
         "{err:?}"
     );
-    let err = LedgerReader::open(&dir.db()).unwrap_err();
+    let err = LedgerReader::open(dir.db()).unwrap_err();
     assert!(matches!(err, LedgerError::NewerSchema { .. }), "{err:?}");
     // The file was left untouched.
     let conn = Connection::open(dir.db()).unwrap();
@@ -398,7 +399,7 @@ fn newer_schema_is_rejected() {
 fn reader_rejects_missing_and_unmigrated_files() {
     let dir = TempDir::new("reader");
     assert!(matches!(
-        LedgerReader::open(&dir.db()).unwrap_err(),
+        LedgerReader::open(dir.db()).unwrap_err(),
         LedgerError::Sqlite(_)
     ));
     Connection::open(dir.db())
@@ -406,12 +407,12 @@ fn reader_rejects_missing_and_unmigrated_files() {
         .execute_batch("CREATE TABLE unrelated (x)")
         .unwrap();
     assert!(matches!(
-        LedgerReader::open(&dir.db()).unwrap_err(),
+        LedgerReader::open(dir.db()).unwrap_err(),
         LedgerError::OlderSchema { found: 0, .. }
     ));
     // Not a ledger: not migrated either.
     assert!(matches!(
-        LedgerReader::open_migrating(&dir.db()).unwrap_err(),
+        LedgerReader::open_migrating(dir.db()).unwrap_err(),
         LedgerError::OlderSchema { found: 0, .. }
     ));
 }
@@ -421,7 +422,7 @@ fn invalid_options_are_rejected() {
     let dir = TempDir::new("options");
     for bad in [opts(0, 1, 0), opts(1, 0, 0)] {
         assert!(matches!(
-            Ledger::open(&dir.db(), bad).unwrap_err(),
+            Ledger::open(dir.db(), bad).unwrap_err(),
             LedgerError::InvalidOptions(_)
         ));
     }
@@ -430,7 +431,7 @@ fn invalid_options_are_rejected() {
 #[tokio::test]
 async fn wal_mode_is_on() {
     let dir = TempDir::new("wal");
-    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
     handle.record(row("r")).await;
     let conn = Connection::open(dir.db()).unwrap();
     let mode: String = conn
@@ -449,7 +450,7 @@ async fn wal_mode_is_on() {
 #[tokio::test]
 async fn duplicate_request_id_loses_only_that_row() {
     let dir = TempDir::new("duplicate");
-    let (handle, writer) = Ledger::open(&dir.db(), opts(100, 100, 200)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(100, 100, 200)).unwrap();
     for id in ["a", "b", "dup", "c", "dup", "d"] {
         handle.try_record(row(id)).unwrap();
     }
@@ -457,7 +458,7 @@ async fn duplicate_request_id_loses_only_that_row() {
     let report = writer.closed().await.unwrap();
     assert_eq!(report.rows_written, 5);
     assert_eq!(report.rows_lost, 1);
-    let ids: Vec<String> = LedgerReader::open(&dir.db())
+    let ids: Vec<String> = LedgerReader::open(dir.db())
         .unwrap()
         .rows(100)
         .unwrap()
@@ -470,7 +471,7 @@ async fn duplicate_request_id_loses_only_that_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_writes_are_retried_then_counted_lost() {
     let dir = TempDir::new("failure");
-    let (handle, writer) = Ledger::open(&dir.db(), opts(100, 100, 0)).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(100, 100, 0)).unwrap();
     handle.record(row("ok")).await;
     let t0 = Instant::now();
     while handle.rows_written() < 1 {
@@ -505,7 +506,7 @@ async fn failed_writes_are_retried_then_counted_lost() {
     let report = writer.closed().await.unwrap();
     assert_eq!(report.rows_written, 2);
     assert_eq!(report.rows_lost, 2);
-    let ids: Vec<String> = LedgerReader::open(&dir.db())
+    let ids: Vec<String> = LedgerReader::open(dir.db())
         .unwrap()
         .rows(10)
         .unwrap()
@@ -518,7 +519,7 @@ async fn failed_writes_are_retried_then_counted_lost() {
 #[tokio::test]
 async fn summary_sums_exact_integers() {
     let dir = TempDir::new("summary");
-    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
     // Costs near 2^53, where a float sum would round.
     let big = (1_i64 << 53) + 1;
     let mut expected_cost = 0_i64;
@@ -565,7 +566,7 @@ async fn summary_sums_exact_integers() {
     handle.close().await;
     writer.closed().await.unwrap();
 
-    let reader = LedgerReader::open(&dir.db()).unwrap();
+    let reader = LedgerReader::open(dir.db()).unwrap();
     let all = reader.summary(&ReportFilter::default()).unwrap();
     let keys: Vec<(&str, Option<&str>)> = all
         .iter()
@@ -623,7 +624,7 @@ async fn summary_sums_exact_integers() {
 #[tokio::test]
 async fn summary_overflow_is_an_error_not_a_wrong_number() {
     let dir = TempDir::new("overflow");
-    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
     handle
         .record(LedgerRow {
             cost_nusd: i64::MAX,
@@ -638,14 +639,14 @@ async fn summary_overflow_is_an_error_not_a_wrong_number() {
         .await;
     drop(handle);
     writer.closed().await.unwrap();
-    let reader = LedgerReader::open(&dir.db()).unwrap();
+    let reader = LedgerReader::open(dir.db()).unwrap();
     assert!(reader.summary(&ReportFilter::default()).is_err());
 }
 
 #[tokio::test]
 async fn latencies_are_sorted_and_filtered() {
     let dir = TempDir::new("latency");
-    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
     let samples = [
         ("a", "sim-a", 300, Some(30), Outcome::Success),
         ("b", "sim-a", 100, None, Outcome::Success),
@@ -667,7 +668,7 @@ async fn latencies_are_sorted_and_filtered() {
     }
     drop(handle);
     writer.closed().await.unwrap();
-    let reader = LedgerReader::open(&dir.db()).unwrap();
+    let reader = LedgerReader::open(dir.db()).unwrap();
     let all = ReportFilter::default();
     assert_eq!(
         reader.latencies_us(&all, None).unwrap(),
@@ -685,8 +686,8 @@ async fn latencies_are_sorted_and_filtered() {
 #[tokio::test]
 async fn reader_sees_rows_while_the_writer_runs() {
     let dir = TempDir::new("concurrent-read");
-    let (handle, writer) = Ledger::open(&dir.db(), opts(100, 10, 0)).unwrap();
-    let reader = LedgerReader::open(&dir.db()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), opts(100, 10, 0)).unwrap();
+    let reader = LedgerReader::open(dir.db()).unwrap();
     assert_eq!(reader.count().unwrap(), 0);
     handle.record(row("a")).await;
     let t0 = Instant::now();
@@ -710,7 +711,7 @@ fn handle_is_cheap_to_share() {
 #[tokio::test]
 async fn scan_streams_the_rows_of_a_period_and_time_span_bounds_them() {
     let dir = TempDir::new("scan");
-    let (handle, writer) = Ledger::open(&dir.db(), LedgerOptions::default()).unwrap();
+    let (handle, writer) = Ledger::open(dir.db(), LedgerOptions::default()).unwrap();
     // Three rows 1 s apart from 1_700_000_000_000 ms; the second has no requested model
     // and failed.
     let rows: Vec<LedgerRow> = (0..3i64)
@@ -732,7 +733,7 @@ async fn scan_streams_the_rows_of_a_period_and_time_span_bounds_them() {
     }
     handle.close().await;
     writer.closed().await.unwrap();
-    let reader = LedgerReader::open(&dir.db()).unwrap();
+    let reader = LedgerReader::open(dir.db()).unwrap();
     let mut seen = Vec::new();
     let all = ReportFilter::default();
     let count = reader

@@ -8,8 +8,6 @@
 //!   else from the ledger's tokens (an estimate, labelled as one), per week
 //!   (`costfloor_core::utilisation`).
 
-use std::path::Path;
-
 use costfloor_core::catalog::Catalog;
 use costfloor_core::money::Money;
 use costfloor_core::observed::{observed_workload, ObservedTraffic};
@@ -174,7 +172,7 @@ pub struct ReviewSection {
 
 /// Builds the review, utilisation and daily sections for `report`'s period.
 pub fn build_review(
-    db: &Path,
+    db: &ledger::Location,
     report: &Report,
     observed: &Observed,
     catalog: &Catalog,

@@ -762,7 +762,7 @@ async fn a_judge_grades_open_ended_samples_pairwise_and_on_a_scale() {
         sides + judge_cost
     );
     // The order each pairwise verdict was shown in is recorded with it.
-    let store = ledger::EvalStore::open(&dir.join("eval.db")).unwrap();
+    let store = ledger::EvalStore::open(dir.join("eval.db")).unwrap();
     let verdicts: Vec<_> = store
         .results(&run)
         .unwrap()

@@ -5,12 +5,13 @@
 mod bad_input;
 mod faults;
 mod limits;
+mod replicas;
 mod routing;
 mod sampling;
 mod shadow;
 mod tools;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gateway::config::ConfigFile;
@@ -49,7 +50,7 @@ pub struct Harness {
     pub gateway: Gateway,
     pub url: String,
     pub dir: PathBuf,
-    pub ledger: PathBuf,
+    pub ledger: ledger::Location,
     pub client: reqwest::Client,
 }
 
@@ -147,7 +148,7 @@ impl Harness {
     }
 }
 
-pub async fn wait_rows(path: &Path, count: usize) -> Vec<LedgerRow> {
+pub async fn wait_rows(path: &ledger::Location, count: usize) -> Vec<LedgerRow> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(reader) = LedgerReader::open(path) {
