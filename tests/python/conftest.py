@@ -258,7 +258,9 @@ def gateway_toml(
     """A gateway config: ``[server]`` (the ledger and ``server``'s fields), then
     ``[[client_key]]``, ``[[backend]]`` and ``[[route]]`` tables from flat dicts (a
     nested dict becomes a sub-table)."""
-    out = ["[server]", f"ledger = {toml_value(str(ledger))}"]
+    out = ["[server]"]
+    if not {"ledger", "ledger_env"} & set(server or {}):
+        out.append(f"ledger = {toml_value(str(ledger))}")
     out += [f"{k} = {toml_value(v)}" for k, v in (server or {}).items()]
     out.append("")
     for table, rows in (("client_key", client_keys), ("backend", backends), ("route", routes)):

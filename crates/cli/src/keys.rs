@@ -3,7 +3,9 @@
 //! names, routes, limits and digest prefixes; `set-budget` changes a budget; `revoke`
 //! removes an entry. The file is edited in place (comments and order kept,
 //! through `toml_edit`), checked to parse as a gateway config, and replaced through a
-//! rename; the gateway applies it on reload (`POST /admin/reload` or SIGHUP).
+//! rename; the gateway applies it on reload (`POST /admin/reload` or SIGHUP). With
+//! `--ledger postgres://…` the same commands manage the keys stored in the database
+//! (`keys_db`), which every replica reads within a second.
 
 use std::path::{Path, PathBuf};
 
@@ -22,12 +24,30 @@ pub struct KeysArgs {
     action: KeysAction,
 }
 
+/// Where the keys are: a config file's `[[client_key]]` entries, or a PostgreSQL ledger.
+#[derive(Args, Debug)]
+struct Target {
+    /// The gateway config whose [[client_key]] entries to edit; with --ledger, the
+    /// config whose routes a new key is checked against.
+    #[arg(long, value_name = "FILE", required_unless_present = "ledger")]
+    config: Option<PathBuf>,
+    /// Manage the keys stored in this PostgreSQL ledger (postgres:// URL) instead:
+    /// every replica on it takes a change within a second, without a reload.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "COSTFLOOR_LEDGER",
+        hide_env_values = true
+    )]
+    ledger: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum KeysAction {
-    /// Make a key: printed once on stdout, its SHA-256 stored in the config.
+    /// Make a key: printed once on stdout, its SHA-256 stored.
     Create {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
         /// The key's name, as the ledger records it.
         #[arg(long)]
         name: String,
@@ -39,8 +59,8 @@ enum KeysAction {
     },
     /// Set or change a key's monthly budget (and what it counts).
     SetBudget {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
         #[arg(long)]
         name: String,
         /// USD per calendar month (UTC); 0 refuses every request.
@@ -50,36 +70,37 @@ enum KeysAction {
         #[arg(long, value_name = "ON")]
         budget_on: Option<String>,
     },
-    /// The configured keys: name, how each is stored, digest prefix, routes.
+    /// The keys: name, how each is stored, digest prefix, routes, limits (and, in a
+    /// ledger, this month's spend).
     List {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
         #[arg(long)]
         json: bool,
     },
-    /// Remove a key from the config.
+    /// Remove a key from the config, or revoke it in the ledger.
     Revoke {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        target: Target,
         #[arg(long)]
         name: String,
     },
 }
 
 #[derive(Args, Debug, Default)]
-struct LimitFlags {
+pub(crate) struct LimitFlags {
     /// Requests per minute.
     #[arg(long, value_name = "N")]
-    rpm: Option<u32>,
+    pub(crate) rpm: Option<u32>,
     /// Tokens (input and output) per minute.
     #[arg(long, value_name = "N")]
-    tpm: Option<u64>,
+    pub(crate) tpm: Option<u64>,
     /// USD per calendar month (UTC).
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
-    monthly_budget_usd: Option<f64>,
+    pub(crate) monthly_budget_usd: Option<f64>,
     /// What the budget counts: actual (default) or counterfactual cost.
     #[arg(long, value_name = "ON")]
-    budget_on: Option<String>,
+    pub(crate) budget_on: Option<String>,
 }
 
 impl LimitFlags {
@@ -138,28 +159,49 @@ struct Listed {
 pub fn run(args: KeysArgs) -> Result<()> {
     match args.action {
         KeysAction::Create {
-            config,
+            target,
             name,
             routes,
             limits,
-        } => create(&config, &name, &routes, &limits),
+        } => match (&target.ledger, &target.config) {
+            (Some(url), config) => {
+                crate::keys_db::create(url, config.as_deref(), &name, &routes, &limits)
+            }
+            (None, Some(config)) => create(config, &name, &routes, &limits),
+            (None, None) => Err(no_target()),
+        },
         KeysAction::SetBudget {
-            config,
+            target,
             name,
             monthly_budget_usd,
             budget_on,
-        } => set_budget(
-            &config,
-            &name,
-            &LimitFlags {
+        } => {
+            let limits = LimitFlags {
                 monthly_budget_usd: Some(monthly_budget_usd),
                 budget_on,
                 ..LimitFlags::default()
-            },
-        ),
-        KeysAction::List { config, json } => list(&config, json),
-        KeysAction::Revoke { config, name } => revoke(&config, &name),
+            };
+            match (&target.ledger, &target.config) {
+                (Some(url), _) => crate::keys_db::set_budget(url, &name, &limits),
+                (None, Some(config)) => set_budget(config, &name, &limits),
+                (None, None) => Err(no_target()),
+            }
+        }
+        KeysAction::List { target, json } => match (&target.ledger, &target.config) {
+            (Some(url), _) => crate::keys_db::list(url, json),
+            (None, Some(config)) => list(config, json),
+            (None, None) => Err(no_target()),
+        },
+        KeysAction::Revoke { target, name } => match (&target.ledger, &target.config) {
+            (Some(url), _) => crate::keys_db::revoke(url, &name),
+            (None, Some(config)) => revoke(config, &name),
+            (None, None) => Err(no_target()),
+        },
     }
+}
+
+fn no_target() -> anyhow::Error {
+    input_failure("--config FILE or --ledger URL: one is needed to find the keys")
 }
 
 fn load(path: &Path) -> Result<DocumentMut> {

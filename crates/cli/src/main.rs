@@ -9,6 +9,7 @@ mod from_ledger;
 mod from_usage;
 mod html;
 mod keys;
+mod keys_db;
 mod output;
 mod quality;
 mod search;

@@ -7,6 +7,7 @@ mod from_ledger;
 mod keys;
 mod litellm;
 mod plan;
+mod postgres;
 mod report;
 mod review;
 mod search;
@@ -20,6 +21,14 @@ use std::process::{Command, Output};
 pub fn costfloor(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_costfloor"))
         .args(args)
+        .output()
+        .expect("run costfloor")
+}
+
+pub fn costfloor_with_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_costfloor"))
+        .args(args)
+        .envs(envs.iter().copied())
         .output()
         .expect("run costfloor")
 }
