@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The soak: two gateway replicas under steady load for DURATION seconds, with a sim
 # backend that injects faults (429, 529, 500, resets and error events mid-stream), and
-# a client key whose monthly budget the load crosses part-way. Then the checks: every
-# replica's ledger rows equal the requests it answered (its own
-# costfloor_requests_total, and again after a SIGTERM drain), no row lost, no panic in
-# the logs, the key's spend within its budget on each replica, and RSS at the start,
-# the middle and the end. Not a timed test: it prints the figures for
+# a client key whose monthly budget the load crosses part-way. STORE=postgres (the
+# default) puts both replicas on one PostgreSQL database (a throwaway cluster from
+# scripts/setup-postgres.sh) with one budget between them, and stops the database for
+# OUTAGE_S seconds in the middle; STORE=sqlite gives each replica a file and a budget
+# of its own. Then the checks: every replica's ledger rows equal the requests it
+# answered (its own costfloor_requests_total, after a SIGTERM drain), no row lost, no
+# panic in the logs, the key's spend within its budget, and RSS at the start, the
+# middle and the end. Not a timed test: it prints the figures for
 # bench/soak/RESULTS.md and exits non-zero if a check fails.
 set -euo pipefail
 
@@ -13,7 +16,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 DURATION="${DURATION:-600}"
 RATE="${RATE:-20}"                 # requests/s offered to each replica (Poisson)
-BUDGET_USD="${BUDGET_USD:-2.0}"    # per replica, on counterfactual cost
+STORE="${STORE:-postgres}"         # postgres (one database, one budget) or sqlite
+if [[ "$STORE" == postgres ]]; then
+  BUDGET_USD="${BUDGET_USD:-4.0}"  # shared by both replicas, on counterfactual cost
+else
+  BUDGET_USD="${BUDGET_USD:-2.0}"  # per replica, on counterfactual cost
+fi
+OUTAGE_S="${OUTAGE_S:-20}"         # postgres: the database is stopped this long, mid-run
 COSTFLOOR_BIN="${COSTFLOOR_BIN:-}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/soak.XXXXXX")}"
 mkdir -p "$OUT"
@@ -26,6 +35,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
+
+PG_URL=""
+if [[ "$STORE" == postgres ]]; then
+  pg_out="$(bash "$ROOT/scripts/setup-postgres.sh" start)"
+  PG_DIR="$(echo "$pg_out" | tail -n 2 | head -n 1)"
+  PG_URL="$(echo "$pg_out" | tail -n 1)"
+  trap 'cleanup; bash "$ROOT/scripts/setup-postgres.sh" stop "$PG_DIR"' EXIT
+  log "postgres: $PG_URL"
+fi
 
 SIM_PORT="$(free_port)"
 cat >"$OUT/sim.toml" <<TOML
@@ -55,10 +73,14 @@ export SOAK_KEY="sk-soak-$RANDOM$RANDOM"
 ports=(); gw_pids=()
 for r in 0 1; do
   port="$(free_port)"; ports+=("$port")
+  if [[ "$STORE" == postgres ]]; then ledger="$PG_URL"; else ledger="$OUT/replica-$r.db"; fi
   cat >"$OUT/replica-$r.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
-ledger = "$OUT/replica-$r.db"
+ledger = "$ledger"
+ledger_spill = "$OUT/spill-$r.jsonl"
+# A small memory backlog, so that the outage reaches the spill file.
+ledger_backlog_rows = 100
 replica = "replica-$r"
 
 [[client_key]]
@@ -91,6 +113,8 @@ reference_api = "claude-haiku-4.5"
 TOML
   "$COSTFLOOR_BIN" serve --config "$OUT/replica-$r.toml" >"$OUT/replica-$r.log" 2>&1 &
   gw_pids+=($!); pids+=($!)
+  # The first replica migrates the new database; the second finds it done.
+  sleep 1
 done
 for port in "${ports[@]}"; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
@@ -117,8 +141,23 @@ for r in 0 1; do
 done
 : >"$OUT/rss"
 start=$(date +%s)
+outage_at=$(( DURATION / 2 )); outage="before"
+: >"$OUT/outage"
 while kill -0 "${bench_pids[0]}" 2>/dev/null || kill -0 "${bench_pids[1]}" 2>/dev/null; do
-  printf '%s %s %s\n' "$(( $(date +%s) - start ))" "$(rss_kib "${gw_pids[0]}")" "$(rss_kib "${gw_pids[1]}")" >>"$OUT/rss"
+  elapsed=$(( $(date +%s) - start ))
+  printf '%s %s %s\n' "$elapsed" "$(rss_kib "${gw_pids[0]}")" "$(rss_kib "${gw_pids[1]}")" >>"$OUT/rss"
+  if [[ "$STORE" == postgres && "$outage" == before && $elapsed -ge $outage_at ]]; then
+    log "stopping the database for ${OUTAGE_S}s"
+    bash "$ROOT/scripts/setup-postgres.sh" halt "$PG_DIR" >&2
+    echo "stopped $elapsed" >>"$OUT/outage"
+    sleep "$OUTAGE_S"
+    for r in 0 1; do curl -s "http://127.0.0.1:${ports[$r]}/metrics" >"$OUT/metrics-outage-$r.txt"; done
+    bash "$ROOT/scripts/setup-postgres.sh" resume "$PG_DIR" >&2
+    echo "started $(( $(date +%s) - start ))" >>"$OUT/outage"
+    log "database started again"
+    outage="done"
+    continue
+  fi
   sleep 10
 done
 wait "${bench_pids[@]}" || true
@@ -126,4 +165,4 @@ for r in 0 1; do curl -s "http://127.0.0.1:${ports[$r]}/metrics" >"$OUT/metrics-
 # Drain both (SIGTERM), then read the ledgers.
 for r in 0 1; do kill -TERM "${gw_pids[$r]}"; done
 for r in 0 1; do wait "${gw_pids[$r]}" || true; done
-python3 "$HERE/check.py" "$OUT" "$BUDGET_USD"
+python3 "$HERE/check.py" "$OUT" "$BUDGET_USD" "$STORE" "$PG_URL"

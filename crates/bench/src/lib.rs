@@ -392,14 +392,31 @@ async fn stream_probe(runner: &Runner, observer: &dyn Observer) -> Result<(), Be
             stream: true,
         },
     );
-    let outcome = request::stream_one(
-        &runner.target,
-        &runner.url,
-        body,
-        shape.expected_input_tokens,
-        output_tokens,
-    )
-    .await;
+    // A stream cut by a transient fault (a busy server, a reset, an error event) is
+    // tried again, as the whole probe is; what fails every time is the answer.
+    let mut outcome = Outcome::Failed(String::new());
+    for attempt in 1..=target::TRANSIENT_ATTEMPTS {
+        outcome = request::stream_one(
+            &runner.target,
+            &runner.url,
+            body.clone(),
+            shape.expected_input_tokens,
+            output_tokens,
+        )
+        .await;
+        let transient = match &outcome {
+            Outcome::Completed(_) => false,
+            Outcome::Failed(reason) => reason
+                .strip_prefix("HTTP ")
+                .and_then(|code| code.parse::<u16>().ok())
+                .and_then(|code| http::StatusCode::from_u16(code).ok())
+                .is_none_or(target::is_transient),
+        };
+        if !transient || attempt == target::TRANSIENT_ATTEMPTS {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
+    }
     match outcome {
         Outcome::Completed(sample) => {
             if sample.output_tokens != u64::from(output_tokens) {

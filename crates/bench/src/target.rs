@@ -30,6 +30,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a response may stay silent (between bytes) before it counts as failed.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Attempts a pre-load request gets when the server answers a transient refusal.
+pub(crate) const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// Statuses a server gives when busy or briefly failing: worth sending again.
+pub(crate) fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 529)
+}
+
 /// The server under test.
 #[derive(Debug)]
 pub struct Target {
@@ -158,9 +166,45 @@ impl Target {
     }
 
     /// One whole (non-streamed) request to the generation endpoint: status and body.
+    /// A transient refusal (429, 500, 502, 503, 529, or a body cut off) is sent again, up to
+    /// [`TRANSIENT_ATTEMPTS`] times in all, after its `retry-after` (at most 10 s) or a
+    /// pause doubling from half a second: a probe that meets a busy server waits for
+    /// it rather than failing the run.
     pub(crate) async fn whole(&self, body: Bytes) -> Result<(StatusCode, Bytes), BenchError> {
         let url = self.url(self.format.generation_path());
-        self.read(self.post(&url, body)).await
+        let mut pause = Duration::from_millis(500);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self
+                .post(&url, body.clone())
+                .send()
+                .await
+                .map_err(|err| self.unreachable(&err))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(10.0)));
+            // A body cut off after the server answered (a reset) is transient too.
+            let answer = match response.bytes().await {
+                Ok(answer) => answer,
+                Err(err) if attempt >= TRANSIENT_ATTEMPTS => return Err(self.unreachable(&err)),
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(8));
+                    continue;
+                }
+            };
+            if !is_transient(status) || attempt >= TRANSIENT_ATTEMPTS {
+                return Ok((status, answer));
+            }
+            tokio::time::sleep(retry_after.unwrap_or(pause)).await;
+            pause = (pause * 2).min(Duration::from_secs(8));
+        }
     }
 
     /// Sends `request` and reads its whole answer; a transport failure is "unreachable".

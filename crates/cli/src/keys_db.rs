@@ -103,17 +103,7 @@ pub fn list(url: &str, json: bool) -> Result<()> {
         let spend = store.spend(month).await.map_err(failed)?;
         Ok::<_, anyhow::Error>((keys, spend))
     })?;
-    let listed: Vec<ListedKey> = keys
-        .iter()
-        .map(|k| {
-            let s = spend
-                .iter()
-                .find(|(name, _)| *name == k.name)
-                .map(|(_, s)| *s)
-                .unwrap_or_default();
-            ListedKey::new(k, s)
-        })
-        .collect();
+    let listed: Vec<ListedKey> = gateway::admin::listed(&keys, &spend);
     if json {
         return output::print_json(&listed);
     }

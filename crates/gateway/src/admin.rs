@@ -210,6 +210,20 @@ struct Revoked {
     revoked: bool,
 }
 
+/// Every key with its spend this month (none where the month has no row yet).
+pub fn listed(keys: &[KeyRecord], spend: &[(String, ledger::MonthSpend)]) -> Vec<ListedKey> {
+    keys.iter()
+        .map(|k| {
+            let s = spend
+                .iter()
+                .find(|(name, _)| *name == k.name)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            ListedKey::new(k, s)
+        })
+        .collect()
+}
+
 fn answer<T: Serialize>(status: StatusCode, value: &T) -> Response {
     (status, axum::Json(value)).into_response()
 }
@@ -284,20 +298,12 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
     .await;
     match found {
-        Ok((keys, spend)) => {
-            let listed: Vec<ListedKey> = keys
-                .iter()
-                .map(|k| {
-                    let s = spend
-                        .iter()
-                        .find(|(name, _)| *name == k.name)
-                        .map(|(_, s)| *s)
-                        .unwrap_or_default();
-                    ListedKey::new(k, s)
-                })
-                .collect();
-            answer(StatusCode::OK, &Listing { keys: listed })
-        }
+        Ok((keys, spend)) => answer(
+            StatusCode::OK,
+            &Listing {
+                keys: listed(&keys, &spend),
+            },
+        ),
         Err(e) => store_failed(&e),
     }
 }

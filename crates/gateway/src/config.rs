@@ -60,6 +60,9 @@ pub struct ServerFile {
     /// PostgreSQL only: the file rows wait in while the database cannot be reached
     /// (default `costfloor-ledger-spill-REPLICA.jsonl` beside the config file).
     pub ledger_spill: Option<PathBuf>,
+    /// PostgreSQL only: rows kept in memory while the database cannot be reached,
+    /// before the spill file (default 50,000).
+    pub ledger_backlog_rows: Option<usize>,
     pub drain_seconds: Option<u64>,
     /// Env var holding the admin key that enables `POST /admin/reload`.
     pub admin_key_env: Option<String>,
@@ -254,6 +257,7 @@ pub struct Config {
     pub ledger: ledger::Location,
     /// PostgreSQL only: the spill file; `None` for the default beside the config.
     pub ledger_spill: Option<PathBuf>,
+    pub ledger_backlog_rows: usize,
     pub ledger_queue_capacity: usize,
     pub replica: Option<String>,
     /// `None`: the backends' metrics endpoints are not sampled.
@@ -557,6 +561,7 @@ impl ConfigFile {
             default_max_tokens: server.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             ledger,
             ledger_spill: server.ledger_spill.map(|p| base_dir.join(p)),
+            ledger_backlog_rows: server.ledger_backlog_rows.unwrap_or(50_000),
             ledger_queue_capacity: server.ledger_queue_capacity.unwrap_or(8192),
             replica: server.replica,
             sample_interval: match server.sample_interval_seconds.unwrap_or(15) {

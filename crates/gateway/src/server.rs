@@ -314,6 +314,7 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
         &config.ledger,
         LedgerOptions {
             queue_capacity: config.ledger_queue_capacity,
+            backlog_max: config.ledger_backlog_rows,
             spill_path: Some(spill_path),
             ..LedgerOptions::default()
         },

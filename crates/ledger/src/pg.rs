@@ -186,6 +186,23 @@ pub(crate) fn async_config(url: &str) -> Result<tokio_postgres::Config> {
 /// Applies pending migrations under the advisory lock. Fails on a database written by a
 /// newer build.
 pub(crate) fn migrate(client: &mut Client) -> Result<()> {
+    let known = i64::from(PG_SCHEMA_VERSION);
+    // Up to date: nothing to create or lock, so a role without CREATE can run the
+    // gateway once an owner has migrated the database.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('costfloor_schema') IS NOT NULL", &[])?
+        .try_get(0)?;
+    if exists {
+        if let Some(row) = client.query_opt("SELECT version FROM costfloor_schema", &[])? {
+            let found: i64 = row.try_get(0)?;
+            if found > known {
+                return Err(LedgerError::NewerSchema { found, known });
+            }
+            if found == known {
+                return Ok(());
+            }
+        }
+    }
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS costfloor_schema (version BIGINT NOT NULL)")?;
@@ -196,7 +213,6 @@ pub(crate) fn migrate(client: &mut Client) -> Result<()> {
             0
         }
     };
-    let known = i64::from(PG_SCHEMA_VERSION);
     if found > known {
         return Err(LedgerError::NewerSchema { found, known });
     }

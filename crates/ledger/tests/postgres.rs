@@ -481,3 +481,43 @@ async fn reservations_from_two_stores_never_pass_the_budget() {
     assert!(b.active().await.unwrap().is_empty());
     assert_eq!(b.all().await.unwrap()[0].revoked_at_unix_ms, Some(3));
 }
+
+/// Once an owner has migrated the database, a role with no more than `SELECT, INSERT,
+/// UPDATE, DELETE` (and the sequences) runs the writer and the readers: connecting
+/// creates nothing when the schema is current.
+#[tokio::test]
+async fn a_role_without_create_runs_a_migrated_database() {
+    let url = postgres_database();
+    let dir = temp_dir("narrow");
+    write(&Location::parse(&url).unwrap(), &dir, rows("owner", 3)).await;
+    let role = format!(
+        "narrow_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let (owner_url, statements) = (
+        url.clone(),
+        format!(
+            "CREATE ROLE {role} LOGIN;
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+        ),
+    );
+    std::thread::spawn(move || {
+        postgres::Client::connect(&owner_url, postgres::NoTls)
+            .unwrap()
+            .batch_execute(&statements)
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (_, host) = rest.split_once('@').unwrap();
+    let narrow = Location::parse(&format!("{scheme}://{role}@{host}")).unwrap();
+    write(&narrow, &dir, rows("narrow", 5)).await;
+    assert_eq!(LedgerReader::open(&narrow).unwrap().count().unwrap(), 8);
+}

@@ -142,3 +142,33 @@ async fn a_401_on_the_model_list_stops_before_any_generation() {
     );
     assert_eq!(generation.load(Ordering::Relaxed), 0);
 }
+
+/// A server that is busy when the run starts: the probes wait and try again (after
+/// its `retry-after`), and the load runs. The sim refuses the first three requests
+/// with 429 and cuts the stream of the next one; five attempts each get past that.
+#[tokio::test]
+async fn transient_refusals_before_the_load_are_waited_out() {
+    let mut rate_limit = sim::FaultStep::new(sim::FaultKind::RateLimit);
+    rate_limit.count = Some(3);
+    rate_limit.retry_after_s = Some(0);
+    let mut reset = sim::FaultStep::new(sim::FaultKind::ResetMidStream);
+    reset.count = Some(1);
+    let handle = sim::start(SimConfig {
+        ttft: std::time::Duration::from_millis(1),
+        token_delay: std::time::Duration::from_millis(1),
+        faults: sim::FaultPlan {
+            steps: vec![rate_limit, reset],
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let run = crate::run(crate::plan(&handle.base_url(), load()))
+        .await
+        .unwrap();
+    assert!(
+        run.measurement.levels[0].completed > 0,
+        "{:?}",
+        run.measurement.levels[0]
+    );
+}
