@@ -122,8 +122,8 @@ done
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 log "load: $RATE req/s on each of 2 replicas for ${DURATION}s; outputs in $OUT"
-# bench stops when one of its probes meets an injected fault before the load starts:
-# try again, up to 10 times.
+# bench waits out transient faults in its probes (five attempts each); should every
+# attempt meet one, try the whole run again, up to 10 times.
 load() {
   for attempt in $(seq 10); do
     "$COSTFLOOR_BIN" bench --target "http://127.0.0.1:${ports[$1]}" --model chat --api-key-env SOAK_KEY \

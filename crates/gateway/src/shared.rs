@@ -37,12 +37,16 @@ pub const KEYS_REFRESH: Duration = Duration::from_secs(1);
 /// Longest a reservation may take before the request is refused as unavailable.
 const RESERVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Pauses between attempts at a settlement the database did not take.
-const SETTLE_BACKOFF: [Duration; 4] = [
+/// Pauses between attempts at a settlement the database did not take: about 30 s in
+/// all, so that shutdown (which waits for these tasks) is not held longer.
+const SETTLE_BACKOFF: [Duration; 7] = [
     Duration::from_millis(100),
     Duration::from_millis(500),
+    Duration::from_secs(1),
     Duration::from_secs(2),
     Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(10),
 ];
 
 /// The budget's name for what it counts, as the database stores it.
@@ -275,9 +279,9 @@ impl Shared {
         }
     }
 
-    /// Settles in the background, retried until the database takes it; shutdown waits
-    /// for these tasks. A settlement never made (the process killed first) leaves its
-    /// reservation in place: the key can spend less, never more.
+    /// Settles in the background, retried for about 30 s; shutdown waits for these
+    /// tasks. A settlement never made (the database away longer, the process killed
+    /// first) leaves its reservation in place: the key can spend less, never more.
     fn settle(&self, key: String, month: i64, reserved: Money, spent: Money) {
         let store = Arc::clone(&self.store);
         if tokio::runtime::Handle::try_current().is_err() {
@@ -289,21 +293,27 @@ impl Shared {
         }
         ::metrics::gauge!(crate::metrics::KEY_SETTLES_PENDING).increment(1.0);
         self.tracker.spawn(async move {
-            let mut attempt = 0;
+            let mut pauses = SETTLE_BACKOFF.iter();
             loop {
                 match store
                     .settle(&key, month, reserved.nano_usd(), spent.nano_usd())
                     .await
                 {
                     Ok(()) => break,
-                    Err(e) => {
-                        let pause = SETTLE_BACKOFF[attempt.min(SETTLE_BACKOFF.len() - 1)];
-                        if attempt == 0 {
-                            tracing::warn!(key, error = %e, "budget settlement failed; retrying");
+                    Err(e) => match pauses.next() {
+                        Some(pause) => {
+                            if pauses.len() + 1 == SETTLE_BACKOFF.len() {
+                                tracing::warn!(key, error = %e, "budget settlement failed; retrying");
+                            }
+                            tokio::time::sleep(*pause).await;
                         }
-                        attempt += 1;
-                        tokio::time::sleep(pause).await;
-                    }
+                        None => {
+                            tracing::error!(key, error = %e,
+                                reserved_nano_usd = reserved.nano_usd(), spent_nano_usd = spent.nano_usd(),
+                                "budget settlement abandoned; the reservation stays on the key's month");
+                            break;
+                        }
+                    },
                 }
             }
             ::metrics::gauge!(crate::metrics::KEY_SETTLES_PENDING).decrement(1.0);
