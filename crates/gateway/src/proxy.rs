@@ -198,7 +198,10 @@ async fn run(
             now_ms,
         )?;
         if let Some((shared, budget)) = shared {
-            guard.hold = Some(shared.reserve(key, budget, cost_bound, now_ms).await?);
+            // Boxed: the reservation's future is large, and every request's future
+            // would otherwise carry its space.
+            let reserve = Box::pin(shared.reserve(key, budget, cost_bound, now_ms));
+            guard.hold = Some(reserve.await?);
         }
     }
     let Attempted {
