@@ -28,8 +28,9 @@
 //!
 //! # Storage
 //!
-//! **PostgreSQL**: batches are one multi-row insert each, `ON CONFLICT (request_id) DO
-//! NOTHING`, so several replicas share a database and a batch sent twice lands once.
+//! **PostgreSQL**: batches are one multi-row insert each, `ON CONFLICT (request_id,
+//! started_at_unix_ms) DO NOTHING`, so several replicas share a database, a batch sent
+//! twice lands once, and `requests` may be partitioned by month (docs/deploy.md).
 //! Migrations run under an advisory lock (`pg`). While the database cannot be reached,
 //! rows wait in memory up to [`LedgerOptions::backlog_max`], then in a spill file, and are
 //! written when it returns (`pg_writer`); the metrics in [`metric_names`] show each step.

@@ -36,7 +36,7 @@ const MIGRATIONS: &[&str] = &[
     // their monthly spend, which only a shared store can hold for several replicas.
     r#"CREATE TABLE requests (
         id                        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        request_id                TEXT COLLATE "C" NOT NULL UNIQUE,
+        request_id                TEXT COLLATE "C" NOT NULL,
         started_at_unix_ms        BIGINT NOT NULL,
         finished_at_unix_ms       BIGINT NOT NULL,
         client_key                TEXT COLLATE "C",
@@ -64,7 +64,11 @@ const MIGRATIONS: &[&str] = &[
         requested_model           TEXT COLLATE "C",
         cache_write_1h_tokens     BIGINT NOT NULL DEFAULT 0,
         input_estimate            BIGINT,
-        replica                   TEXT COLLATE "C"
+        replica                   TEXT COLLATE "C",
+        -- With the start time, so that the table can be partitioned by month (a
+        -- partitioned table's unique keys include its partition key); a replayed row
+        -- has both the same.
+        CONSTRAINT requests_request_id_started UNIQUE (request_id, started_at_unix_ms)
     );
     CREATE INDEX requests_started_at ON requests (started_at_unix_ms);
     CREATE INDEX requests_backend_started_at ON requests (backend, started_at_unix_ms);

@@ -2,8 +2,9 @@
 //! is away.
 //!
 //! A batch is one `INSERT … SELECT FROM unnest(…)` (one array a column: a multi-row
-//! insert with a fixed statement), `ON CONFLICT (request_id) DO NOTHING` so that a batch
-//! sent again after a lost reply lands once. When the database cannot be reached, rows
+//! insert with a fixed statement), `ON CONFLICT (request_id, started_at_unix_ms) DO
+//! NOTHING` so that a batch sent again after a lost reply lands once (a row's id and
+//! start time are its key, which a table partitioned by month can keep). When the database cannot be reached, rows
 //! wait in memory up to a bound, then go to the spill file; both are written, oldest
 //! first, once a reconnect succeeds (tried at most once a second, backing off to five).
 //! Nothing is dropped: a row is lost only if the spill file itself cannot be written,
@@ -30,7 +31,7 @@ const INSERT_SQL: &str = "INSERT INTO requests (
         $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::text[],
         $20::text[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::text[],
         $26::bigint[], $27::bigint[], $28::text[]
-    ) ON CONFLICT (request_id) DO NOTHING";
+    ) ON CONFLICT (request_id, started_at_unix_ms) DO NOTHING";
 
 /// The first pause after a failed connection, doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);

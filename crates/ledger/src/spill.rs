@@ -2,7 +2,7 @@
 //! one JSON row a line, appended and synced per batch, replayed when it returns.
 //!
 //! The file is locked while a writer has it open, so two gateways cannot share one.
-//! Replaying inserts with `ON CONFLICT (request_id) DO NOTHING`, so a replay cut short
+//! Replaying inserts with `ON CONFLICT (request_id, started_at_unix_ms) DO NOTHING`, so a replay cut short
 //! (a crash, the database dropping again) is simply run again from the start.
 
 use std::fs::{File, OpenOptions};

@@ -521,3 +521,88 @@ async fn a_role_without_create_runs_a_migrated_database() {
     write(&narrow, &dir, rows("narrow", 5)).await;
     assert_eq!(LedgerReader::open(&narrow).unwrap().count().unwrap(), 8);
 }
+
+/// The conversion to monthly partitions in docs/deploy.md, run as written: the
+/// writer's inserts (a batch sent twice included) and every reader work on the
+/// partitioned table, and rows land in their month's partition.
+#[tokio::test]
+async fn the_documented_partitioning_takes_the_writers_rows() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/deploy.md"),
+    )
+    .unwrap();
+    let after = doc.split("**Partitioning by month**").nth(1).unwrap();
+    let sql = after
+        .split("```sql\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        sql.contains("PARTITION BY RANGE (started_at_unix_ms)"),
+        "{sql}"
+    );
+    let url = postgres_database();
+    let location = Location::parse(&url).unwrap();
+    let dir = temp_dir("partitioned");
+    // Rows before the conversion (November 2023, into the default partition) ...
+    write(&location, &dir, rows("before", 20)).await;
+    let owner = url.clone();
+    std::thread::spawn(move || {
+        postgres::Client::connect(&owner, postgres::NoTls)
+            .unwrap()
+            .batch_execute(&sql)
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    // ... and after, in December 2026 (its own partition), one batch sent twice.
+    let december: Vec<LedgerRow> = rows("after", 30)
+        .into_iter()
+        .map(|r| LedgerRow {
+            started_at_unix_ms: r.started_at_unix_ms - 1_700_000_000_000 + 1_796_083_200_000,
+            ..r
+        })
+        .collect();
+    write(&location, &dir, december.clone()).await;
+    write(&location, &dir, december).await;
+    let reader = LedgerReader::open(&location).unwrap();
+    assert_eq!(
+        reader.count().unwrap(),
+        50,
+        "the batch sent twice landed once"
+    );
+    assert_eq!(
+        reader
+            .summary(&ReportFilter::default())
+            .unwrap()
+            .iter()
+            .map(|g| g.requests)
+            .sum::<u64>(),
+        50
+    );
+    let check = url.clone();
+    let placed = std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&check, postgres::NoTls).unwrap();
+        client
+            .query(
+                "SELECT tableoid::regclass::text, COUNT(*) FROM requests GROUP BY 1 ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        placed,
+        vec![
+            ("requests_2026_12".to_string(), 30),
+            ("requests_default".to_string(), 20)
+        ]
+    );
+}
