@@ -460,10 +460,10 @@ def test_responses_function_calls_pass_through_to_a_responses_backend(oai, strea
 
 def test_an_open_gateway_says_so_once_and_a_keyed_one_does_not(module_launcher, sim, gateway) -> None:
     # The module's gateway has a client key: no warning.
-    assert "no [[client_key]]" not in gateway.service.log(tail=10**7)
+    assert "no client key is configured" not in gateway.service.log(tail=10**7)
     open_gateway = module_launcher.gateway(
         name="open",
         backends=[{"name": "claude", "type": "anthropic", "base_url": sim.url, "model": "claude-haiku-4-5", "price": "claude-haiku-4.5"}],
     )
-    lines = [line for line in open_gateway.service.log(tail=10**7).splitlines() if "no [[client_key]] is configured" in line]
+    lines = [line for line in open_gateway.service.log(tail=10**7).splitlines() if "no client key is configured" in line]
     assert len(lines) == 1 and "WARN" in lines[0], lines
