@@ -1006,3 +1006,39 @@ async fn rate_limits_are_backed_off_and_rpm_is_kept() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `eval run` and `eval report` with `--db postgres://…`: the answers go to the shared
+/// database, the report reads them back, and a second run over the same database is a
+/// run of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_runs_and_reports_on_postgres() {
+    let Labelled {
+        dir,
+        dataset,
+        sim: _sim,
+        config,
+    } = labelled("postgres", &[("easy", 12)], Duration::from_millis(1)).await;
+    let url = ledger::testing::postgres_database();
+    let done = eval_run(&config, &dataset, &["--db", &url]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let run = run_id(&done.stdout);
+    let report = crate::json(&["eval", "report", &run, "--db", &url, "--json"]);
+    assert_eq!(task(&report, "easy")["samples"], 12, "{report}");
+    let stored = ledger::EvalStore::open(ledger::Location::parse(&url).unwrap())
+        .unwrap()
+        .results(&run)
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        24,
+        "a candidate and a baseline answer per sample"
+    );
+    assert!(
+        !dir.join("eval.db").exists(),
+        "nothing went to the config's file"
+    );
+}
