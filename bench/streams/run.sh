@@ -24,6 +24,7 @@ DELAY_MS="${DELAY_MS:-1000}"
 DURATION="${DURATION:-}"   # default: three stream lengths
 COSTFLOOR_BIN="${COSTFLOOR_BIN:-}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/streams.XXXXXX")}"
+mkdir -p "$OUT"
 log() { printf '[streams %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 if [[ -z "$COSTFLOOR_BIN" ]]; then
