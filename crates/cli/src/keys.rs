@@ -104,6 +104,29 @@ pub(crate) struct LimitFlags {
 }
 
 impl LimitFlags {
+    /// `--monthly-budget-usd`, checked: a finite number of USD, 0 or more.
+    pub(crate) fn budget(&self) -> Result<Option<costfloor_core::money::Money>> {
+        match self.monthly_budget_usd {
+            Some(usd) if !(usd.is_finite() && usd >= 0.0) => Err(input_failure(format!(
+                "--monthly-budget-usd = {usd} is not allowed: a number of USD, 0 or more"
+            ))),
+            other => Ok(other.map(costfloor_core::money::Money::from_usd_f64)),
+        }
+    }
+
+    /// `--budget-on`, checked: actual or counterfactual.
+    pub(crate) fn budget_on(&self) -> Result<Option<gateway::limits::BudgetOn>> {
+        use gateway::limits::BudgetOn;
+        match self.budget_on.as_deref() {
+            None => Ok(None),
+            Some("actual") => Ok(Some(BudgetOn::Actual)),
+            Some("counterfactual") => Ok(Some(BudgetOn::Counterfactual)),
+            Some(other) => Err(input_failure(format!(
+                "--budget-on = {other} is not allowed: actual or counterfactual"
+            ))),
+        }
+    }
+
     /// Writes the limits into `table`, checking each.
     fn apply(&self, table: &mut Table) -> Result<()> {
         for (flag, value) in [("--rpm", self.rpm.map(u64::from)), ("--tpm", self.tpm)] {
@@ -119,20 +142,13 @@ impl LimitFlags {
         if let Some(tpm) = self.tpm {
             table.insert("tpm", value(tpm as i64));
         }
-        if let Some(budget) = self.monthly_budget_usd {
-            if !(budget.is_finite() && budget >= 0.0) {
-                return Err(input_failure(format!(
-                    "--monthly-budget-usd = {budget} is not allowed: a number of USD, 0 or more"
-                )));
+        if self.budget()?.is_some() {
+            if let Some(budget) = self.monthly_budget_usd {
+                table.insert("monthly_budget_usd", value(budget));
             }
-            table.insert("monthly_budget_usd", value(budget));
         }
         if let Some(on) = &self.budget_on {
-            if !matches!(on.as_str(), "actual" | "counterfactual") {
-                return Err(input_failure(format!(
-                    "--budget-on = {on} is not allowed: actual or counterfactual"
-                )));
-            }
+            self.budget_on()?;
             if self.monthly_budget_usd.is_none() && !table.contains_key("monthly_budget_usd") {
                 return Err(input_failure("--budget-on needs --monthly-budget-usd"));
             }

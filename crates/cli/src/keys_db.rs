@@ -8,7 +8,6 @@ use anyhow::Result;
 use costfloor_core::calendar::month_bounds_unix_ms;
 use costfloor_core::money::Money;
 use gateway::admin::{ListedKey, NewKey};
-use gateway::limits::BudgetOn;
 use ledger::{KeyChange, KeyStore, LedgerError, Location};
 
 use crate::commands::{input_failure, now_unix_ms, tokio_runtime};
@@ -25,26 +24,6 @@ async fn open(url: &str) -> Result<KeyStore> {
     KeyStore::open(url)
         .await
         .map_err(|e| input_failure(format!("--ledger {location}: {e}")))
-}
-
-fn budget_on(text: Option<&str>) -> Result<Option<BudgetOn>> {
-    match text {
-        None => Ok(None),
-        Some("actual") => Ok(Some(BudgetOn::Actual)),
-        Some("counterfactual") => Ok(Some(BudgetOn::Counterfactual)),
-        Some(other) => Err(input_failure(format!(
-            "--budget-on = {other} is not allowed: actual or counterfactual"
-        ))),
-    }
-}
-
-fn budget(usd: Option<f64>) -> Result<Option<Money>> {
-    match usd {
-        Some(usd) if !(usd.is_finite() && usd >= 0.0) => Err(input_failure(format!(
-            "--monthly-budget-usd = {usd} is not allowed: a number of USD, 0 or more"
-        ))),
-        other => Ok(other.map(Money::from_usd_f64)),
-    }
 }
 
 fn failed(e: LedgerError) -> anyhow::Error {
@@ -80,8 +59,8 @@ pub fn create(
         routes: routes.to_vec(),
         rpm: limits.rpm,
         tpm: limits.tpm,
-        monthly_budget_usd: budget(limits.monthly_budget_usd)?,
-        budget_on: budget_on(limits.budget_on.as_deref())?,
+        monthly_budget_usd: limits.budget()?,
+        budget_on: limits.budget_on()?,
     };
     let (secret, record) =
         gateway::admin::new_key(&new, &known, now_unix_ms()).map_err(input_failure)?;
@@ -154,8 +133,9 @@ pub fn list(url: &str, json: bool) -> Result<()> {
 
 pub fn set_budget(url: &str, name: &str, limits: &LimitFlags) -> Result<()> {
     let change = KeyChange {
-        monthly_budget_nusd: Some(budget(limits.monthly_budget_usd)?.map(Money::nano_usd)),
-        budget_on: budget_on(limits.budget_on.as_deref())?
+        monthly_budget_nusd: Some(limits.budget()?.map(Money::nano_usd)),
+        budget_on: limits
+            .budget_on()?
             .map(|on| gateway::shared::budget_on_name(on).to_owned()),
         ..KeyChange::default()
     };

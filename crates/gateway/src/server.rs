@@ -263,17 +263,17 @@ pub struct StartOptions {
     pub handle_signals: bool,
 }
 
-/// Opens the ledger, binds, and serves until shutdown. The returned gateway is
-/// already accepting connections.
 /// Each client key's spend this month in the ledger, for the budgets; empty when no key
-/// has a budget. A ledger that cannot be read counts as no spend, and says so.
+/// has a budget, or when budgets are held in PostgreSQL (`shared`). A ledger that cannot
+/// be read counts as no spend, and says so.
 fn key_spend_this_month(
     config: &crate::config::Config,
 ) -> std::collections::HashMap<String, (Money, Money)> {
-    if !config
-        .client_keys
-        .iter()
-        .any(|k| k.limits.monthly_budget.is_some())
+    if config.ledger.is_postgres()
+        || !config
+            .client_keys
+            .iter()
+            .any(|k| k.limits.monthly_budget.is_some())
     {
         return Default::default();
     }
@@ -300,6 +300,8 @@ fn key_spend_this_month(
     }
 }
 
+/// Opens the ledger, binds, and serves until shutdown. The returned gateway is
+/// already accepting connections.
 pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let config = options.config;
     let metrics_handle = metrics::handle();

@@ -175,6 +175,13 @@ pub(crate) fn connect(url: &str) -> Result<Client> {
         .map_err(|e| LedgerError::Unavailable(format!("{}: {e}", redact(url))))
 }
 
+/// Connects to `url` and brings its schema up to date.
+fn connect_migrated(url: &str) -> Result<Client> {
+    let mut client = connect(url)?;
+    migrate(&mut client)?;
+    Ok(client)
+}
+
 /// The async config for `url`, with the same default connect timeout.
 pub(crate) fn async_config(url: &str) -> Result<tokio_postgres::Config> {
     let mut config = tokio_postgres::Config::from_str(url).map_err(|e| LedgerError::Location {
@@ -263,7 +270,7 @@ impl PgConn {
             .spawn(move || {
                 // Connected on this thread: the sync client cannot run inside an async
                 // runtime, and the caller may be in one.
-                let mut client = match connect(&url).and_then(|mut c| migrate(&mut c).map(|()| c)) {
+                let mut client = match connect_migrated(&url) {
                     Ok(c) => {
                         let _ = ready_tx.send(Ok(()));
                         Some(c)
@@ -275,7 +282,7 @@ impl PgConn {
                 };
                 while let Ok(job) = rx.recv() {
                     if client.as_ref().is_none_or(Client::is_closed) {
-                        client = match connect(&url).and_then(|mut c| migrate(&mut c).map(|()| c)) {
+                        client = match connect_migrated(&url) {
                             Ok(c) => {
                                 tracing::info!("ledger database reconnected");
                                 Some(c)

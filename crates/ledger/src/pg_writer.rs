@@ -37,11 +37,28 @@ const INSERT_SQL: &str = "INSERT INTO requests (
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Inserts `rows`; returns how many were new (the rest were already there).
-fn insert(conn: &PgConn, rows: &Arc<Vec<LedgerRow>>) -> Result<u64> {
-    let rows = Arc::clone(rows);
-    conn.run(move |client| {
-        let r = &rows;
+/// Inserts `rows` (those already there are skipped): how many were sent, or the error
+/// with the rows given back.
+fn insert(
+    conn: &PgConn,
+    rows: Vec<LedgerRow>,
+) -> std::result::Result<u64, (LedgerError, Vec<LedgerRow>)> {
+    let sent = rows.len() as u64;
+    let rows = Arc::new(rows);
+    let shared = Arc::clone(&rows);
+    // The job, and with it `shared`, is dropped on the connection's thread before the
+    // answer comes back, so the rows are ours alone again.
+    let done = conn.run(move |client| insert_all(client, &shared));
+    done.map(|_| sent).map_err(|e| {
+        (
+            e,
+            Arc::try_unwrap(rows).unwrap_or_else(|arc| (*arc).clone()),
+        )
+    })
+}
+
+fn insert_all(client: &mut postgres::Client, r: &[LedgerRow]) -> Result<u64> {
+    {
         let text = |f: fn(&LedgerRow) -> &str| r.iter().map(f).collect::<Vec<&str>>();
         let opt_text =
             |f: fn(&LedgerRow) -> Option<&str>| r.iter().map(f).collect::<Vec<Option<&str>>>();
@@ -109,7 +126,7 @@ fn insert(conn: &PgConn, rows: &Arc<Vec<LedgerRow>>) -> Result<u64> {
             ],
         )?;
         Ok(new)
-    })
+    }
 }
 
 /// What [`PgSink::write`] did with a batch.
@@ -210,20 +227,51 @@ impl PgSink {
         if !to_disk.is_empty() {
             let mut spill: Vec<LedgerRow> = self.backlog.drain(..).collect();
             spill.extend(to_disk);
-            match self.spill.append(&spill) {
-                Ok(()) => {
-                    metrics::counter!(ROWS_SPOOLED).increment(spill.len() as u64);
-                    tracing::warn!(rows = spill.len(), total = self.spill.rows(),
-                        file = %self.spill.path().display(), "ledger rows spilled to disk");
-                }
-                Err(e) => {
-                    let reason = format!("spill file {}: {e}", self.spill.path().display());
-                    lost.extend(spill.into_iter().map(|row| (row, reason.clone())));
-                }
-            }
+            lost = self.append_to_spill(spill);
         }
         self.publish();
         lost
+    }
+
+    /// Appends `rows` to the spill file; returns them, with the reason, if it fails.
+    fn append_to_spill(&mut self, rows: Vec<LedgerRow>) -> Vec<(LedgerRow, String)> {
+        match self.spill.append(&rows) {
+            Ok(()) => {
+                metrics::counter!(ROWS_SPOOLED).increment(rows.len() as u64);
+                tracing::warn!(rows = rows.len(), total = self.spill.rows(),
+                    file = %self.spill.path().display(), "ledger rows spilled to disk");
+                Vec::new()
+            }
+            Err(e) => {
+                let reason = format!("spill file {}: {e}", self.spill.path().display());
+                rows.into_iter().map(|row| (row, reason.clone())).collect()
+            }
+        }
+    }
+
+    /// Inserts `rows`; a row rejected on its own is refused alone (one by one) and the
+    /// rest written. Gives back the error and the rows when the database is away.
+    fn insert_or_split(
+        &mut self,
+        rows: Vec<LedgerRow>,
+        done: &mut Outcome,
+    ) -> std::result::Result<(), (LedgerError, Vec<LedgerRow>)> {
+        match insert(&self.conn, rows) {
+            Ok(sent) => {
+                self.came_back();
+                done.written += sent;
+                Ok(())
+            }
+            Err((e, rows)) if is_row_error(&e) => {
+                tracing::warn!(error = %e, rows = rows.len(),
+                    "ledger batch rejected a row; writing rows one by one");
+                let (written, rejected) = self.one_by_one(rows);
+                done.written += written;
+                done.rejected.extend(rejected);
+                Ok(())
+            }
+            Err(failed) => Err(failed),
+        }
     }
 
     /// Writes what is waiting (memory first, then the spill file) if the database is
@@ -239,29 +287,16 @@ impl PgSink {
         while !self.backlog.is_empty() {
             let take = self.backlog.len().min(self.batch_max);
             let chunk: Vec<LedgerRow> = self.backlog.drain(..take).collect();
-            let chunk = Arc::new(chunk);
-            match insert(&self.conn, &chunk) {
-                Ok(_) => {
-                    self.came_back();
-                    done.written += chunk.len() as u64;
-                    metrics::counter!(ROWS_REPLAYED).increment(chunk.len() as u64);
+            let before = done.written;
+            if let Err((e, chunk)) = self.insert_or_split(chunk, &mut done) {
+                for row in chunk.into_iter().rev() {
+                    self.backlog.push_front(row);
                 }
-                Err(e) => {
-                    let chunk = Arc::try_unwrap(chunk).unwrap_or_else(|arc| (*arc).clone());
-                    if is_row_error(&e) {
-                        let (written, rejected) = self.one_by_one(chunk);
-                        done.written += written;
-                        done.rejected.extend(rejected);
-                        continue;
-                    }
-                    for row in chunk.into_iter().rev() {
-                        self.backlog.push_front(row);
-                    }
-                    self.went_down(&e);
-                    self.publish();
-                    return (false, done);
-                }
+                self.went_down(&e);
+                self.publish();
+                return (false, done);
             }
+            metrics::counter!(ROWS_REPLAYED).increment(done.written - before);
         }
         self.publish();
         if self.spill.rows() > 0 {
@@ -278,21 +313,12 @@ impl PgSink {
             let mut rows = back.rows;
             while !rows.is_empty() {
                 let rest = rows.split_off(rows.len().min(self.batch_max));
-                let chunk = Arc::new(std::mem::replace(&mut rows, rest));
-                match insert(&self.conn, &chunk) {
-                    Ok(_) => done.written += chunk.len() as u64,
-                    Err(e) if is_row_error(&e) => {
-                        let chunk = Arc::try_unwrap(chunk).unwrap_or_else(|arc| (*arc).clone());
-                        let (written, rejected) = self.one_by_one(chunk);
-                        done.written += written;
-                        done.rejected.extend(rejected);
-                    }
-                    Err(e) => {
-                        // The file stays whole; the next replay starts it again, and
-                        // the rows already in are skipped by their request ids.
-                        self.went_down(&e);
-                        return (false, done);
-                    }
+                let chunk = std::mem::replace(&mut rows, rest);
+                if let Err((e, _)) = self.insert_or_split(chunk, &mut done) {
+                    // The file stays whole; the next replay starts it again, and
+                    // the rows already in are skipped by their request ids.
+                    self.went_down(&e);
+                    return (false, done);
                 }
             }
             self.came_back();
@@ -316,26 +342,10 @@ impl PgSink {
             done.rejected.extend(lost);
             return done;
         }
-        let batch = Arc::new(batch);
-        match insert(&self.conn, &batch) {
-            Ok(_) => {
-                self.came_back();
-                done.written += batch.len() as u64;
-            }
-            Err(e) => {
-                let batch = Arc::try_unwrap(batch).unwrap_or_else(|arc| (*arc).clone());
-                if is_row_error(&e) {
-                    tracing::warn!(error = %e, rows = batch.len(),
-                        "ledger batch rejected a row; writing rows one by one");
-                    let (written, rejected) = self.one_by_one(batch);
-                    done.written += written;
-                    done.rejected.extend(rejected);
-                } else {
-                    self.went_down(&e);
-                    let lost = self.park(batch);
-                    done.rejected.extend(lost);
-                }
-            }
+        if let Err((e, batch)) = self.insert_or_split(batch, &mut done) {
+            self.went_down(&e);
+            let lost = self.park(batch);
+            done.rejected.extend(lost);
         }
         done
     }
@@ -347,11 +357,9 @@ impl PgSink {
         let mut rejected = Vec::new();
         let mut rows = rows.into_iter();
         while let Some(row) = rows.next() {
-            let one = Arc::new(vec![row]);
-            match insert(&self.conn, &one) {
+            match insert(&self.conn, vec![row]) {
                 Ok(_) => written += 1,
-                Err(e) => {
-                    let mut one = Arc::try_unwrap(one).unwrap_or_else(|arc| (*arc).clone());
+                Err((e, mut one)) => {
                     if is_row_error(&e) {
                         if let Some(row) = one.pop() {
                             rejected.push((row, format!("ledger write failed: {e}")));
@@ -375,16 +383,7 @@ impl PgSink {
         let mut lost = done.rejected;
         if !clear && !self.backlog.is_empty() {
             let rows: Vec<LedgerRow> = self.backlog.drain(..).collect();
-            let n = rows.len();
-            match self.spill.append(&rows) {
-                Ok(()) => {
-                    metrics::counter!(ROWS_SPOOLED).increment(n as u64);
-                }
-                Err(e) => {
-                    let reason = format!("spill file {}: {e}", self.spill.path().display());
-                    lost.extend(rows.into_iter().map(|row| (row, reason.clone())));
-                }
-            }
+            lost.extend(self.append_to_spill(rows));
         }
         if self.spill.rows() > 0 {
             tracing::warn!(rows = self.spill.rows(), file = %self.spill.path().display(),

@@ -535,75 +535,23 @@ impl Writer {
         }
     }
 
-    /// Writes `batch` (leaving it empty): one transaction, retried with backoff on failure. If it
-    /// still fails, or a row is rejected on its own (a constraint), rows are written one by one so
-    /// only the offending rows are lost.
+    /// Writes `batch` (leaving it empty), to whichever store the writer has.
     fn write(&mut self, batch: &mut Vec<LedgerRow>) {
         if batch.is_empty() {
             return;
         }
-        if let Sink::Postgres(pg) = &mut self.sink {
-            let done = pg.write(std::mem::take(batch));
-            self.pg_done(done);
-            return;
-        }
-        let mut attempt = 0;
-        loop {
-            match self.insert_sqlite(batch) {
-                Ok(()) => {
-                    self.committed(batch.len() as u64, 1);
-                    self.shared.last_write_ok.store(true, Ordering::Release);
-                    batch.clear();
-                    return;
-                }
-                Err(e) if is_row_error(&e) => {
-                    tracing::warn!(error = %e, rows = batch.len(),
-                        "ledger batch rejected a row; writing rows one by one");
-                    break;
-                }
-                Err(e) => {
-                    self.shared.last_write_ok.store(false, Ordering::Release);
-                    match RETRY_BACKOFF.get(attempt) {
-                        Some(pause) => {
-                            tracing::warn!(error = %e, rows = batch.len(), attempt = attempt + 1,
-                                "ledger batch write failed; retrying");
-                            std::thread::sleep(*pause);
-                            attempt += 1;
-                        }
-                        None => {
-                            tracing::error!(error = %e, rows = batch.len(),
-                                "ledger batch write failed after retries; trying rows one by one");
-                            break;
-                        }
-                    }
-                }
+        let Writer {
+            sink,
+            shared,
+            batches,
+            ..
+        } = self;
+        match sink {
+            Sink::Postgres(pg) => {
+                let done = pg.write(std::mem::take(batch));
+                self.pg_done(done);
             }
-        }
-        self.write_one_by_one(batch);
-        batch.clear();
-    }
-
-    fn write_one_by_one(&mut self, batch: &[LedgerRow]) {
-        let mut storage_ok = true;
-        for row in batch {
-            match self.insert_sqlite(std::slice::from_ref(row)) {
-                Ok(()) => self.committed(1, 1),
-                Err(e) => {
-                    storage_ok &= is_row_error(&e);
-                    self.shared.lost(row, &format!("ledger write failed: {e}"));
-                }
-            }
-        }
-        self.shared
-            .last_write_ok
-            .store(storage_ok, Ordering::Release);
-    }
-
-    fn insert_sqlite(&mut self, rows: &[LedgerRow]) -> rusqlite::Result<()> {
-        match &mut self.sink {
-            Sink::Sqlite(conn) => insert_batch(conn, rows),
-            // Only the SQLite path calls this.
-            Sink::Postgres(_) => Ok(()),
+            Sink::Sqlite(conn) => write_sqlite(conn, shared, batches, batch),
         }
     }
 
@@ -625,7 +573,7 @@ impl Writer {
 
     fn pg_done(&mut self, done: crate::pg_writer::Outcome) {
         if done.written > 0 {
-            self.committed(done.written, 1);
+            committed(&self.shared, &mut self.batches, done.written);
         }
         for (row, reason) in &done.rejected {
             self.shared.lost(row, reason);
@@ -637,12 +585,68 @@ impl Writer {
             self.shared.spilled.store(pg.spilled(), Ordering::Relaxed);
         }
     }
+}
 
-    fn committed(&mut self, rows: u64, batches: u64) {
-        self.batches += batches;
-        self.shared.rows_written.fetch_add(rows, Ordering::Relaxed);
-        metrics::counter!(ROWS_WRITTEN).increment(rows);
+/// Counts one committed transaction of `rows` rows.
+fn committed(shared: &Shared, batches: &mut u64, rows: u64) {
+    *batches += 1;
+    shared.rows_written.fetch_add(rows, Ordering::Relaxed);
+    metrics::counter!(ROWS_WRITTEN).increment(rows);
+}
+
+/// Writes `batch` (leaving it empty) to the SQLite file: one transaction, retried with
+/// backoff on failure. If it still fails, or a row is rejected on its own (a
+/// constraint), rows are written one by one so only the offending rows are lost.
+fn write_sqlite(
+    conn: &mut Connection,
+    shared: &Shared,
+    batches: &mut u64,
+    batch: &mut Vec<LedgerRow>,
+) {
+    let mut attempt = 0;
+    loop {
+        match insert_batch(conn, batch) {
+            Ok(()) => {
+                committed(shared, batches, batch.len() as u64);
+                shared.last_write_ok.store(true, Ordering::Release);
+                batch.clear();
+                return;
+            }
+            Err(e) if is_row_error(&e) => {
+                tracing::warn!(error = %e, rows = batch.len(),
+                    "ledger batch rejected a row; writing rows one by one");
+                break;
+            }
+            Err(e) => {
+                shared.last_write_ok.store(false, Ordering::Release);
+                match RETRY_BACKOFF.get(attempt) {
+                    Some(pause) => {
+                        tracing::warn!(error = %e, rows = batch.len(), attempt = attempt + 1,
+                            "ledger batch write failed; retrying");
+                        std::thread::sleep(*pause);
+                        attempt += 1;
+                    }
+                    None => {
+                        tracing::error!(error = %e, rows = batch.len(),
+                            "ledger batch write failed after retries; trying rows one by one");
+                        break;
+                    }
+                }
+            }
+        }
     }
+    let mut storage_ok = true;
+    for row in batch.iter() {
+        match insert_batch(conn, std::slice::from_ref(row)) {
+            Ok(()) => committed(shared, batches, 1),
+            Err(e) => {
+                storage_ok &= is_row_error(&e);
+                shared.lost(row, &format!("ledger write failed: {e}"));
+            }
+        }
+    }
+    shared.last_write_ok.store(storage_ok, Ordering::Release);
+    batch.clear();
 }
 
 /// Whether `e` is about one row's content (retrying cannot help, other rows are fine).
