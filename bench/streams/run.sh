@@ -12,8 +12,10 @@
 # every second; RSS per stream = (peak RSS − idle RSS) ÷ peak in flight. Added ITL p99
 # = the gateway run's inter-token p99 − the direct one's.
 #
-# The gateway needs two sockets per stream (client and upstream), so N is bounded by
-# the open-file limit (`ulimit -n`) ÷ 2.
+# UPSTREAM=2 (the default) speaks HTTP/2 to the sim (h2c), as the gateway does to the
+# vendors' APIs over TLS: 100 streams a connection, so one socket per stream (the
+# client's) and N is bounded by the open-file limit (`ulimit -n`); UPSTREAM=1.1 opens a
+# connection per stream upstream too, which bounds N by the limit ÷ 2.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +23,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 STREAMS="${STREAMS:-1000 4000 9000}"
 TOKENS="${TOKENS:-20}"
 DELAY_MS="${DELAY_MS:-1000}"
+UPSTREAM="${UPSTREAM:-2}"
 DURATION="${DURATION:-}"   # default: three stream lengths
 COSTFLOOR_BIN="${COSTFLOOR_BIN:-}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/streams.XXXXXX")}"
@@ -51,6 +54,7 @@ type = "openai_compatible"
 base_url = "http://127.0.0.1:$SIM_PORT/v1"
 model = "sim-model"
 deployment = "llama-3.3-70b-4xa100"
+http = { version = "$UPSTREAM" }
 TOML
 "$COSTFLOOR_BIN" serve --config "$OUT/gateway.toml" >"$OUT/gateway.log" 2>&1 &
 GW_PID=$!
@@ -59,6 +63,7 @@ for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$SIM_PORT/v1/models" >/dev/null 2>&1 && break
   sleep 0.1
 done
+sim_connections() { curl -s "http://127.0.0.1:$SIM_PORT/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections_accepted"])'; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 in_flight() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^costfloor_backend_in_flight\{/ {print $2}' | head -1; }
 
@@ -82,18 +87,23 @@ for n in $STREAMS; do
   log "$n streams straight to the sim"
   run_bench "http://127.0.0.1:$SIM_PORT" direct "$n"
   log "$n streams through the gateway"
+  before="$(sim_connections)"
   run_bench "http://127.0.0.1:$GW_PORT" gateway "$n" &
   bench_pid=$!
-  peak_rss=0; peak_flight=0
+  peak_rss=0; peak_flight=0; peak_fds=0
   while kill -0 "$bench_pid" 2>/dev/null; do
     rss="$(rss_kib "$GW_PID")"; flight="$(in_flight || echo 0)"; flight="${flight%.*}"
     (( rss > peak_rss )) && peak_rss=$rss
     (( ${flight:-0} > peak_flight )) && peak_flight=${flight:-0}
+    fds="$(ls "/proc/$GW_PID/fd" | wc -l)"
+    (( fds > peak_fds )) && peak_fds=$fds
     sleep 1
   done
   wait "$bench_pid" || true
-  printf '%s %s %s\n' "$n" "$peak_rss" "$peak_flight" >>"$OUT/samples"
+  printf '%s %s %s %s %s\n' "$n" "$peak_rss" "$peak_flight" "$peak_fds" "$(( $(sim_connections) - before ))" >>"$OUT/samples"
   sleep 3
 done
+printf '%s\n' "$UPSTREAM" >"$OUT/upstream"
+
 python3 "$HERE/summarize.py" "$OUT"
 log "raw results: $OUT"

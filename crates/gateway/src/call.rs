@@ -77,7 +77,7 @@ pub async fn call(
         .calibration
         .estimate(request.estimated_input_tokens());
     let result = match send(backend, body).await {
-        Ok(response) => {
+        Ok((response, _lease)) => {
             let deadline = started + backend.config.timeouts.total;
             read_complete(pair, backend, response, deadline, input_estimate, &request).await
         }

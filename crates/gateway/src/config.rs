@@ -160,6 +160,8 @@ pub struct BackendFile {
     pub inputs: Option<Vec<String>>,
     #[serde(default)]
     pub timeouts: TimeoutsFile,
+    #[serde(default)]
+    pub http: crate::connections::HttpFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +222,7 @@ pub struct BackendConfig {
     pub deployment: Option<String>,
     pub price: Option<ApiModel>,
     pub timeouts: Timeouts,
+    pub http: crate::connections::Http,
     /// Sampled for utilisation, with `dcgm_url`.
     pub metrics_url: Option<reqwest::Url>,
     pub dcgm_url: Option<reqwest::Url>,
@@ -478,6 +481,7 @@ impl ConfigFile {
                     first_byte: ms(b.timeouts.first_byte_ms, 60_000, "first_byte_ms")?,
                     total: ms(b.timeouts.total_ms, 600_000, "total_ms")?,
                 },
+                http: crate::connections::Http::from_file(&b.http, &what).map_err(err)?,
                 source: b.clone(),
             });
         }

@@ -109,7 +109,7 @@ async fn run(
     for attempt in attempts {
         let url = count_url(backend, attempt.target);
         match send_to(backend, url, attempt.body).await {
-            Ok(response) => {
+            Ok((response, _lease)) => {
                 let body = tokio::time::timeout(BODY_TIMEOUT, response.bytes()).await;
                 if let Ok(Ok(body)) = body {
                     if let Some(counted) = pair::read_count(attempt.target, &body) {

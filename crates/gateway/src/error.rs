@@ -136,8 +136,6 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
     #[error("no config file to reload from")]
     NoConfigFile,
     #[error("the gateway task panicked")]

@@ -14,6 +14,7 @@ use wire::error as wire_error;
 use wire::pair::{ClientRequest, Completed, FormatPair};
 use wire::ApiErrorKind;
 
+use crate::connections::Lease;
 use crate::error::{error_chain, ClientError};
 use crate::metrics;
 use crate::row::RowGuard;
@@ -29,7 +30,7 @@ pub(crate) struct Attempted {
 
 /// A stream to relay, or a whole response read and converted.
 pub(crate) enum Upstream {
-    Stream(reqwest::Response),
+    Stream(reqwest::Response, Lease),
     Complete(Completed),
 }
 
@@ -86,7 +87,11 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }
 
-pub(crate) async fn send(backend: &Backend, body: Bytes) -> Result<reqwest::Response, Failure> {
+/// An upstream answer with a success status, and the lease on its connection to hold
+/// while its body is read.
+pub(crate) type Sent = (reqwest::Response, Lease);
+
+pub(crate) async fn send(backend: &Backend, body: Bytes) -> Result<Sent, Failure> {
     send_to(backend, backend.endpoint.clone(), body).await
 }
 
@@ -96,9 +101,10 @@ pub(crate) async fn send_to(
     backend: &Backend,
     url: reqwest::Url,
     body: Bytes,
-) -> Result<reqwest::Response, Failure> {
+) -> Result<Sent, Failure> {
     let config = &backend.config;
-    let mut request = backend.client.post(url).body(body);
+    let (client, lease) = backend.connections.lease();
+    let mut request = client.post(url).body(body);
     for (name, value) in &backend.upstream_headers {
         request = request.header(name.clone(), value.clone());
     }
@@ -134,7 +140,7 @@ pub(crate) async fn send_to(
     };
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
-        return Ok(response);
+        return Ok((response, lease));
     }
     let wait = retry_after(response.headers());
     let body = tokio::time::timeout(Duration::from_secs(5), response.bytes())
@@ -292,10 +298,11 @@ pub(crate) async fn forward(
             *attempts += 1;
             let sent_at = Instant::now();
             let result = match send(backend, body).await {
-                Ok(response) if stream => {
-                    Ok((response.status().as_u16(), Upstream::Stream(response)))
-                }
-                Ok(response) => {
+                Ok((response, lease)) if stream => Ok((
+                    response.status().as_u16(),
+                    Upstream::Stream(response, lease),
+                )),
+                Ok((response, _lease)) => {
                     let status = response.status().as_u16();
                     let deadline = sent_at + backend.config.timeouts.total;
                     let fallback_estimate = backend.calibration.estimate(input_estimate);

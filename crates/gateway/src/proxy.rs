@@ -247,7 +247,7 @@ async fn run(
     ) {
         let (text, usage, streamed) = match &upstream {
             Upstream::Complete(completed) => (completed.text(format), completed.usage, None),
-            Upstream::Stream(_) => {
+            Upstream::Stream(..) => {
                 let (wants, streamed) = tokio::sync::oneshot::channel();
                 context.shadow_wants = Some(wants);
                 (None, wire::TokenUsage::default(), Some(streamed))
@@ -270,10 +270,10 @@ async fn run(
         );
     }
     match upstream {
-        Upstream::Stream(response) => Ok(stream_response(
+        Upstream::Stream(response, lease) => Ok(stream_response(
             context,
             backend,
-            slot,
+            (slot, lease),
             response,
             sent_at,
             guard.take(),

@@ -17,6 +17,7 @@ use ledger::Outcome;
 use wire::pair::{ClientFormat, Completed, RelayInit, RelayStep, StreamRelay};
 use wire::ApiErrorKind;
 
+use crate::connections::Lease;
 use crate::error::{error_chain, tag};
 use crate::row::RowGuard;
 use crate::runtime::{Backend, InFlight, RouteChoice};
@@ -71,7 +72,8 @@ pub(crate) async fn complete_response(
 struct StreamState {
     context: Context,
     backend: Arc<Backend>,
-    _slot: InFlight,
+    /// The backend's in-flight slot and the connection's stream count, held to the end.
+    _slot: (InFlight, Lease),
     upstream: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
     relay: StreamRelay,
     guard: RowGuard,
@@ -84,7 +86,7 @@ struct StreamState {
 pub(crate) fn stream_response(
     context: Context,
     backend: Arc<Backend>,
-    slot: InFlight,
+    slot: (InFlight, Lease),
     response: reqwest::Response,
     sent_at: Instant,
     mut guard: RowGuard,

@@ -13,6 +13,7 @@ use wire::pair::BackendProtocol;
 use crate::calibration::InputCalibration;
 use crate::circuit::Circuit;
 use crate::config::{BackendConfig, Config, RouteConfig};
+use crate::connections::{Connections, Settings};
 use crate::error::GatewayError;
 use crate::metrics;
 
@@ -25,7 +26,7 @@ pub struct Backend {
     pub upstream_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// `config.endpoint`, parsed once.
     pub endpoint: reqwest::Url,
-    pub client: reqwest::Client,
+    pub connections: Connections,
     pub circuit: Circuit,
     pub metrics: BackendMetrics,
     /// The input-token estimate learned from this backend's own counts.
@@ -85,25 +86,21 @@ impl Backend {
                 backend: config.name.clone(),
                 reason: format!("endpoint {}: {e}", config.endpoint),
             })?;
-        let mut builder = reqwest::Client::builder();
         // Loopback backends (a local vLLM, llama.cpp server, sim) never go through a
         // proxy, and skipping the per-request proxy match is measurably cheaper.
         let loopback = endpoint
             .host_str()
             .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
-        if loopback {
-            builder = builder.no_proxy();
-        }
-        let client = builder
-            .connect_timeout(config.timeouts.connect)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| GatewayError::Backend {
-                backend: config.name.clone(),
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let connections = Connections::new(Settings {
+            http: config.http,
+            connect_timeout: config.timeouts.connect,
+            loopback,
+            tls: endpoint.scheme() == "https",
+        })
+        .map_err(|e| GatewayError::Backend {
+            backend: config.name.clone(),
+            reason: format!("cannot build the HTTP client: {e}"),
+        })?;
         let metrics = BackendMetrics::new(&config.name);
         let protocol = config.kind.protocol();
         let api_key = config.api_key.as_ref().map(|key| key.expose());
@@ -124,7 +121,7 @@ impl Backend {
             upstream_headers,
             config,
             endpoint,
-            client,
+            connections,
             circuit,
             metrics,
             calibration: InputCalibration::default(),

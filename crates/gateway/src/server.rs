@@ -407,16 +407,9 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
     let serve_state = state.clone();
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
-        let stop = serve_shutdown.clone();
-        // Responses are small and latency matters: no Nagle delay on client sockets.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+        let mut server = Box::pin(crate::listen::serve(listener, app, serve_shutdown.clone()));
         tokio::select! {
-            result = &mut server => result.map_err(GatewayError::Serve)?,
+            () = &mut server => {}
             () = serve_shutdown.cancelled() => {
                 serve_state.draining.store(true, Ordering::Relaxed);
                 tracing::info!("shutting down: draining in-flight requests for up to {} s", drain.as_secs());
@@ -428,8 +421,10 @@ pub async fn start(options: StartOptions) -> Result<Gateway, GatewayError> {
         if let Some(sampler) = sampler {
             let _ = sampler.await;
         }
-        // The server future is gone: every request either finished or was dropped,
-        // and dropped ones queued their rows. Wait for rows still waiting on room.
+        // Dropping the server aborts the connections still open: each request either
+        // finished or was dropped, and dropped ones queued their rows. Wait for rows
+        // still waiting on room.
+        drop(server);
         serve_state.tracker.close();
         serve_state.tracker.wait().await;
         ledger.close().await;

@@ -16,6 +16,11 @@
 //! | `GET /sim/stats` | [`SimStats`] as JSON |
 //! | `GET /sim/faults`, `POST /sim/faults` | the current [`FaultPlan`] (with remaining counts); POST replaces it and returns it |
 //!
+//! It takes HTTP/1.1 and HTTP/2 without TLS (h2c with prior knowledge; hyper's limit of
+//! 200 concurrent streams a connection), so a gateway's HTTP/2 path can be tested as
+//! it would run against the vendors' APIs, which negotiate HTTP/2 over TLS.
+//! [`SimStats::connections_accepted`] counts the TCP connections.
+//!
 //! Authentication: when [`SimConfig::api_key`] is set, the two generation endpoints
 //! (and `count_tokens`) require `Authorization: Bearer KEY` or `x-api-key: KEY`, else
 //! 401 in the endpoint's format. `/v1/messages` also requires an `anthropic-version`
@@ -174,8 +179,10 @@ pub async fn serve_state(
 ) -> Result<(), SimError> {
     // As inference servers do (uvicorn, vLLM): no Nagle delay on streamed tokens, which
     // would otherwise wait on the client's delayed ACK (40 ms on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let counted = state.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
         let _ = tcp.set_nodelay(true);
+        counted.accepted();
     });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

@@ -38,6 +38,9 @@ pub struct SimStats {
     pub in_flight: u64,
     /// Tokens of the requests that were answered (not those refused by a fault).
     pub tokens: TokenStats,
+    /// TCP connections accepted (HTTP/1.1 or HTTP/2 alike).
+    #[serde(default)]
+    pub connections_accepted: u64,
 }
 
 /// Token totals, split as the Anthropic usage is: total input =
@@ -76,6 +79,7 @@ struct Inner {
     ids: AtomicU64,
     counters: Mutex<Counters>,
     in_flight: AtomicU64,
+    connections: AtomicU64,
     running: AtomicU64,
     waiting: AtomicU64,
     slots: Option<Arc<Semaphore>>,
@@ -121,6 +125,7 @@ impl SimState {
                 ids: AtomicU64::new(0),
                 counters: Mutex::new(Counters::default()),
                 in_flight: AtomicU64::new(0),
+                connections: AtomicU64::new(0),
                 running: AtomicU64::new(0),
                 waiting: AtomicU64::new(0),
                 slots,
@@ -166,7 +171,13 @@ impl SimState {
             streams_faulted: c.streams_faulted,
             in_flight: self.inner.in_flight.load(Ordering::Relaxed),
             tokens: c.tokens.clone(),
+            connections_accepted: self.inner.connections.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a TCP connection accepted.
+    pub(crate) fn accepted(&self) {
+        self.inner.connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text of `GET /metrics`.

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod faults;
+mod http2;
 mod limits;
 mod replicas;
 mod routing;

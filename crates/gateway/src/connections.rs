@@ -1,0 +1,303 @@
+//! The connections to one backend, and the HTTP version spoken on them.
+//!
+//! Over HTTP/1.1 every request in flight holds a connection of its own, from one
+//! client's pool. Over HTTP/2 requests share connections, and a server takes only so
+//! many streams on one (`SETTINGS_MAX_CONCURRENT_STREAMS`; hyper's default is 200):
+//! past that, a request on a single shared connection waits for a stream to end, which
+//! for long streams means a first-byte timeout. So an HTTP/2 backend gets a set of
+//! clients, one connection each, and a request goes to the first carrying fewer than
+//! `streams_per_connection`; when all are full, another client (connection) is added.
+//! 10,000 streams to an HTTP/2 backend take 100 sockets instead of 10,000.
+//!
+//! It must not read or write bodies or know vendor formats: it hands out clients.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[backend.http]` in the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    /// `"auto"` (default: HTTP/2 where TLS negotiates it, else HTTP/1.1), `"1.1"`, or
+    /// `"2"` (HTTP/2 only, without TLS as well: h2c with prior knowledge).
+    pub version: Option<String>,
+    /// HTTP/2: the most requests one connection carries at once (default 100, the
+    /// least a server should allow by RFC 9113); keep it at or under the server's own
+    /// limit.
+    pub streams_per_connection: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Auto,
+    Http1,
+    Http2,
+}
+
+/// The validated `[backend.http]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http {
+    pub version: Version,
+    pub streams_per_connection: u32,
+}
+
+pub const DEFAULT_STREAMS_PER_CONNECTION: u32 = 100;
+
+impl Http {
+    /// `what` names the backend in errors (`backend \`api\``).
+    pub fn from_file(file: &HttpFile, what: &str) -> Result<Http, String> {
+        let version = match file.version.as_deref() {
+            None | Some("auto") => Version::Auto,
+            Some("1.1") => Version::Http1,
+            Some("2") => Version::Http2,
+            Some(other) => {
+                return Err(format!(
+                    "{what}.http.version = {other:?} is not allowed: expected \"auto\", \"1.1\" or \"2\""
+                ))
+            }
+        };
+        let streams_per_connection = match file.streams_per_connection {
+            Some(0) => {
+                return Err(format!(
+                    "{what}.http.streams_per_connection = 0 is not allowed: expected an integer > 0"
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_STREAMS_PER_CONNECTION,
+        };
+        Ok(Http {
+            version,
+            streams_per_connection,
+        })
+    }
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            version: Version::Auto,
+            streams_per_connection: DEFAULT_STREAMS_PER_CONNECTION,
+        }
+    }
+}
+
+/// What a backend's clients are built with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: Http,
+    pub connect_timeout: Duration,
+    /// Loopback backends skip the proxy lookup.
+    pub loopback: bool,
+    /// Whether the endpoint is `https` (only TLS can negotiate HTTP/2 under `auto`).
+    pub tls: bool,
+}
+
+struct Slot {
+    client: reqwest::Client,
+    streams: AtomicU32,
+}
+
+/// A request's hold on its connection's stream count, released on drop: keep it as
+/// long as the response body is read.
+#[must_use]
+pub struct Lease(Option<Arc<Slot>>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.0 {
+            slot.streams.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+pub struct Connections {
+    settings: Settings,
+    /// `None` when every request may share one client (HTTP/1.1 only).
+    per_connection: Option<u32>,
+    slots: RwLock<Vec<Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("settings", &self.settings)
+            .field("clients", &self.clients())
+            .finish()
+    }
+}
+
+impl Connections {
+    pub fn new(settings: Settings) -> Result<Connections, reqwest::Error> {
+        let multiplexed = match settings.http.version {
+            Version::Http1 => false,
+            Version::Http2 => true,
+            Version::Auto => settings.tls,
+        };
+        let first = Arc::new(Slot {
+            client: build(&settings)?,
+            streams: AtomicU32::new(0),
+        });
+        Ok(Connections {
+            per_connection: multiplexed.then_some(settings.http.streams_per_connection),
+            settings,
+            slots: RwLock::new(vec![first]),
+        })
+    }
+
+    /// A client to send one request with, and the lease to hold while its answer is
+    /// read.
+    pub fn lease(&self) -> (reqwest::Client, Lease) {
+        let Some(limit) = self.per_connection else {
+            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+            return (slots[0].client.clone(), Lease(None));
+        };
+        let take = |slot: &Arc<Slot>| {
+            slot.streams
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < limit).then_some(n + 1)
+                })
+                .is_ok()
+        };
+        {
+            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = slots.iter().find(|slot| take(slot)) {
+                return (slot.client.clone(), Lease(Some(Arc::clone(slot))));
+            }
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.iter().find(|slot| take(slot)) {
+            return (slot.client.clone(), Lease(Some(Arc::clone(slot))));
+        }
+        // Building a client only fails on TLS setup, which the first one passed.
+        match build(&self.settings) {
+            Ok(client) => {
+                let slot = Arc::new(Slot {
+                    client,
+                    streams: AtomicU32::new(1),
+                });
+                slots.push(Arc::clone(&slot));
+                (slot.client.clone(), Lease(Some(slot)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build another HTTP/2 client; sharing a full one");
+                let slot = Arc::clone(&slots[0]);
+                slot.streams.fetch_add(1, Ordering::AcqRel);
+                (slot.client.clone(), Lease(Some(slot)))
+            }
+        }
+    }
+
+    /// How many clients (HTTP/2: connections) this backend has opened so far.
+    pub fn clients(&self) -> usize {
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Requests in flight on each client.
+    pub fn streams(&self) -> Vec<u32> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots
+            .iter()
+            .map(|slot| slot.streams.load(Ordering::Acquire))
+            .collect()
+    }
+}
+
+fn build(settings: &Settings) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder();
+    // Loopback backends (a local vLLM, llama.cpp server, sim) never go through a
+    // proxy, and skipping the per-request proxy match is measurably cheaper.
+    if settings.loopback {
+        builder = builder.no_proxy();
+    }
+    builder = match settings.http.version {
+        Version::Auto => builder,
+        Version::Http1 => builder.http1_only(),
+        Version::Http2 => builder.http2_prior_knowledge(),
+    };
+    builder
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connections(version: Version, per: u32, tls: bool) -> Connections {
+        Connections::new(Settings {
+            http: Http {
+                version,
+                streams_per_connection: per,
+            },
+            connect_timeout: Duration::from_secs(1),
+            loopback: true,
+            tls,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn http1_shares_one_client_and_counts_nothing() {
+        let c = connections(Version::Auto, 2, false);
+        let leases: Vec<_> = (0..5).map(|_| c.lease()).collect();
+        assert_eq!(c.clients(), 1);
+        assert_eq!(c.streams(), vec![0]);
+        drop(leases);
+    }
+
+    #[test]
+    fn http2_opens_another_connection_when_all_are_full_and_reuses_freed_room() {
+        let c = connections(Version::Http2, 3, false);
+        let mut leases: Vec<_> = (0..7).map(|_| c.lease().1).collect();
+        // 7 requests, 3 a connection: 3 + 3 + 1.
+        assert_eq!(c.streams(), vec![3, 3, 1]);
+        drop(leases.remove(0));
+        drop(leases.remove(0));
+        assert_eq!(c.streams(), vec![1, 3, 1]);
+        // The first with room is filled before a new one is opened.
+        leases.push(c.lease().1);
+        leases.push(c.lease().1);
+        leases.push(c.lease().1);
+        assert_eq!(c.streams(), vec![3, 3, 2]);
+        drop(leases);
+        assert_eq!(c.streams(), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn auto_over_tls_may_multiplex() {
+        let c = connections(Version::Auto, 1, true);
+        let _a = c.lease();
+        let _b = c.lease();
+        assert_eq!(c.clients(), 2);
+    }
+
+    #[test]
+    fn bad_settings_name_the_field_the_value_and_what_is_allowed() {
+        let what = "backend `api`";
+        let file = HttpFile {
+            version: Some("3".into()),
+            streams_per_connection: None,
+        };
+        assert_eq!(
+            Http::from_file(&file, what).unwrap_err(),
+            "backend `api`.http.version = \"3\" is not allowed: expected \"auto\", \"1.1\" or \"2\""
+        );
+        let file = HttpFile {
+            version: None,
+            streams_per_connection: Some(0),
+        };
+        assert!(Http::from_file(&file, what)
+            .unwrap_err()
+            .contains("streams_per_connection = 0 is not allowed"));
+        assert_eq!(
+            Http::from_file(&HttpFile::default(), what).unwrap(),
+            Http::default()
+        );
+    }
+}
