@@ -137,62 +137,95 @@ pub(crate) fn stream_response(
         first_token_sent: false,
         finished: false,
     };
-    *out.body_mut() = Body::from_stream(futures_util::stream::unfold(state, next_frames));
+    let deadline = Box::pin(tokio::time::sleep_until(
+        state.context.total_deadline.into(),
+    ));
+    *out.body_mut() = Body::from_stream(Relayed { state, deadline });
     out
 }
 
-async fn next_frames(
-    mut state: StreamState,
-) -> Option<(Result<Bytes, std::io::Error>, StreamState)> {
-    if state.finished {
-        return None;
+/// The stream the client reads: one [`StreamState`] and one timer for the whole
+/// stream, polled in place (an `unfold` of an async step would hold the state twice
+/// over and a new timer per chunk; every open stream pays for what this holds).
+struct Relayed {
+    state: StreamState,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl futures_util::Stream for Relayed {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        loop {
+            if this.state.finished {
+                return Poll::Ready(None);
+            }
+            let next = match this.state.upstream.poll_next_unpin(cx) {
+                Poll::Ready(next) => Some(next),
+                Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            };
+            if let Some(frames) = this.state.on_upstream(next) {
+                return Poll::Ready(Some(Ok(frames)));
+            }
+        }
     }
-    loop {
-        let next =
-            tokio::time::timeout_at(state.context.total_deadline.into(), state.upstream.next())
-                .await;
+}
+
+impl StreamState {
+    /// Turns what the upstream gave (`None`: the total deadline passed) into frames for
+    /// the client; `None` when there is nothing to send yet.
+    fn on_upstream(&mut self, next: Option<Option<reqwest::Result<Bytes>>>) -> Option<Bytes> {
         let mut out = BytesMut::new();
-        let name = &state.backend.config.name;
+        let name = &self.backend.config.name;
         let step = match next {
-            Ok(Some(Ok(chunk))) => state.relay.feed(&chunk, &mut out),
-            Ok(Some(Err(e))) => {
+            Some(Some(Ok(chunk))) => self.relay.feed(&chunk, &mut out),
+            Some(Some(Err(e))) => {
                 let message = format!("backend `{name}` broke off the stream");
                 let detail = error_chain(&e);
-                state.fail(ApiErrorKind::Overloaded, &message, Some(&detail), &mut out);
-                return Some((Ok(out.freeze()), state));
+                self.fail(ApiErrorKind::Overloaded, &message, Some(&detail), &mut out);
+                return Some(out.freeze());
             }
-            Ok(None) => match state.relay.end_of_input(&mut out) {
+            Some(None) => match self.relay.end_of_input(&mut out) {
                 RelayStep::Continue => {
                     let message =
                         format!("backend `{name}` ended the stream before it was complete");
-                    state.fail(ApiErrorKind::Overloaded, &message, None, &mut out);
-                    return Some((Ok(out.freeze()), state));
+                    self.fail(ApiErrorKind::Overloaded, &message, None, &mut out);
+                    return Some(out.freeze());
                 }
                 step => step,
             },
-            Err(_) => {
+            None => {
                 let message = format!(
                     "backend `{name}` did not finish within {} ms",
-                    state.backend.config.timeouts.total.as_millis()
+                    self.backend.config.timeouts.total.as_millis()
                 );
-                state.fail(ApiErrorKind::Timeout, &message, None, &mut out);
-                return Some((Ok(out.freeze()), state));
+                self.fail(ApiErrorKind::Timeout, &message, None, &mut out);
+                return Some(out.freeze());
             }
         };
-        if !state.first_token_sent && !out.is_empty() {
-            state.first_token_sent = true;
-            state.guard.row().ttft_us = Some(state.guard.started.elapsed().as_micros() as i64);
+        if !self.first_token_sent && !out.is_empty() {
+            self.first_token_sent = true;
+            self.guard.row().ttft_us = Some(self.guard.started.elapsed().as_micros() as i64);
         }
         match step {
-            RelayStep::Continue if out.is_empty() => continue,
+            RelayStep::Continue if out.is_empty() => return None,
             RelayStep::Continue => {}
-            RelayStep::Done => state.finish_ok(),
+            RelayStep::Done => self.finish_ok(),
             RelayStep::UpstreamError { kind, message } => {
                 let message = format!("backend `{name}` reported: {message}");
-                state.fail(kind, &message, None, &mut out);
+                self.fail(kind, &message, None, &mut out);
             }
         }
-        return Some((Ok(out.freeze()), state));
+        Some(out.freeze())
     }
 }
 
