@@ -23,7 +23,12 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 STREAMS="${STREAMS:-1000 4000 9000}"
 TOKENS="${TOKENS:-20}"
 DELAY_MS="${DELAY_MS:-1000}"
-UPSTREAM="${UPSTREAM:-2}"
+UPSTREAM="${UPSTREAM-2}"   # empty: no [backend.http] (a binary from before it existed)
+# PIN=1: the gateway on CPU 1, the sim and the load generator on CPU 0 (taskset), so the
+# added latency is the gateway's own work, not a wait for a core the other two hold.
+PIN="${PIN:-0}"
+GW_CPU=(); LOAD_CPU=()
+if [[ "$PIN" == 1 ]]; then GW_CPU=(taskset -c 1); LOAD_CPU=(taskset -c 0); fi
 DURATION="${DURATION:-}"   # default: three stream lengths
 COSTFLOOR_BIN="${COSTFLOOR_BIN:-}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/streams.XXXXXX")}"
@@ -40,9 +45,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$COSTFLOOR_BIN" sim --listen "127.0.0.1:$SIM_PORT" --ttft-ms 50 --token-delay-ms "$DELAY_MS" \
+"${LOAD_CPU[@]}" "$COSTFLOOR_BIN" sim --listen "127.0.0.1:$SIM_PORT" --ttft-ms 50 --token-delay-ms "$DELAY_MS" \
   --output-tokens "$TOKENS" >"$OUT/sim.log" 2>&1 &
 pids+=($!)
+HTTP_LINE=""
+[[ -n "$UPSTREAM" ]] && HTTP_LINE="http = { version = \"$UPSTREAM\" }"
 cat >"$OUT/gateway.toml" <<TOML
 [server]
 listen = "127.0.0.1:$GW_PORT"
@@ -54,16 +61,16 @@ type = "openai_compatible"
 base_url = "http://127.0.0.1:$SIM_PORT/v1"
 model = "sim-model"
 deployment = "llama-3.3-70b-4xa100"
-http = { version = "$UPSTREAM" }
+$HTTP_LINE
 TOML
-"$COSTFLOOR_BIN" serve --config "$OUT/gateway.toml" >"$OUT/gateway.log" 2>&1 &
+"${GW_CPU[@]}" "$COSTFLOOR_BIN" serve --config "$OUT/gateway.toml" >"$OUT/gateway.log" 2>&1 &
 GW_PID=$!
 pids+=($GW_PID)
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$GW_PORT/readyz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$SIM_PORT/v1/models" >/dev/null 2>&1 && break
   sleep 0.1
 done
-sim_connections() { curl -s "http://127.0.0.1:$SIM_PORT/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections_accepted"])'; }
+sim_connections() { curl -s "http://127.0.0.1:$SIM_PORT/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("connections_accepted", 0))'; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 in_flight() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^costfloor_backend_in_flight\{/ {print $2}' | head -1; }
 
@@ -71,7 +78,7 @@ STREAM_S=$(( (TOKENS * DELAY_MS + 999) / 1000 ))
 DURATION="${DURATION:-$(( 3 * STREAM_S ))}"
 run_bench() { # target label streams
   rate="$(python3 -c "print($3 / $STREAM_S)")"
-  "$COSTFLOOR_BIN" bench --target "$1" --model sim-model --input-tokens 16 --output-tokens "$TOKENS" \
+  "${LOAD_CPU[@]}" "$COSTFLOOR_BIN" bench --target "$1" --model sim-model --input-tokens 16 --output-tokens "$TOKENS" \
     --rate "$rate" --duration "${DURATION}s" --slo-ttft-ms 600000 --slo-tpot-ms 600000 \
     --out "$OUT/$2-$3.json" >"$OUT/$2-$3.txt" 2>&1
 }
@@ -103,7 +110,7 @@ for n in $STREAMS; do
   printf '%s %s %s %s %s\n' "$n" "$peak_rss" "$peak_flight" "$peak_fds" "$(( $(sim_connections) - before ))" >>"$OUT/samples"
   sleep 3
 done
-printf '%s\n' "$UPSTREAM" >"$OUT/upstream"
+printf '%s\n' "${UPSTREAM:-1.1 (no [backend.http])}" >"$OUT/upstream"
 
 python3 "$HERE/summarize.py" "$OUT"
 log "raw results: $OUT"
