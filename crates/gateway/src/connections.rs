@@ -93,6 +93,8 @@ pub struct Settings {
     pub loopback: bool,
     /// Whether the endpoint is `https` (only TLS can negotiate HTTP/2 under `auto`).
     pub tls: bool,
+    /// The backend's name, for `costfloor_backend_http2_connections`.
+    pub backend: String,
 }
 
 struct Slot {
@@ -115,9 +117,14 @@ impl Drop for Lease {
 
 pub struct Connections {
     settings: Settings,
+    /// The client every request shares when the backend speaks HTTP/1.1 only; the
+    /// first of `slots` otherwise.
+    first: reqwest::Client,
     /// `None` when every request may share one client (HTTP/1.1 only).
     per_connection: Option<u32>,
     slots: RwLock<Vec<Arc<Slot>>>,
+    /// Set to the number of clients (connections) for HTTP/2 backends.
+    opened: Option<::metrics::Gauge>,
 }
 
 impl std::fmt::Debug for Connections {
@@ -136,14 +143,22 @@ impl Connections {
             Version::Http2 => true,
             Version::Auto => settings.tls,
         };
+        let client = build(&settings)?;
+        let opened = multiplexed.then(|| {
+            let gauge = ::metrics::gauge!(crate::metrics::HTTP2_CONNECTIONS, "backend" => settings.backend.clone());
+            gauge.set(1.0);
+            gauge
+        });
         let first = Arc::new(Slot {
-            client: build(&settings)?,
+            client: client.clone(),
             streams: AtomicU32::new(0),
         });
         Ok(Connections {
+            first: client,
             per_connection: multiplexed.then_some(settings.http.streams_per_connection),
             settings,
             slots: RwLock::new(vec![first]),
+            opened,
         })
     }
 
@@ -151,8 +166,7 @@ impl Connections {
     /// read.
     pub fn lease(&self) -> (reqwest::Client, Lease) {
         let Some(limit) = self.per_connection else {
-            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            return (slots[0].client.clone(), Lease(None));
+            return (self.first.clone(), Lease(None));
         };
         let take = |slot: &Arc<Slot>| {
             slot.streams
@@ -179,6 +193,9 @@ impl Connections {
                     streams: AtomicU32::new(1),
                 });
                 slots.push(Arc::clone(&slot));
+                if let Some(gauge) = &self.opened {
+                    gauge.set(slots.len() as f64);
+                }
                 (slot.client.clone(), Lease(Some(slot)))
             }
             Err(e) => {
@@ -238,6 +255,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             loopback: true,
             tls,
+            backend: "test".into(),
         })
         .unwrap()
     }

@@ -16,6 +16,8 @@ pub const LATENCY: &str = "costfloor_request_duration_seconds";
 pub const TTFT: &str = "costfloor_time_to_first_token_seconds";
 pub const OVERHEAD: &str = "costfloor_gateway_overhead_seconds";
 pub const IN_FLIGHT: &str = "costfloor_backend_in_flight";
+/// Connections (clients) opened to an HTTP/2 backend (`crate::connections`).
+pub const HTTP2_CONNECTIONS: &str = "costfloor_backend_http2_connections";
 pub const CIRCUIT: &str = "costfloor_circuit_state";
 pub const UPSTREAM_ATTEMPTS: &str = "costfloor_upstream_attempts_total";
 /// Translated tool calls whose arguments were not valid JSON at the end, by backend
@@ -88,6 +90,10 @@ fn describe() {
     metrics::describe_histogram!(TTFT, "Time to the first streamed token.");
     metrics::describe_histogram!(OVERHEAD, "Time spent in the gateway itself.");
     metrics::describe_gauge!(IN_FLIGHT, "Requests in flight per backend.");
+    metrics::describe_gauge!(
+        HTTP2_CONNECTIONS,
+        "HTTP/2 connections opened to the backend, each carrying at most streams_per_connection requests."
+    );
     metrics::describe_gauge!(
         CIRCUIT,
         "Circuit state per backend: 0 closed, 1 open, 2 half-open."

@@ -96,6 +96,7 @@ impl Backend {
             connect_timeout: config.timeouts.connect,
             loopback,
             tls: endpoint.scheme() == "https",
+            backend: config.name.clone(),
         })
         .map_err(|e| GatewayError::Backend {
             backend: config.name.clone(),
