@@ -121,10 +121,15 @@ pub struct Connections {
     /// first of `slots` otherwise.
     first: reqwest::Client,
     /// `None` when every request may share one client (HTTP/1.1 only).
-    per_connection: Option<u32>,
+    http2: Option<Multiplexed>,
     slots: RwLock<Vec<Arc<Slot>>>,
-    /// Set to the number of clients (connections) for HTTP/2 backends.
-    opened: Option<::metrics::Gauge>,
+}
+
+/// What an HTTP/2 backend's set of clients keeps.
+struct Multiplexed {
+    per_connection: u32,
+    /// Set to the number of clients (connections).
+    opened: ::metrics::Gauge,
 }
 
 impl std::fmt::Debug for Connections {
@@ -144,10 +149,13 @@ impl Connections {
             Version::Auto => settings.tls,
         };
         let client = build(&settings)?;
-        let opened = multiplexed.then(|| {
-            let gauge = ::metrics::gauge!(crate::metrics::HTTP2_CONNECTIONS, "backend" => settings.backend.clone());
-            gauge.set(1.0);
-            gauge
+        let http2 = multiplexed.then(|| {
+            let opened = ::metrics::gauge!(crate::metrics::HTTP2_CONNECTIONS, "backend" => settings.backend.clone());
+            opened.set(1.0);
+            Multiplexed {
+                per_connection: settings.http.streams_per_connection,
+                opened,
+            }
         });
         let first = Arc::new(Slot {
             client: client.clone(),
@@ -155,35 +163,38 @@ impl Connections {
         });
         Ok(Connections {
             first: client,
-            per_connection: multiplexed.then_some(settings.http.streams_per_connection),
+            http2,
             settings,
             slots: RwLock::new(vec![first]),
-            opened,
         })
     }
 
     /// A client to send one request with, and the lease to hold while its answer is
     /// read.
     pub fn lease(&self) -> (reqwest::Client, Lease) {
-        let Some(limit) = self.per_connection else {
+        let Some(http2) = &self.http2 else {
             return (self.first.clone(), Lease(None));
         };
-        let take = |slot: &Arc<Slot>| {
-            slot.streams
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < limit).then_some(n + 1)
-                })
-                .is_ok()
+        let limit = http2.per_connection;
+        // The first client with room takes one more request.
+        let room = |slots: &[Arc<Slot>]| {
+            slots.iter().find_map(|slot| {
+                let taken = slot
+                    .streams
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < limit).then_some(n + 1)
+                    })
+                    .is_ok();
+                taken.then(|| (slot.client.clone(), Lease(Some(Arc::clone(slot)))))
+            })
         };
-        {
-            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(slot) = slots.iter().find(|slot| take(slot)) {
-                return (slot.client.clone(), Lease(Some(Arc::clone(slot))));
-            }
+        if let Some(leased) = room(&self.slots.read().unwrap_or_else(|e| e.into_inner())) {
+            return leased;
         }
+        // Checked again under the write lock: another request may have added a client.
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = slots.iter().find(|slot| take(slot)) {
-            return (slot.client.clone(), Lease(Some(Arc::clone(slot))));
+        if let Some(leased) = room(&slots) {
+            return leased;
         }
         // Building a client only fails on TLS setup, which the first one passed.
         match build(&self.settings) {
@@ -193,9 +204,7 @@ impl Connections {
                     streams: AtomicU32::new(1),
                 });
                 slots.push(Arc::clone(&slot));
-                if let Some(gauge) = &self.opened {
-                    gauge.set(slots.len() as f64);
-                }
+                http2.opened.set(slots.len() as f64);
                 (slot.client.clone(), Lease(Some(slot)))
             }
             Err(e) => {
