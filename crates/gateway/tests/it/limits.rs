@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{gateway, sim_with};
+use crate::{assert_within_budget, gateway, sim_with};
 
 /// 64 requests at once against a budget that carries a few of them: none may push the
 /// month's spend past the budget, however the requests interleave, and the ledger
@@ -71,16 +71,7 @@ price = "claude-haiku-4.5"
         "served {served}, refused {refused}"
     );
     let rows = harness.rows(64).await;
-    let spent_nusd: i64 = rows.iter().map(|r| r.cost_nusd).sum();
-    let budget_nusd = (budget_usd * 1e9) as i64;
-    println!(
-        "budget {budget_nusd} nano-USD: {served} served, {refused} refused, spent {spent_nusd} nano-USD, overshoot {}",
-        (spent_nusd - budget_nusd).max(0)
-    );
-    assert!(
-        spent_nusd <= budget_nusd,
-        "spent {spent_nusd} of {budget_nusd}"
-    );
+    assert_within_budget("one replica", &rows, budget_usd, served, refused);
     assert_eq!(
         rows.iter().filter(|r| r.http_status == 429).count(),
         refused

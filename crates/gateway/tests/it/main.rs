@@ -167,6 +167,28 @@ pub async fn wait_rows(path: &ledger::Location, count: usize) -> Vec<LedgerRow> 
     }
 }
 
+/// Prints what `rows` spent against a budget of `budget_usd` and the overshoot, and
+/// asserts there is none; returns the spend in nano-USD.
+pub fn assert_within_budget(
+    label: &str,
+    rows: &[LedgerRow],
+    budget_usd: f64,
+    served: usize,
+    refused: usize,
+) -> i64 {
+    let spent_nusd: i64 = rows.iter().map(|r| r.cost_nusd).sum();
+    let budget_nusd = (budget_usd * 1e9) as i64;
+    println!(
+        "{label}, budget {budget_nusd} nano-USD: {served} served, {refused} refused, spent {spent_nusd} nano-USD, overshoot {}",
+        (spent_nusd - budget_nusd).max(0)
+    );
+    assert!(
+        spent_nusd <= budget_nusd,
+        "spent {spent_nusd} of {budget_nusd}"
+    );
+    spent_nusd
+}
+
 pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
     response
         .headers()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ledger::testing::postgres_database;
 use ledger::{KeyStore, LedgerReader, Location, ReportFilter};
 
-use crate::{gateway, sim_with, Harness};
+use crate::{assert_within_budget, gateway, sim_with, Harness};
 
 async fn priced_sim() -> sim::SimHandle {
     sim_with(sim::SimConfig {
@@ -89,16 +89,7 @@ monthly_budget_usd = {budget_usd}"#,
         (by_replica("replica-a"), by_replica("replica-b")),
         (100, 100)
     );
-    let spent_nusd: i64 = rows.iter().map(|r| r.cost_nusd).sum();
-    let budget_nusd = (budget_usd * 1e9) as i64;
-    println!(
-        "two replicas, budget {budget_nusd} nano-USD: {served} served, {refused} refused, spent {spent_nusd} nano-USD, overshoot {}",
-        (spent_nusd - budget_nusd).max(0)
-    );
-    assert!(
-        spent_nusd <= budget_nusd,
-        "spent {spent_nusd} of {budget_nusd}"
-    );
+    let spent_nusd = assert_within_budget("two replicas", &rows, budget_usd, served, refused);
 
     // The shared month row agrees with the ledger once every settlement is in.
     let store = KeyStore::open(&url).await.unwrap();
