@@ -8,8 +8,8 @@
 # that about N are open at once after one stream length, at times spread as real
 # clients' are (a closed loop would start them all at once, and their tokens would
 # arrive in one burst a second). First straight to the sim (the baseline), then through
-# the gateway. While the gateway holds them, its RSS and its in-flight gauge are sampled
-# every second; RSS per stream = (peak RSS − idle RSS) ÷ peak in flight. Added ITL p99
+# the gateway. While the gateway holds them, its RSS is sampled every second, and its
+# in-flight gauge and open files every 5 s (see watch_gateway); RSS per stream = (peak RSS − idle RSS) ÷ peak in flight. Added ITL p99
 # = the gateway run's inter-token p99 − the direct one's.
 #
 # UPSTREAM=2 (the default) speaks HTTP/2 to the sim (h2c), as the gateway does to the
@@ -90,24 +90,41 @@ IDLE_KIB="$(rss_kib "$GW_PID")"
 log "gateway idle RSS ${IDLE_KIB} KiB"
 printf '%s\n' "$IDLE_KIB" >"$OUT/idle_kib"
 
+# Samples the gateway while the bench with pid $1 runs and prints its peaks: RSS every
+# second (read without a fork), the in-flight gauge and open files every 5 s, as a
+# Prometheus scrape would (the scrape and the listing of 10,000 open files take
+# milliseconds of the cores the streams share). It runs through the direct runs too, so
+# that both sides of the comparison carry its cost.
+watch_gateway() {
+  local peak_rss=0 peak_flight=0 peak_fds=0 tick=0 key value rest flight fds
+  while kill -0 "$1" 2>/dev/null; do
+    while read -r key value rest; do
+      if [[ "$key" == VmRSS: ]] && (( value > peak_rss )); then peak_rss=$value; fi
+    done <"/proc/$GW_PID/status"
+    if (( tick % 5 == 0 )); then
+      flight="$(in_flight || echo 0)"; flight="${flight%.*}"
+      if (( ${flight:-0} > peak_flight )); then peak_flight=${flight:-0}; fi
+      fds="$(ls -U "/proc/$GW_PID/fd" | wc -l)"
+      if (( fds > peak_fds )); then peak_fds=$fds; fi
+    fi
+    tick=$((tick + 1))
+    sleep 1
+  done
+  printf '%s %s %s\n' "$peak_rss" "$peak_flight" "$peak_fds"
+}
+
 for n in $STREAMS; do
   log "$n streams straight to the sim"
-  run_bench "http://127.0.0.1:$SIM_PORT" direct "$n"
+  run_bench "http://127.0.0.1:$SIM_PORT" direct "$n" &
+  watch_gateway $! >/dev/null
+  wait $! || true
   log "$n streams through the gateway"
   before="$(sim_connections)"
   run_bench "http://127.0.0.1:$GW_PORT" gateway "$n" &
   bench_pid=$!
-  peak_rss=0; peak_flight=0; peak_fds=0
-  while kill -0 "$bench_pid" 2>/dev/null; do
-    rss="$(rss_kib "$GW_PID")"; flight="$(in_flight || echo 0)"; flight="${flight%.*}"
-    (( rss > peak_rss )) && peak_rss=$rss
-    (( ${flight:-0} > peak_flight )) && peak_flight=${flight:-0}
-    fds="$(ls "/proc/$GW_PID/fd" | wc -l)"
-    (( fds > peak_fds )) && peak_fds=$fds
-    sleep 1
-  done
+  peaks="$(watch_gateway "$bench_pid")"
   wait "$bench_pid" || true
-  printf '%s %s %s %s %s\n' "$n" "$peak_rss" "$peak_flight" "$peak_fds" "$(( $(sim_connections) - before ))" >>"$OUT/samples"
+  printf '%s %s %s\n' "$n" "$peaks" "$(( $(sim_connections) - before ))" >>"$OUT/samples"
   sleep 3
 done
 printf '%s\n' "${UPSTREAM:-1.1 (no [backend.http])}" >"$OUT/upstream"

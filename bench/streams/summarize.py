@@ -16,5 +16,5 @@ for line in (out / "samples").read_text().split("\n"):
     gateway = json.loads((out / f"gateway-{n}.json").read_text())["levels"][0]
     per = (peak - idle) / max(flight, 1)
     d, g = direct["itl_ms"]["p99"], gateway["itl_ms"]["p99"]
-    print(f"{n:7}  {flight:9}  {conns:14}  {fds:8}  {peak / 1024:12.1f}  {per:10.1f}  {d:11.1f} ms  {g:12.1f} ms  {g - d:+5.1f}  "
+    print(f"{n:7}  {flight:9}  {conns:14}  {fds:8}  {peak / 1024:12.1f}  {per:10.1f}  {d:11.2f} ms  {g:12.2f} ms  {g - d:+6.2f}  "
           f"{gateway['ttft_ms']['p99']:8.0f} ms  {gateway['failed']:6}")
