@@ -117,12 +117,15 @@ impl Drop for Lease {
 
 pub struct Connections {
     settings: Settings,
-    /// The client every request shares when the backend speaks HTTP/1.1 only; the
-    /// first of `slots` otherwise.
-    first: reqwest::Client,
-    /// `None` when every request may share one client (HTTP/1.1 only).
-    http2: Option<Multiplexed>,
-    slots: RwLock<Vec<Arc<Slot>>>,
+    clients: Clients,
+}
+
+enum Clients {
+    /// HTTP/1.1 only: every request shares one client, which keeps a connection per
+    /// request in flight.
+    Shared(reqwest::Client),
+    /// HTTP/2: a set of clients, one connection each.
+    Multiplexed(Multiplexed),
 }
 
 /// What an HTTP/2 backend's set of clients keeps.
@@ -130,6 +133,13 @@ struct Multiplexed {
     per_connection: u32,
     /// Set to the number of clients (connections).
     opened: ::metrics::Gauge,
+    slots: RwLock<Vec<Arc<Slot>>>,
+}
+
+impl Multiplexed {
+    fn slots(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Connections {
@@ -149,31 +159,29 @@ impl Connections {
             Version::Auto => settings.tls,
         };
         let client = build(&settings)?;
-        let http2 = multiplexed.then(|| {
+        let clients = if multiplexed {
             let opened = ::metrics::gauge!(crate::metrics::HTTP2_CONNECTIONS, "backend" => settings.backend.clone());
             opened.set(1.0);
-            Multiplexed {
+            Clients::Multiplexed(Multiplexed {
                 per_connection: settings.http.streams_per_connection,
                 opened,
-            }
-        });
-        let first = Arc::new(Slot {
-            client: client.clone(),
-            streams: AtomicU32::new(0),
-        });
-        Ok(Connections {
-            first: client,
-            http2,
-            settings,
-            slots: RwLock::new(vec![first]),
-        })
+                slots: RwLock::new(vec![Arc::new(Slot {
+                    client,
+                    streams: AtomicU32::new(0),
+                })]),
+            })
+        } else {
+            Clients::Shared(client)
+        };
+        Ok(Connections { settings, clients })
     }
 
     /// A client to send one request with, and the lease to hold while its answer is
     /// read.
     pub fn lease(&self) -> (reqwest::Client, Lease) {
-        let Some(http2) = &self.http2 else {
-            return (self.first.clone(), Lease(None));
+        let http2 = match &self.clients {
+            Clients::Shared(client) => return (client.clone(), Lease(None)),
+            Clients::Multiplexed(http2) => http2,
         };
         let limit = http2.per_connection;
         // The first client with room takes one more request.
@@ -188,11 +196,11 @@ impl Connections {
                 taken.then(|| (slot.client.clone(), Lease(Some(Arc::clone(slot)))))
             })
         };
-        if let Some(leased) = room(&self.slots.read().unwrap_or_else(|e| e.into_inner())) {
+        if let Some(leased) = room(&http2.slots()) {
             return leased;
         }
         // Checked again under the write lock: another request may have added a client.
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let mut slots = http2.slots.write().unwrap_or_else(|e| e.into_inner());
         if let Some(leased) = room(&slots) {
             return leased;
         }
@@ -218,16 +226,22 @@ impl Connections {
 
     /// How many clients (HTTP/2: connections) this backend has opened so far.
     pub fn clients(&self) -> usize {
-        self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
+        match &self.clients {
+            Clients::Shared(_) => 1,
+            Clients::Multiplexed(http2) => http2.slots().len(),
+        }
     }
 
-    /// Requests in flight on each client.
+    /// Requests in flight on each client; a shared HTTP/1.1 client counts none.
     pub fn streams(&self) -> Vec<u32> {
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots
-            .iter()
-            .map(|slot| slot.streams.load(Ordering::Acquire))
-            .collect()
+        match &self.clients {
+            Clients::Shared(_) => vec![0],
+            Clients::Multiplexed(http2) => http2
+                .slots()
+                .iter()
+                .map(|slot| slot.streams.load(Ordering::Acquire))
+                .collect(),
+        }
     }
 }
 

@@ -86,8 +86,7 @@ impl Backend {
                 backend: config.name.clone(),
                 reason: format!("endpoint {}: {e}", config.endpoint),
             })?;
-        // Loopback backends (a local vLLM, llama.cpp server, sim) never go through a
-        // proxy, and skipping the per-request proxy match is measurably cheaper.
+        // A local vLLM, llama.cpp server or sim: no proxy (`connections::build`).
         let loopback = endpoint
             .host_str()
             .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
