@@ -9,8 +9,9 @@
 # clients' are (a closed loop would start them all at once, and their tokens would
 # arrive in one burst a second). First straight to the sim (the baseline), then through
 # the gateway. While the gateway holds them, its RSS is sampled every second, and its
-# in-flight gauge and open files every 5 s (see watch_gateway); RSS per stream = (peak RSS − idle RSS) ÷ peak in flight. Added ITL p99
-# = the gateway run's inter-token p99 − the direct one's.
+# in-flight gauge and open files every 5 s (see watch_gateway); RSS per stream = (peak
+# RSS − idle RSS) ÷ peak in flight. Added ITL p99 = the gateway run's inter-token p99 −
+# the direct one's.
 #
 # UPSTREAM=2 (the default) speaks HTTP/2 to the sim (h2c), as the gateway does to the
 # vendors' APIs over TLS: 100 streams a connection, so one socket per stream (the
@@ -71,7 +72,14 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 sim_connections() { curl -s "http://127.0.0.1:$SIM_PORT/sim/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("connections_accepted", 0))'; }
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# Sets RSS_KIB to the resident memory of process $1, without a fork.
+read_rss() {
+  local key value rest
+  RSS_KIB=0
+  while read -r key value rest; do
+    if [[ "$key" == VmRSS: ]]; then RSS_KIB=$value; fi
+  done <"/proc/$1/status"
+}
 in_flight() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^costfloor_backend_in_flight\{/ {print $2}' | head -1; }
 
 STREAM_S=$(( (TOKENS * DELAY_MS + 999) / 1000 ))
@@ -86,21 +94,20 @@ run_bench() { # target label streams
 # Warm the gateway (its pools, its allocator) with a short run, then take the idle RSS.
 run_bench "http://127.0.0.1:$GW_PORT" warm 50
 sleep 2
-IDLE_KIB="$(rss_kib "$GW_PID")"
+read_rss "$GW_PID"; IDLE_KIB=$RSS_KIB
 log "gateway idle RSS ${IDLE_KIB} KiB"
 printf '%s\n' "$IDLE_KIB" >"$OUT/idle_kib"
 
 # Samples the gateway while the bench with pid $1 runs and prints its peaks: RSS every
-# second (read without a fork), the in-flight gauge and open files every 5 s, as a
+# second, the in-flight gauge and open files every 5 s, as a
 # Prometheus scrape would (the scrape and the listing of 10,000 open files take
 # milliseconds of the cores the streams share). It runs through the direct runs too, so
 # that both sides of the comparison carry its cost.
 watch_gateway() {
-  local peak_rss=0 peak_flight=0 peak_fds=0 tick=0 key value rest flight fds
+  local peak_rss=0 peak_flight=0 peak_fds=0 tick=0 flight fds
   while kill -0 "$1" 2>/dev/null; do
-    while read -r key value rest; do
-      if [[ "$key" == VmRSS: ]] && (( value > peak_rss )); then peak_rss=$value; fi
-    done <"/proc/$GW_PID/status"
+    read_rss "$GW_PID"
+    if (( RSS_KIB > peak_rss )); then peak_rss=$RSS_KIB; fi
     if (( tick % 5 == 0 )); then
       flight="$(in_flight || echo 0)"; flight="${flight%.*}"
       if (( ${flight:-0} > peak_flight )); then peak_flight=${flight:-0}; fi
